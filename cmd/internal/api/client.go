@@ -1,0 +1,46 @@
+package api
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"syscall"
+)
+
+// ErrNoDaemon says nothing listens on the socket.
+var ErrNoDaemon = errors.New("no ul2tpd answers")
+
+// Do sends one request to the daemon at socket and returns its response.
+func Do(ctx context.Context, socket string, req Request) (Response, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", socket)
+	if err != nil {
+		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
+			return Response{}, fmt.Errorf("%w on %s (start it with: ul2tpd --socket %s)", ErrNoDaemon, socket, socket)
+		}
+		return Response{}, fmt.Errorf("connect to ul2tpd at %s: %w", socket, err)
+	}
+	defer c.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = c.SetDeadline(dl)
+	}
+	b, err := Marshal(req)
+	if err != nil {
+		return Response{}, err
+	}
+	if _, err := c.Write(b); err != nil {
+		return Response{}, fmt.Errorf("send to ul2tpd at %s: %w", socket, err)
+	}
+	line, err := bufio.NewReader(c).ReadBytes('\n')
+	if err != nil {
+		return Response{}, fmt.Errorf("read from ul2tpd at %s: %w", socket, err)
+	}
+	var resp Response
+	if err := json.Unmarshal(line, &resp); err != nil {
+		return Response{}, fmt.Errorf("decode ul2tpd response: %w", err)
+	}
+	return resp, nil
+}

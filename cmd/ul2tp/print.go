@@ -1,0 +1,74 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/ul2tp/ul2tp/cmd/internal/api"
+	"github.com/ul2tp/ul2tp/datapath"
+)
+
+func enabled(b bool) string {
+	if b {
+		return "enabled"
+	}
+	return "disabled"
+}
+
+// printTunnel writes a tunnel as "ip l2tp show tunnel" does.
+func printTunnel(w io.Writer, t api.TunnelInfo) {
+	fmt.Fprintf(w, "Tunnel %d, encap %s\n", t.TunnelID, t.Encap)
+	fmt.Fprintf(w, "  From %s to %s\n", t.Local, t.Peer)
+	fmt.Fprintf(w, "  Peer tunnel %d\n", t.PeerTunnelID)
+	if t.Encap == "UDP" {
+		fmt.Fprintf(w, "  UDP source / dest ports: %d/%d\n", t.LocalPort, t.PeerPort)
+		if t.Checksum != nil {
+			fmt.Fprintf(w, "  UDP checksum: %s\n", enabled(*t.Checksum))
+		} else if t.ChecksumTx != nil && t.ChecksumRx != nil {
+			fmt.Fprintf(w, "  UDP checksum: %s (tx), %s (rx)\n", enabled(*t.ChecksumTx), enabled(*t.ChecksumRx))
+		}
+	}
+	if t.Stats != nil {
+		printStats(w, t.Stats)
+	}
+}
+
+// printSession writes a session as "ip l2tp show session" does.
+func printSession(w io.Writer, s api.SessionInfo) {
+	fmt.Fprintf(w, "Session %d in tunnel %d\n", s.SessionID, s.TunnelID)
+	fmt.Fprintf(w, "  Peer session %d, tunnel %d\n", s.PeerSessionID, s.PeerTunnelID)
+	fmt.Fprintf(w, "  interface name: %s\n", s.Interface)
+	fmt.Fprintf(w, "  offset 0, peer offset 0\n")
+	if s.Cookie != "" || s.PeerCookie != "" {
+		if s.Cookie != "" {
+			fmt.Fprintf(w, "  cookie %s", s.Cookie)
+		}
+		if s.PeerCookie != "" {
+			fmt.Fprintf(w, "  peer cookie %s", s.PeerCookie)
+		}
+		fmt.Fprintln(w)
+	}
+	if s.ReorderTimeout != 0 {
+		fmt.Fprintf(w, "  reorder timeout: %d\n", s.ReorderTimeout)
+	}
+	if s.SendSeq || s.RecvSeq {
+		fmt.Fprint(w, "  sequence numbering:")
+		if s.SendSeq {
+			fmt.Fprint(w, " send")
+		}
+		if s.RecvSeq {
+			fmt.Fprint(w, " recv")
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "  l2spec_type %s, mtu %d\n", s.L2SpecType, s.MTU)
+	if s.Stats != nil {
+		printStats(w, s.Stats)
+	}
+}
+
+func printStats(w io.Writer, st *datapath.Stats) {
+	fmt.Fprintf(w, "  RX: packets %d bytes %d errors %d seq_discards %d oos_packets %d cookie_discards %d invalid %d\n",
+		st.RxPackets, st.RxBytes, st.RxErrors, st.RxSeqDiscards, st.RxOOSPackets, st.RxCookieDiscards, st.RxInvalid)
+	fmt.Fprintf(w, "  TX: packets %d bytes %d errors %d\n", st.TxPackets, st.TxBytes, st.TxErrors)
+}

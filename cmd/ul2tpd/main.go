@@ -1,0 +1,97 @@
+// Command ul2tpd is the ul2tp daemon: it holds L2TPv3 tunnels and sessions,
+// their TAP devices and sockets, and answers ul2tp (or any client of the
+// protocol in docs/api.md) on a Unix socket.
+//
+// It runs in the foreground and logs to standard error. SIGTERM or SIGINT
+// removes every device it made and exits 0.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/ul2tp/ul2tp/cmd/internal/api"
+	"github.com/ul2tp/ul2tp/cmd/internal/config"
+	"github.com/ul2tp/ul2tp/datapath"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "ul2tpd:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	socket := flag.String("socket", api.DefaultSocket, "path of the control socket (mode 0600)")
+	cfgPath := flag.String("config", "", "TOML file of tunnels and sessions to create at start (go-l2tp's format)")
+	level := flag.String("log-level", "info", "debug, info, warn or error")
+	jsonLog := flag.Bool("log-json", false, "log as JSON lines")
+	flag.Parse()
+	if flag.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", flag.Arg(0))
+	}
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(*level)); err != nil {
+		return fmt.Errorf("--log-level %q: want debug, info, warn or error", *level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	var h slog.Handler = slog.NewTextHandler(os.Stderr, opts)
+	if *jsonLog {
+		h = slog.NewJSONHandler(os.Stderr, opts)
+	}
+	log := slog.New(h)
+
+	var file *config.File
+	if *cfgPath != "" {
+		f, err := config.Load(*cfgPath)
+		if err != nil {
+			return err
+		}
+		file = f
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	plane := datapath.New(log)
+	defer plane.Close()
+	handler := &api.Handler{Plane: plane, Log: log}
+	if file != nil {
+		if err := apply(handler, file); err != nil {
+			return err
+		}
+	}
+	l, err := api.Listen(*socket)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(*socket)
+	log.Info("ul2tpd ready", "socket", *socket, "pid", os.Getpid())
+	err = handler.Serve(ctx, l)
+	log.Info("ul2tpd stopping")
+	return err
+}
+
+// apply creates the configuration file's tunnels and sessions.
+func apply(h *api.Handler, f *config.File) error {
+	for _, t := range f.Tunnels {
+		resp := h.Handle(api.Request{Op: api.OpAddTunnel, Tunnel: &t.Args})
+		if resp.Error != "" {
+			return fmt.Errorf("config tunnel %s: %w", t.Name, errors.New(resp.Error))
+		}
+		for _, s := range t.Sessions {
+			resp := h.Handle(api.Request{Op: api.OpAddSession, Session: &s.Args})
+			if resp.Error != "" {
+				return fmt.Errorf("config tunnel %s session %s: %w", t.Name, s.Name, errors.New(resp.Error))
+			}
+		}
+	}
+	return nil
+}

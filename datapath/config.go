@@ -1,0 +1,172 @@
+package datapath
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/ul2tp/ul2tp/encap"
+)
+
+// Errors with the meaning of the kernel's EEXIST and ENOENT for tunnels and
+// sessions. Returned errors wrap them.
+var (
+	ErrExists   = errors.New("exists")
+	ErrNotFound = errors.New("not found")
+)
+
+// FieldError says which configuration field has a bad value.
+type FieldError struct {
+	Field  string
+	Value  any
+	Reason string
+}
+
+func (e *FieldError) Error() string {
+	return fmt.Sprintf("invalid %s %v: %s", e.Field, e.Value, e.Reason)
+}
+
+// DefaultUDPPort is L2TP's registered UDP port, used when a tunnel names none.
+const DefaultUDPPort = 1701
+
+// TunnelConfig is what L2TP_CMD_TUNNEL_CREATE carries for an unmanaged
+// L2TPv3 tunnel.
+type TunnelConfig struct {
+	ID     uint32      `json:"tunnel_id"`
+	PeerID uint32      `json:"peer_tunnel_id"`
+	Encap  encap.Encap `json:"-"`
+	// Local is the local address; the zero Addr binds every address of
+	// Remote's family.
+	Local  netip.Addr `json:"local"`
+	Remote netip.Addr `json:"peer"`
+	// UDPSport and UDPDport default to 1701.
+	UDPSport uint16 `json:"local_port"`
+	UDPDport uint16 `json:"peer_port"`
+	// UDPCsum turns on IPv4 UDP checksums (off by default, as the kernel).
+	UDPCsum bool `json:"udp_csum"`
+	// UDP6CsumTx / UDP6CsumRx: IPv6 UDP checksums on send / required on
+	// receive (both on by default, as the kernel).
+	UDP6CsumTx bool `json:"udp6_csum_tx"`
+	UDP6CsumRx bool `json:"udp6_csum_rx"`
+}
+
+// Check validates the configuration and fills defaults.
+func (c *TunnelConfig) Check() error {
+	if c.ID == 0 {
+		return &FieldError{"tunnel_id", c.ID, "must be 1..4294967295"}
+	}
+	if c.PeerID == 0 {
+		return &FieldError{"peer_tunnel_id", c.PeerID, "must be 1..4294967295"}
+	}
+	if c.Encap != encap.EncapUDP && c.Encap != encap.EncapIP {
+		return &FieldError{"encap", c.Encap, "want udp or ip"}
+	}
+	if !c.Remote.IsValid() || c.Remote.IsUnspecified() {
+		return &FieldError{"remote", c.Remote, "an address is required"}
+	}
+	c.Remote = c.Remote.Unmap()
+	if c.Local.IsValid() {
+		c.Local = c.Local.Unmap()
+		if c.Local.Is4() != c.Remote.Is4() {
+			return &FieldError{"local", c.Local, "not the same family as remote " + c.Remote.String()}
+		}
+	}
+	if c.Encap == encap.EncapUDP {
+		if c.UDPSport == 0 {
+			c.UDPSport = DefaultUDPPort
+		}
+		if c.UDPDport == 0 {
+			c.UDPDport = DefaultUDPPort
+		}
+	} else {
+		c.UDPSport, c.UDPDport = 0, 0
+	}
+	return nil
+}
+
+// localAddrPort is the address the tunnel's socket binds.
+func (c *TunnelConfig) localAddrPort() netip.AddrPort {
+	a := c.Local
+	if !a.IsValid() {
+		if c.Remote.Is4() {
+			a = netip.IPv4Unspecified()
+		} else {
+			a = netip.IPv6Unspecified()
+		}
+	}
+	return netip.AddrPortFrom(a, c.UDPSport)
+}
+
+// remoteAddrPort is the peer's address as received packets show it.
+func (c *TunnelConfig) remoteAddrPort() netip.AddrPort {
+	return netip.AddrPortFrom(c.Remote, c.UDPDport)
+}
+
+// SessionConfig is what L2TP_CMD_SESSION_CREATE carries for an Ethernet
+// pseudowire.
+type SessionConfig struct {
+	TunnelID uint32 `json:"tunnel_id"`
+	ID       uint32 `json:"session_id"`
+	PeerID   uint32 `json:"peer_session_id"`
+	// Name is the interface name; default "l2tpeth%d".
+	Name string `json:"ifname"`
+	// Cookie is sent in every packet; PeerCookie is required in every
+	// packet received (the kernel's cookie and peer_cookie).
+	Cookie     encap.Cookie `json:"-"`
+	PeerCookie encap.Cookie `json:"-"`
+	L2Spec     encap.L2Spec `json:"-"`
+	// SendSeq, RecvSeq, LNSMode and ReorderTimeout are the kernel's
+	// sequencing options.
+	SendSeq        bool          `json:"send_seq"`
+	RecvSeq        bool          `json:"recv_seq"`
+	LNSMode        bool          `json:"lns_mode"`
+	ReorderTimeout time.Duration `json:"-"`
+	// MTU of the TAP device; 0 derives it from the path MTU toward the
+	// tunnel's remote less the encapsulation overhead.
+	MTU int `json:"mtu"`
+}
+
+// Check validates the configuration and fills defaults.
+func (c *SessionConfig) Check() error {
+	if c.TunnelID == 0 {
+		return &FieldError{"tunnel_id", c.TunnelID, "must be 1..4294967295"}
+	}
+	if c.ID == 0 {
+		return &FieldError{"session_id", c.ID, "must be 1..4294967295"}
+	}
+	if c.PeerID == 0 {
+		return &FieldError{"peer_session_id", c.PeerID, "must be 1..4294967295"}
+	}
+	if c.L2Spec != encap.L2SpecNone && c.L2Spec != encap.L2SpecDefault {
+		return &FieldError{"l2spec_type", c.L2Spec, "want none or default"}
+	}
+	if c.Name == "" {
+		c.Name = "l2tpeth%d"
+	}
+	if len(c.Name) > 15 {
+		return &FieldError{"name", c.Name, "longer than 15 bytes"}
+	}
+	if c.MTU != 0 && (c.MTU < 68 || c.MTU > 65535-64) {
+		return &FieldError{"mtu", c.MTU, "must be 68..65471"}
+	}
+	if c.ReorderTimeout < 0 {
+		return &FieldError{"reorder_timeout", c.ReorderTimeout, "must not be negative"}
+	}
+	return nil
+}
+
+// Overhead is the number of bytes the outer IP header, UDP header (for UDP
+// encapsulation), L2TPv3 header and the tunnelled Ethernet header add to an
+// IP packet inside the pseudowire. The TAP's MTU is the path MTU less this.
+func Overhead(t *TunnelConfig, s *SessionConfig) int {
+	n := 20
+	if !t.Remote.Is4() {
+		n = 40
+	}
+	if t.Encap == encap.EncapUDP {
+		n += 8
+	}
+	l := encap.V3Layout{Encap: t.Encap, Cookie: s.Cookie, L2Spec: s.L2Spec}
+	return n + l.HeaderLen() + 14
+}

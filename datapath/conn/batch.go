@@ -1,0 +1,174 @@
+package conn
+
+import (
+	"net/netip"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Msg is one datagram in a batch.
+type Msg struct {
+	// Buf is the datagram to send, or the space to receive into.
+	Buf []byte
+	// Off and N locate a received datagram's L2TP part: Buf[Off:N]. For raw
+	// IPv4 sockets Off skips the IP header the kernel hands up.
+	Off, N int
+	// Addr is the peer: the destination to send to, or the source received
+	// from (the port is 0 for IP encapsulation).
+	Addr netip.AddrPort
+	// Truncated is set when the datagram did not fit in Buf.
+	Truncated bool
+}
+
+// Batch is the per-goroutine state of batched I/O: the kernel's message
+// headers, I/O vectors and address storage, allocated once. A Batch must not
+// be used by two goroutines at once.
+type Batch struct {
+	Msgs  []Msg
+	hdrs  []unix.Mmsghdr
+	iovs  []unix.Iovec
+	addrs []rawAddr
+
+	c     *Conn
+	n     int // messages to send or received
+	sent  int
+	err   error
+	recvF func(fd uintptr) bool
+	sendF func(fd uintptr) bool
+}
+
+// NewBatch makes a batch of up to n messages for c. The caller fills each
+// Msgs[i].Buf with its own buffers.
+func (c *Conn) NewBatch(n int) *Batch {
+	b := &Batch{
+		Msgs:  make([]Msg, n),
+		hdrs:  make([]unix.Mmsghdr, n),
+		iovs:  make([]unix.Iovec, n),
+		addrs: make([]rawAddr, n),
+		c:     c,
+	}
+	b.recvF = b.recvmmsg
+	b.sendF = b.sendmmsg
+	return b
+}
+
+// Recv blocks until at least one datagram arrives and fills up to
+// len(b.Msgs) of them. It returns how many.
+func (c *Conn) Recv(b *Batch) (int, error) {
+	n := len(b.Msgs)
+	for i := 0; i < n; i++ {
+		m := &b.Msgs[i]
+		b.iovs[i].Base = unsafe.SliceData(m.Buf)
+		b.iovs[i].SetLen(cap(m.Buf))
+		h := &b.hdrs[i].Hdr
+		h.Name = &b.addrs[i].b[0]
+		h.Namelen = uint32(len(b.addrs[i].b))
+		h.Iov = &b.iovs[i]
+		h.Iovlen = 1
+		h.Control = nil
+		h.Controllen = 0
+		h.Flags = 0
+		b.hdrs[i].Len = 0
+	}
+	b.n, b.err = n, nil
+	if err := c.rc.Read(b.recvF); err != nil {
+		return 0, err
+	}
+	if b.err != nil {
+		return 0, b.err
+	}
+	for i := 0; i < b.n; i++ {
+		m := &b.Msgs[i]
+		m.N = int(b.hdrs[i].Len)
+		m.Off = 0
+		m.Truncated = b.hdrs[i].Hdr.Flags&unix.MSG_TRUNC != 0
+		if m.N > cap(m.Buf) {
+			m.N = cap(m.Buf)
+		}
+		m.Addr = b.addrs[i].get()
+		if c.kind == IP && !c.v6 {
+			// Raw IPv4 sockets deliver the IP header too.
+			m.Off = ipv4HeaderLen(m.Buf[:m.N])
+		}
+	}
+	return b.n, nil
+}
+
+func ipv4HeaderLen(b []byte) int {
+	if len(b) < 20 {
+		return len(b)
+	}
+	hl := int(b[0]&0x0f) * 4
+	if hl < 20 || hl > len(b) {
+		return len(b)
+	}
+	return hl
+}
+
+func (b *Batch) recvmmsg(fd uintptr) bool {
+	r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.hdrs[0])), uintptr(b.n), 0, 0, 0)
+	if e == unix.EAGAIN || e == unix.EINTR {
+		return false
+	}
+	if e != 0 {
+		b.err = e
+		b.n = 0
+		return true
+	}
+	b.n = int(r)
+	return true
+}
+
+// Send sends b.Msgs[:n], each Buf to its Addr, blocking while the socket
+// buffer is full. A datagram the kernel refuses is skipped and the rest are
+// still sent; Send returns how many went out and the first error.
+func (c *Conn) Send(b *Batch, n int) (int, error) {
+	if n == 0 {
+		return 0, nil
+	}
+	for i := 0; i < n; i++ {
+		m := &b.Msgs[i]
+		b.iovs[i].Base = unsafe.SliceData(m.Buf)
+		b.iovs[i].SetLen(len(m.Buf))
+		h := &b.hdrs[i].Hdr
+		h.Name = &b.addrs[i].b[0]
+		h.Namelen = b.addrs[i].set(m.Addr, c.kind)
+		h.Iov = &b.iovs[i]
+		h.Iovlen = 1
+		h.Control = nil
+		h.Controllen = 0
+		h.Flags = 0
+	}
+	b.n, b.sent = n, 0
+	ok := 0
+	var first error
+	for b.sent < n {
+		b.err = nil
+		before := b.sent
+		if err := c.rc.Write(b.sendF); err != nil {
+			return ok, err
+		}
+		ok += b.sent - before
+		if b.err != nil {
+			if first == nil {
+				first = b.err
+			}
+			b.sent++ // skip the datagram the kernel refused
+		}
+	}
+	return ok, first
+}
+
+func (b *Batch) sendmmsg(fd uintptr) bool {
+	r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.hdrs[b.sent])), uintptr(b.n-b.sent), 0, 0, 0)
+	if e == unix.EAGAIN || e == unix.EINTR {
+		return false
+	}
+	if e != 0 {
+		b.err = e
+		return true
+	}
+	b.sent += int(r)
+	return true
+}

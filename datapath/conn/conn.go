@@ -1,0 +1,245 @@
+// Package conn is the datapath's socket layer: UDP and raw IP-protocol-115
+// sockets for IPv4 and IPv6, read and written in batches with recvmmsg(2)
+// and sendmmsg(2) on buffers the caller owns, so no call allocates.
+//
+// It knows nothing of L2TP headers; datapath demultiplexes what it reads.
+package conn
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Kind says what a socket carries.
+type Kind uint8
+
+const (
+	UDP Kind = iota // L2TP over UDP
+	IP              // L2TPv3 over IP protocol 115
+)
+
+func (k Kind) String() string {
+	if k == IP {
+		return "ip"
+	}
+	return "udp"
+}
+
+// Options tune a socket.
+type Options struct {
+	// UDPCsum enables IPv4 UDP checksums on transmit (the kernel's udp_csum;
+	// off by default as for kernel L2TP tunnels).
+	UDPCsum bool
+	// UDP6ZeroCsumTx sends IPv6 UDP datagrams with a zero checksum
+	// (udp6_csum_tx off). UDP6ZeroCsumRx accepts them (udp6_csum_rx off).
+	UDP6ZeroCsumTx, UDP6ZeroCsumRx bool
+	// Reuse sets SO_REUSEPORT, for several queues on one address.
+	Reuse bool
+	// BufBytes sets SO_RCVBUF and SO_SNDBUF (with the FORCE variants as root)
+	// when non-zero.
+	BufBytes int
+}
+
+// Conn is one datagram socket.
+type Conn struct {
+	f     *os.File
+	rc    syscall.RawConn
+	kind  Kind
+	v6    bool
+	local netip.AddrPort
+}
+
+// Listen opens a socket of kind on local (for IP, the port is ignored; an
+// unspecified address listens on every address of the family).
+func Listen(kind Kind, local netip.AddrPort, o Options) (*Conn, error) {
+	v6 := local.Addr().Is6() && !local.Addr().Is4In6()
+	family, typ, proto := unix.AF_INET, unix.SOCK_DGRAM, unix.IPPROTO_UDP
+	if v6 {
+		family = unix.AF_INET6
+	}
+	if kind == IP {
+		typ, proto = unix.SOCK_RAW, 115
+	}
+	fd, err := unix.Socket(family, typ|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, proto)
+	if err != nil {
+		return nil, fmt.Errorf("socket %s %s: %w", kind, local, err)
+	}
+	c, err := setup(fd, kind, v6, local, o)
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	return c, nil
+}
+
+func setup(fd int, kind Kind, v6 bool, local netip.AddrPort, o Options) (*Conn, error) {
+	opt := func(level, name, v int, what string) error {
+		if err := unix.SetsockoptInt(fd, level, name, v); err != nil {
+			return fmt.Errorf("%s on %s %s: %w", what, kind, local, err)
+		}
+		return nil
+	}
+	if o.Reuse {
+		if err := opt(unix.SOL_SOCKET, unix.SO_REUSEPORT, 1, "SO_REUSEPORT"); err != nil {
+			return nil, err
+		}
+	}
+	if o.BufBytes > 0 {
+		if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, o.BufBytes) != nil {
+			_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, o.BufBytes)
+		}
+		if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, o.BufBytes) != nil {
+			_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, o.BufBytes)
+		}
+	}
+	// Let the kernel fragment oversized outer packets, as kernel L2TP does
+	// (it sets ignore_df), rather than refuse them with EMSGSIZE.
+	if v6 {
+		if err := opt(unix.IPPROTO_IPV6, unix.IPV6_MTU_DISCOVER, unix.IPV6_PMTUDISC_DONT, "IPV6_MTU_DISCOVER"); err != nil {
+			return nil, err
+		}
+		if err := opt(unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1, "IPV6_V6ONLY"); err != nil {
+			return nil, err
+		}
+	} else if err := opt(unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, unix.IP_PMTUDISC_DONT, "IP_MTU_DISCOVER"); err != nil {
+		return nil, err
+	}
+	if kind == UDP {
+		if !v6 && !o.UDPCsum {
+			if err := opt(unix.SOL_SOCKET, unix.SO_NO_CHECK, 1, "SO_NO_CHECK"); err != nil {
+				return nil, err
+			}
+		}
+		if v6 && o.UDP6ZeroCsumTx {
+			if err := opt(unix.IPPROTO_UDP, unix.UDP_NO_CHECK6_TX, 1, "UDP_NO_CHECK6_TX"); err != nil {
+				return nil, err
+			}
+		}
+		if v6 && o.UDP6ZeroCsumRx {
+			if err := opt(unix.IPPROTO_UDP, unix.UDP_NO_CHECK6_RX, 1, "UDP_NO_CHECK6_RX"); err != nil {
+				return nil, err
+			}
+		}
+	}
+	sa := sockaddr(local, kind)
+	if err := unix.Bind(fd, sa); err != nil {
+		return nil, fmt.Errorf("bind %s %s: %w", kind, local, err)
+	}
+	if kind == UDP && local.Port() == 0 {
+		if got, err := unix.Getsockname(fd); err == nil {
+			local = fromSockaddr(got)
+		}
+	}
+	f := os.NewFile(uintptr(fd), fmt.Sprintf("%s:%s", kind, local))
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s %s: %w", kind, local, err)
+	}
+	return &Conn{f: f, rc: rc, kind: kind, v6: v6, local: local}, nil
+}
+
+// LocalAddr is the bound address; for UDP the port is the one bound.
+func (c *Conn) LocalAddr() netip.AddrPort { return c.local }
+
+// Kind is what the socket carries.
+func (c *Conn) Kind() Kind { return c.kind }
+
+// Close closes the socket and wakes any goroutine blocked in Recv or Send
+// with an error for which IsClosed is true.
+func (c *Conn) Close() error { return c.f.Close() }
+
+// IsClosed reports whether err says the socket or device was closed.
+func IsClosed(err error) bool { return errors.Is(err, os.ErrClosed) }
+
+// PathMTU asks the routing table for the MTU toward remote (IP_MTU on a
+// connected probe socket). It returns 1500 when there is no answer.
+func PathMTU(remote netip.Addr) int {
+	family, level, name := unix.AF_INET, unix.IPPROTO_IP, unix.IP_MTU
+	if remote.Is6() && !remote.Is4In6() {
+		family, level, name = unix.AF_INET6, unix.IPPROTO_IPV6, unix.IPV6_MTU
+	}
+	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return 1500
+	}
+	defer unix.Close(fd)
+	if err := unix.Connect(fd, sockaddr(netip.AddrPortFrom(remote, 1701), UDP)); err != nil {
+		return 1500
+	}
+	mtu, err := unix.GetsockoptInt(fd, level, name)
+	if err != nil || mtu < 576 {
+		return 1500
+	}
+	return mtu
+}
+
+func sockaddr(ap netip.AddrPort, kind Kind) unix.Sockaddr {
+	port := int(ap.Port())
+	if kind == IP {
+		port = 0
+	}
+	a := ap.Addr()
+	if a.Is6() && !a.Is4In6() {
+		sa := &unix.SockaddrInet6{Port: port, Addr: a.As16()}
+		return sa
+	}
+	return &unix.SockaddrInet4{Port: port, Addr: a.Unmap().As4()}
+}
+
+func fromSockaddr(sa unix.Sockaddr) netip.AddrPort {
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port))
+	case *unix.SockaddrInet6:
+		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), uint16(sa.Port))
+	}
+	return netip.AddrPort{}
+}
+
+// rawAddr is storage for an IPv4 or IPv6 socket address, in the form the
+// kernel reads and writes.
+type rawAddr struct {
+	b [unix.SizeofSockaddrInet6]byte
+}
+
+func (r *rawAddr) set(ap netip.AddrPort, kind Kind) uint32 {
+	port := ap.Port()
+	if kind == IP {
+		port = 0
+	}
+	a := ap.Addr()
+	if a.Is6() && !a.Is4In6() {
+		sa := (*unix.RawSockaddrInet6)(unsafe.Pointer(&r.b[0]))
+		*sa = unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: a.As16()}
+		p := (*[2]byte)(unsafe.Pointer(&sa.Port))
+		p[0], p[1] = byte(port>>8), byte(port)
+		return unix.SizeofSockaddrInet6
+	}
+	sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(&r.b[0]))
+	*sa = unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: a.Unmap().As4()}
+	p := (*[2]byte)(unsafe.Pointer(&sa.Port))
+	p[0], p[1] = byte(port>>8), byte(port)
+	return unix.SizeofSockaddrInet4
+}
+
+func (r *rawAddr) get() netip.AddrPort {
+	fam := *(*uint16)(unsafe.Pointer(&r.b[0]))
+	switch fam {
+	case unix.AF_INET:
+		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(&r.b[0]))
+		p := (*[2]byte)(unsafe.Pointer(&sa.Port))
+		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(p[0])<<8|uint16(p[1]))
+	case unix.AF_INET6:
+		sa := (*unix.RawSockaddrInet6)(unsafe.Pointer(&r.b[0]))
+		p := (*[2]byte)(unsafe.Pointer(&sa.Port))
+		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), uint16(p[0])<<8|uint16(p[1]))
+	}
+	return netip.AddrPort{}
+}

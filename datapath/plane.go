@@ -1,0 +1,344 @@
+package datapath
+
+import (
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	"github.com/ul2tp/ul2tp/datapath/conn"
+	"github.com/ul2tp/ul2tp/datapath/tap"
+	"github.com/ul2tp/ul2tp/encap"
+)
+
+// Sizes of the pumps' buffers.
+const (
+	// Headroom is the space left in front of each frame read from a TAP for
+	// the L2TP header to be written into.
+	Headroom = 64
+	// frameBufSize holds a frame of up to 16 KiB read from a TAP.
+	frameBufSize = Headroom + 16384
+	// dgramBufSize holds a datagram of up to 16 KiB (jumbo underlays).
+	dgramBufSize = 16384
+	// batchSize is how many frames or datagrams one system call moves.
+	batchSize = 32
+	// socketBufBytes sizes each socket's kernel buffers.
+	socketBufBytes = 4 << 20
+)
+
+// Plane holds tunnels, sessions, their devices and sockets. Its methods are
+// safe for concurrent use.
+type Plane struct {
+	log *slog.Logger
+
+	mu      sync.Mutex
+	tunnels map[uint32]*Tunnel
+	sockets map[sockKey]*socket
+	wg      sync.WaitGroup
+	closed  bool
+}
+
+// New makes an empty Plane that logs to log.
+func New(log *slog.Logger) *Plane {
+	return &Plane{
+		log:     log,
+		tunnels: make(map[uint32]*Tunnel),
+		sockets: make(map[sockKey]*socket),
+	}
+}
+
+// Tunnel is one L2TPv3 tunnel.
+type Tunnel struct {
+	cfg      TunnelConfig
+	remote   netip.AddrPort
+	sock     *socket
+	stats    counters
+	sessions map[uint32]*Session // guarded by Plane.mu
+}
+
+// Config returns the tunnel's configuration.
+func (t *Tunnel) Config() TunnelConfig { return t.cfg }
+
+// Stats returns the tunnel's counters.
+func (t *Tunnel) Stats() Stats { return t.stats.snapshot() }
+
+// Session is one Ethernet pseudowire in a tunnel.
+type Session struct {
+	cfg    SessionConfig
+	tunnel *Tunnel
+	dev    *tap.Device
+	ifname string
+	mtu    int
+	tx, rx encap.V3Layout
+	stats  counters
+	ns     atomic.Uint32 // next Ns to send
+	wg     sync.WaitGroup
+}
+
+// Config returns the session's configuration.
+func (s *Session) Config() SessionConfig { return s.cfg }
+
+// Stats returns the session's counters.
+func (s *Session) Stats() Stats { return s.stats.snapshot() }
+
+// IfName is the name of the session's TAP device.
+func (s *Session) IfName() string { return s.ifname }
+
+// MTU is the MTU the TAP device was created with.
+func (s *Session) MTU() int { return s.mtu }
+
+// sockKey identifies a shareable socket.
+type sockKey struct {
+	kind  conn.Kind
+	local netip.AddrPort
+}
+
+// AddTunnel creates a tunnel. A tunnel with the same id gives ErrExists.
+func (p *Plane) AddTunnel(cfg TunnelConfig) (*Tunnel, error) {
+	if err := cfg.Check(); err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, fmt.Errorf("tunnel %d: plane closed", cfg.ID)
+	}
+	if _, ok := p.tunnels[cfg.ID]; ok {
+		return nil, fmt.Errorf("tunnel %d: %w", cfg.ID, ErrExists)
+	}
+	t := &Tunnel{cfg: cfg, remote: cfg.remoteAddrPort(), sessions: make(map[uint32]*Session)}
+	sock, err := p.socketFor(&cfg)
+	if err != nil {
+		return nil, fmt.Errorf("tunnel %d: %w", cfg.ID, err)
+	}
+	t.sock = sock
+	sock.refs++
+	p.tunnels[cfg.ID] = t
+	sock.rebuild(p)
+	p.log.Info("tunnel created", "tunnel_id", cfg.ID, "peer_tunnel_id", cfg.PeerID,
+		"encap", cfg.Encap.String(), "local", sock.c.LocalAddr().String(), "remote", t.remote.String())
+	return t, nil
+}
+
+// socketFor finds or opens the socket a tunnel sends and receives on.
+// Called with p.mu held.
+func (p *Plane) socketFor(cfg *TunnelConfig) (*socket, error) {
+	kind := conn.UDP
+	if cfg.Encap == encap.EncapIP {
+		kind = conn.IP
+	}
+	opts := conn.Options{
+		UDPCsum:        cfg.UDPCsum,
+		UDP6ZeroCsumTx: !cfg.UDP6CsumTx,
+		UDP6ZeroCsumRx: !cfg.UDP6CsumRx,
+		BufBytes:       socketBufBytes,
+	}
+	if kind == conn.IP {
+		opts.UDPCsum, opts.UDP6ZeroCsumTx, opts.UDP6ZeroCsumRx = false, false, false
+	}
+	key := sockKey{kind: kind, local: cfg.localAddrPort()}
+	if s, ok := p.sockets[key]; ok {
+		if s.opts != opts {
+			return nil, &FieldError{"udp_csum", cfg.UDPCsum,
+				fmt.Sprintf("checksum options differ from the other tunnels sharing %s %s", kind, key.local)}
+		}
+		return s, nil
+	}
+	c, err := conn.Listen(kind, key.local, opts)
+	if err != nil {
+		return nil, err
+	}
+	s := &socket{c: c, key: key, opts: opts, log: p.log}
+	s.demux.Store(&demux{})
+	p.sockets[key] = s
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		s.receive()
+	}()
+	return s, nil
+}
+
+// DelTunnel deletes a tunnel and every session in it.
+func (p *Plane) DelTunnel(id uint32) error {
+	p.mu.Lock()
+	t, ok := p.tunnels[id]
+	if !ok {
+		p.mu.Unlock()
+		return fmt.Errorf("tunnel %d: %w", id, ErrNotFound)
+	}
+	sessions := make([]*Session, 0, len(t.sessions))
+	for _, s := range t.sessions {
+		sessions = append(sessions, s)
+	}
+	t.sessions = map[uint32]*Session{}
+	delete(p.tunnels, id)
+	t.sock.rebuild(p)
+	t.sock.refs--
+	var closeSock *socket
+	if t.sock.refs == 0 {
+		delete(p.sockets, t.sock.key)
+		closeSock = t.sock
+	}
+	p.mu.Unlock()
+	for _, s := range sessions {
+		s.close()
+	}
+	if closeSock != nil {
+		closeSock.c.Close()
+	}
+	p.log.Info("tunnel deleted", "tunnel_id", id, "sessions", len(sessions))
+	return nil
+}
+
+// Tunnel returns the tunnel with id, or nil.
+func (p *Plane) Tunnel(id uint32) *Tunnel {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.tunnels[id]
+}
+
+// Tunnels returns every tunnel, by id.
+func (p *Plane) Tunnels() []*Tunnel {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ts := make([]*Tunnel, 0, len(p.tunnels))
+	for _, t := range p.tunnels {
+		ts = append(ts, t)
+	}
+	sort.Slice(ts, func(i, j int) bool { return ts[i].cfg.ID < ts[j].cfg.ID })
+	return ts
+}
+
+// Sessions returns the sessions of tunnel id (every tunnel when id is 0),
+// by tunnel and session id.
+func (p *Plane) Sessions(id uint32) []*Session {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var ss []*Session
+	for tid, t := range p.tunnels {
+		if id != 0 && tid != id {
+			continue
+		}
+		for _, s := range t.sessions {
+			ss = append(ss, s)
+		}
+	}
+	sort.Slice(ss, func(i, j int) bool {
+		a, b := ss[i].cfg, ss[j].cfg
+		if a.TunnelID != b.TunnelID {
+			return a.TunnelID < b.TunnelID
+		}
+		return a.ID < b.ID
+	})
+	return ss
+}
+
+// AddSession creates an Ethernet session and its TAP device in a tunnel.
+func (p *Plane) AddSession(cfg SessionConfig) (*Session, error) {
+	if err := cfg.Check(); err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	t, ok := p.tunnels[cfg.TunnelID]
+	if !ok {
+		return nil, fmt.Errorf("tunnel %d: %w", cfg.TunnelID, ErrNotFound)
+	}
+	if _, ok := t.sessions[cfg.ID]; ok {
+		return nil, fmt.Errorf("session %d in tunnel %d: %w", cfg.ID, cfg.TunnelID, ErrExists)
+	}
+	if err := p.checkSessionID(t, cfg.ID); err != nil {
+		return nil, err
+	}
+	s := &Session{
+		cfg:    cfg,
+		tunnel: t,
+		tx:     encap.V3Layout{Encap: t.cfg.Encap, Cookie: cfg.Cookie, L2Spec: cfg.L2Spec},
+		rx:     encap.V3Layout{Encap: t.cfg.Encap, Cookie: cfg.PeerCookie, L2Spec: cfg.L2Spec},
+	}
+	s.mtu = cfg.MTU
+	if s.mtu == 0 {
+		s.mtu = conn.PathMTU(t.cfg.Remote) - Overhead(&t.cfg, &cfg)
+	}
+	dev, err := tap.Create(tap.Config{Name: cfg.Name, MTU: s.mtu})
+	if err != nil {
+		return nil, fmt.Errorf("session %d: %w", cfg.ID, err)
+	}
+	s.dev, s.ifname = dev, dev.Name()
+	t.sessions[cfg.ID] = s
+	t.sock.rebuild(p)
+	for _, q := range dev.Queues() {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.transmit(q)
+		}()
+	}
+	p.log.Info("session created", "tunnel_id", cfg.TunnelID, "session_id", cfg.ID,
+		"peer_session_id", cfg.PeerID, "ifname", s.ifname, "mtu", s.mtu)
+	return s, nil
+}
+
+// checkSessionID refuses a session id the receive side could not tell
+// apart: L2TPv3 over IP demultiplexes by session id alone across every IP
+// tunnel (as the kernel does), UDP by session id and peer on a socket.
+func (p *Plane) checkSessionID(t *Tunnel, id uint32) error {
+	for _, o := range p.tunnels {
+		if o == t || o.cfg.Encap != t.cfg.Encap {
+			continue
+		}
+		if _, ok := o.sessions[id]; !ok {
+			continue
+		}
+		if t.cfg.Encap == encap.EncapIP || (o.sock == t.sock && o.remote == t.remote) {
+			return fmt.Errorf("session %d: %w in tunnel %d", id, ErrExists, o.cfg.ID)
+		}
+	}
+	return nil
+}
+
+// DelSession deletes a session and its TAP device.
+func (p *Plane) DelSession(tunnelID, id uint32) error {
+	p.mu.Lock()
+	t, ok := p.tunnels[tunnelID]
+	if !ok {
+		p.mu.Unlock()
+		return fmt.Errorf("tunnel %d: %w", tunnelID, ErrNotFound)
+	}
+	s, ok := t.sessions[id]
+	if !ok {
+		p.mu.Unlock()
+		return fmt.Errorf("session %d in tunnel %d: %w", id, tunnelID, ErrNotFound)
+	}
+	delete(t.sessions, id)
+	t.sock.rebuild(p)
+	p.mu.Unlock()
+	s.close()
+	p.log.Info("session deleted", "tunnel_id", tunnelID, "session_id", id)
+	return nil
+}
+
+func (s *Session) close() {
+	s.dev.Close()
+	s.wg.Wait()
+}
+
+// Close deletes every tunnel, session, device and socket and waits for the
+// pumps to stop.
+func (p *Plane) Close() error {
+	p.mu.Lock()
+	p.closed = true
+	ids := make([]uint32, 0, len(p.tunnels))
+	for id := range p.tunnels {
+		ids = append(ids, id)
+	}
+	p.mu.Unlock()
+	for _, id := range ids {
+		_ = p.DelTunnel(id)
+	}
+	p.wg.Wait()
+	return nil
+}

@@ -1,0 +1,41 @@
+package datapath
+
+import "sync/atomic"
+
+// Stats are the counters of a tunnel or session, named and meant as the
+// kernel's L2TP_ATTR_STATS. Byte counts are of the tunnelled frames, without
+// the L2TP header, as the kernel counts them.
+type Stats struct {
+	TxPackets        uint64 `json:"tx_packets"`
+	TxBytes          uint64 `json:"tx_bytes"`
+	TxErrors         uint64 `json:"tx_errors"`
+	RxPackets        uint64 `json:"rx_packets"`
+	RxBytes          uint64 `json:"rx_bytes"`
+	RxErrors         uint64 `json:"rx_errors"`
+	RxSeqDiscards    uint64 `json:"rx_seq_discards"`
+	RxOOSPackets     uint64 `json:"rx_oos_packets"`
+	RxCookieDiscards uint64 `json:"rx_cookie_discards"`
+	RxInvalid        uint64 `json:"rx_invalid"`
+}
+
+// counters is the live, atomically updated form of Stats.
+type counters struct {
+	txPackets, txBytes, txErrors                             atomic.Uint64
+	rxPackets, rxBytes, rxErrors                             atomic.Uint64
+	rxSeqDiscards, rxOOSPackets, rxCookieDiscards, rxInvalid atomic.Uint64
+}
+
+func (c *counters) snapshot() Stats {
+	return Stats{
+		TxPackets:        c.txPackets.Load(),
+		TxBytes:          c.txBytes.Load(),
+		TxErrors:         c.txErrors.Load(),
+		RxPackets:        c.rxPackets.Load(),
+		RxBytes:          c.rxBytes.Load(),
+		RxErrors:         c.rxErrors.Load(),
+		RxSeqDiscards:    c.rxSeqDiscards.Load(),
+		RxOOSPackets:     c.rxOOSPackets.Load(),
+		RxCookieDiscards: c.rxCookieDiscards.Load(),
+		RxInvalid:        c.rxInvalid.Load(),
+	}
+}

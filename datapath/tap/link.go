@@ -1,0 +1,46 @@
+package tap
+
+import (
+	"fmt"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+type ifreqInt struct {
+	name [unix.IFNAMSIZ]byte
+	val  int32
+	_    [20]byte
+}
+
+func ifIoctl(name string, req uintptr, val int32) (int32, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(fd)
+	var r ifreqInt
+	copy(r.name[:], name)
+	r.val = val
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), req, uintptr(unsafe.Pointer(&r))); e != 0 {
+		return 0, e
+	}
+	return r.val, nil
+}
+
+// SetMTU sets an interface's MTU.
+func SetMTU(name string, mtu int) error {
+	if _, err := ifIoctl(name, unix.SIOCSIFMTU, int32(mtu)); err != nil {
+		return fmt.Errorf("set mtu %d on %s: %w", mtu, name, err)
+	}
+	return nil
+}
+
+// MTU reads an interface's MTU.
+func MTU(name string) (int, error) {
+	v, err := ifIoctl(name, unix.SIOCGIFMTU, 0)
+	if err != nil {
+		return 0, fmt.Errorf("mtu of %s: %w", name, err)
+	}
+	return int(v), nil
+}

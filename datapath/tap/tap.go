@@ -1,0 +1,188 @@
+// Package tap opens Linux TAP devices through /dev/net/tun and moves
+// Ethernet frames in and out of them in batches, on the caller's buffers.
+//
+// It opens the device itself with golang.org/x/sys/unix rather than through
+// github.com/songgao/water because the datapath needs IFF_MULTI_QUEUE (one
+// file descriptor per queue) and, later, IFF_VNET_HDR, which water lacks.
+// It knows nothing of L2TP.
+package tap
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Config says how to create a device.
+type Config struct {
+	// Name is the interface name; a "%d" in it lets the kernel pick the
+	// number (as "l2tpeth%d").
+	Name string
+	// Queues is the number of queues (file descriptors) to open; more than
+	// one needs IFF_MULTI_QUEUE. 0 means 1.
+	Queues int
+	// MTU is set on the interface when non-zero.
+	MTU int
+}
+
+// Device is a TAP interface with one or more queues.
+type Device struct {
+	name   string
+	queues []*Queue
+}
+
+// Queue is one file descriptor of a device. Each queue is read by one
+// goroutine; writes may come from several.
+type Queue struct {
+	f      *os.File
+	rc     syscall.RawConn
+	bufs   [][]byte
+	sizes  []int
+	off    int
+	n      int
+	err    error
+	readF  func(fd uintptr) bool
+	wmu    sync.Mutex // guards wbuf and werr: several goroutines may write
+	wbuf   []byte
+	writeF func(fd uintptr) bool
+	werr   error
+}
+
+type ifreqFlags struct {
+	name  [unix.IFNAMSIZ]byte
+	flags uint16
+	_     [22]byte
+}
+
+// Create makes the device and opens its queues. The device disappears when
+// every queue is closed.
+func Create(c Config) (*Device, error) {
+	if c.Queues < 1 {
+		c.Queues = 1
+	}
+	if len(c.Name) >= unix.IFNAMSIZ {
+		return nil, fmt.Errorf("interface name %q: longer than %d bytes", c.Name, unix.IFNAMSIZ-1)
+	}
+	flags := uint16(unix.IFF_TAP | unix.IFF_NO_PI)
+	if c.Queues > 1 {
+		flags |= unix.IFF_MULTI_QUEUE
+	}
+	d := &Device{name: c.Name}
+	for i := 0; i < c.Queues; i++ {
+		fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+		if err != nil {
+			d.Close()
+			return nil, fmt.Errorf("open /dev/net/tun: %w", err)
+		}
+		var req ifreqFlags
+		copy(req.name[:], d.name)
+		req.flags = flags
+		if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.TUNSETIFF, uintptr(unsafe.Pointer(&req))); e != 0 {
+			unix.Close(fd)
+			d.Close()
+			if e == unix.EBUSY {
+				return nil, fmt.Errorf("interface %q: exists", c.Name)
+			}
+			return nil, fmt.Errorf("TUNSETIFF %q: %w", c.Name, e)
+		}
+		d.name = unix.ByteSliceToString(req.name[:])
+		f := os.NewFile(uintptr(fd), "tap:"+d.name)
+		rc, err := f.SyscallConn()
+		if err != nil {
+			f.Close()
+			d.Close()
+			return nil, fmt.Errorf("tap %s: %w", d.name, err)
+		}
+		q := &Queue{f: f, rc: rc}
+		q.readF = q.read
+		q.writeF = q.write
+		d.queues = append(d.queues, q)
+	}
+	if c.MTU > 0 {
+		if err := SetMTU(d.name, c.MTU); err != nil {
+			d.Close()
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+// Name is the interface name the kernel gave the device.
+func (d *Device) Name() string { return d.name }
+
+// Queues returns the device's queues.
+func (d *Device) Queues() []*Queue { return d.queues }
+
+// Close closes every queue, which removes the device.
+func (d *Device) Close() error {
+	var errs []error
+	for _, q := range d.queues {
+		errs = append(errs, q.f.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Read blocks until at least one frame is ready, then reads up to len(bufs)
+// frames without blocking again. Frame i is written at bufs[i][offset:] and
+// its length stored in sizes[i]; offset leaves headroom for a header.
+func (q *Queue) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
+	q.bufs, q.sizes, q.off, q.n, q.err = bufs, sizes, offset, 0, nil
+	err := q.rc.Read(q.readF)
+	q.bufs, q.sizes = nil, nil
+	if err != nil {
+		return 0, err
+	}
+	if q.n == 0 && q.err != nil {
+		return 0, q.err
+	}
+	return q.n, nil
+}
+
+func (q *Queue) read(fd uintptr) bool {
+	for q.n < len(q.bufs) {
+		b := q.bufs[q.n][q.off:]
+		r, _, e := unix.Syscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
+		if e == unix.EAGAIN {
+			return q.n > 0
+		}
+		if e == unix.EINTR {
+			continue
+		}
+		if e != 0 {
+			q.err = e
+			return true
+		}
+		q.sizes[q.n] = int(r)
+		q.n++
+	}
+	return true
+}
+
+// Write writes one Ethernet frame, waiting if the device's queue is full.
+func (q *Queue) Write(frame []byte) error {
+	q.wmu.Lock()
+	defer q.wmu.Unlock()
+	q.wbuf, q.werr = frame, nil
+	err := q.rc.Write(q.writeF)
+	q.wbuf = nil
+	if err != nil {
+		return err
+	}
+	return q.werr
+}
+
+func (q *Queue) write(fd uintptr) bool {
+	_, _, e := unix.Syscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(q.wbuf))), uintptr(len(q.wbuf)))
+	if e == unix.EAGAIN || e == unix.EINTR {
+		return false
+	}
+	if e != 0 {
+		q.werr = e
+	}
+	return true
+}
