@@ -181,7 +181,7 @@ func (l *V3Layout) HeaderLen() int {
 func (l *V3Layout) Encode(b []byte, sessionID uint32, ns uint32, withSeq bool) int {
 	n := 0
 	if l.Encap == EncapUDP {
-		binary.BigEndian.PutUint32(b[0:4], v3Version) // T=0, ver=3, reserved 0
+		binary.BigEndian.PutUint32(b[0:4], v3Version<<16) // T=0, ver=3, then 16 reserved bits
 		n = V3UDPPrefixLen
 	}
 	binary.BigEndian.PutUint32(b[n:n+4], sessionID)

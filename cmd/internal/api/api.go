@@ -110,7 +110,7 @@ type TunnelInfo struct {
 	Encap        string          `json:"encap"`
 	Local        string          `json:"local"`
 	Peer         string          `json:"peer"`
-	PeerTunnelID uint32          `json:"peer_tunnel_id"`
+	PeerTunnelID uint32          `json:"peer_tunnel"`
 	LocalPort    uint16          `json:"local_port,omitempty"`
 	PeerPort     uint16          `json:"peer_port,omitempty"`
 	Checksum     *bool           `json:"checksum,omitempty"`
