@@ -1,0 +1,56 @@
+# ul2tp — userspace L2TP. `make help` lists the targets.
+GO      ?= go
+BIN     ?= bin
+export KP_CACHE ?= /var/tmp/ul2tp-kp
+export KP_RUN   ?= /tmp/kp
+HARNESS ?= $(abspath ../shared/harness)
+
+.PHONY: all build test unit demo interop bench fuzz lint help clean
+
+all: build
+
+help:
+	@echo "make build    build ul2tpd and ul2tp into $(BIN)/"
+	@echo "make demo     (root) two namespaces, a pseudowire, ping + iperf3 through it"
+	@echo "make test     unit tests, fuzz seeds, and (as root) netns end-to-end tests"
+	@echo "make unit     unit tests only (no root needed)"
+	@echo "make interop  (root) against the Linux kernel and QEMU in ../shared/harness"
+	@echo "make bench    (root) throughput and packet-rate table"
+	@echo "make fuzz     run every fuzz target for FUZZTIME (default 20s) each"
+	@echo "make lint     gofmt, go vet, staticcheck"
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ ./cmd/ul2tpd ./cmd/ul2tp
+
+demo: build
+	bash cmd/demo/demo.sh $(BIN)
+
+# The README's test command. End-to-end tests skip with a reason unless root.
+test: build
+	$(GO) test -count=1 -timeout 20m ./...
+
+unit:
+	$(GO) test -count=1 -short ./...
+
+interop: build
+	bash cmd/interop/interop.sh $(BIN) "$(HARNESS)"
+
+bench: build
+	bash bench/bench.sh $(BIN)
+
+FUZZTIME ?= 20s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+			echo "== $$pkg $$f"; \
+			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		done; \
+	done
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@2026.2.2 ./...
+
+clean:
+	rm -rf $(BIN)
