@@ -5,7 +5,7 @@ export KP_CACHE ?= /var/tmp/ul2tp-kp
 export KP_RUN   ?= /tmp/kp
 HARNESS ?= $(abspath ../shared/harness)
 
-.PHONY: all build test unit demo interop bench fuzz lint help clean
+.PHONY: all build deps test unit demo interop bench fuzz lint help clean
 
 all: build
 
@@ -22,11 +22,14 @@ help:
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ ./cmd/ul2tpd ./cmd/ul2tp
 
-demo: build
+deps:
+	@bash .ci/deps
+
+demo: deps build
 	bash cmd/demo/demo.sh $(BIN)
 
 # The README's test command. End-to-end tests skip with a reason unless root.
-test: build
+test: deps build
 	$(GO) test -count=1 -timeout 20m ./...
 
 unit:
@@ -35,7 +38,7 @@ unit:
 interop: build
 	bash cmd/interop/interop.sh $(BIN) "$(HARNESS)"
 
-bench: build
+bench: deps build
 	bash bench/bench.sh $(BIN)
 
 FUZZTIME ?= 20s

@@ -8,7 +8,7 @@ set -euo pipefail
 [ "$(id -u)" -eq 0 ] || { echo "demo: needs root (network namespaces, TAP devices)" >&2; exit 1; }
 BIN=${1:-./bin}
 ENCAP=${ENCAP:-udp}
-for c in ip ping iperf3; do command -v $c >/dev/null || { echo "demo: $c missing: apt-get install iproute2 iputils-ping iperf3" >&2; exit 1; }; done
+for c in ip ping iperf3; do command -v $c >/dev/null || { echo "demo: $c missing: run make deps (as root)" >&2; exit 1; }; done
 A=ul2tp-demo-a B=ul2tp-demo-b RUN=$(mktemp -d /tmp/ul2tp-demo.XXXXXX)
 pids=()
 cleanup() {
