@@ -69,6 +69,7 @@ type Session struct {
 	cfg    SessionConfig
 	tunnel *Tunnel
 	dev    *tap.Device
+	out    frameWriter // where received frames go: the TAP's first queue
 	ifname string
 	mtu    int
 	tx, rx encap.V3Layout
@@ -88,6 +89,11 @@ func (s *Session) IfName() string { return s.ifname }
 
 // MTU is the MTU the TAP device was created with.
 func (s *Session) MTU() int { return s.mtu }
+
+// frameWriter takes one received Ethernet frame.
+type frameWriter interface {
+	Write(frame []byte) error
+}
 
 // sockKey identifies a shareable socket.
 type sockKey struct {
@@ -267,7 +273,7 @@ func (p *Plane) AddSession(cfg SessionConfig) (*Session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("session %d: %w", cfg.ID, err)
 	}
-	s.dev, s.ifname = dev, dev.Name()
+	s.dev, s.ifname, s.out = dev, dev.Name(), dev.Queues()[0]
 	t.sessions[cfg.ID] = s
 	t.sock.rebuild(p)
 	for _, q := range dev.Queues() {

@@ -125,7 +125,7 @@ func (s *socket) deliver(d *demux, m *conn.Msg, kind encap.Encap) {
 		return
 	}
 	t := ss.tunnel
-	if err := ss.dev.Queues()[0].Write(frame); err != nil {
+	if err := ss.out.Write(frame); err != nil {
 		ss.stats.rxErrors.Add(1)
 		t.stats.rxErrors.Add(1)
 		return
@@ -146,8 +146,6 @@ func (s *Session) transmit(q *tap.Queue) {
 	for i := range bufs {
 		bufs[i] = make([]byte, frameBufSize)
 	}
-	hl := s.tx.HeaderLen()
-	start := Headroom - hl
 	for {
 		n, err := q.Read(bufs, sizes, Headroom)
 		if err != nil {
@@ -156,18 +154,7 @@ func (s *Session) transmit(q *tap.Queue) {
 			}
 			return
 		}
-		var bytes uint64
-		for i := 0; i < n; i++ {
-			ns := uint32(0)
-			if s.cfg.SendSeq {
-				ns = s.ns.Add(1) - 1
-			}
-			s.tx.Encode(bufs[i][start:Headroom], s.cfg.PeerID, ns, s.cfg.SendSeq)
-			m := &b.Msgs[i]
-			m.Buf = bufs[i][start : Headroom+sizes[i]]
-			m.Addr = t.remote
-			bytes += uint64(sizes[i])
-		}
+		bytes := s.encapsulate(b.Msgs[:n], bufs[:n], sizes[:n])
 		sent, err := sock.c.Send(b, n)
 		if err != nil && conn.IsClosed(err) {
 			return
@@ -189,6 +176,26 @@ func (s *Session) transmit(q *tap.Queue) {
 		t.stats.txPackets.Add(uint64(sent))
 		t.stats.txBytes.Add(bytes)
 	}
+}
+
+// encapsulate writes the L2TP header into the headroom of each frame and
+// points msgs at the results, addressed to the tunnel's peer. It returns the
+// frames' total length.
+func (s *Session) encapsulate(msgs []conn.Msg, bufs [][]byte, sizes []int) uint64 {
+	start := Headroom - s.tx.HeaderLen()
+	remote := s.tunnel.remote
+	var bytes uint64
+	for i := range msgs {
+		ns := uint32(0)
+		if s.cfg.SendSeq {
+			ns = s.ns.Add(1) - 1
+		}
+		s.tx.Encode(bufs[i][start:Headroom], s.cfg.PeerID, ns, s.cfg.SendSeq)
+		msgs[i].Buf = bufs[i][start : Headroom+sizes[i]]
+		msgs[i].Addr = remote
+		bytes += uint64(sizes[i])
+	}
+	return bytes
 }
 
 // Unmatched reports datagrams received from no configured peer, per socket.

@@ -73,7 +73,7 @@ func (c *Conn) Recv(b *Batch) (int, error) {
 	}
 	b.n, b.err = n, nil
 	if err := c.rc.Read(b.recvF); err != nil {
-		return 0, err
+		return 0, c.closedErr(err)
 	}
 	if b.err != nil {
 		return 0, b.err
@@ -147,7 +147,7 @@ func (c *Conn) Send(b *Batch, n int) (int, error) {
 		b.err = nil
 		before := b.sent
 		if err := c.rc.Write(b.sendF); err != nil {
-			return ok, err
+			return ok, c.closedErr(err)
 		}
 		ok += b.sent - before
 		if b.err != nil {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -48,11 +49,12 @@ type Options struct {
 
 // Conn is one datagram socket.
 type Conn struct {
-	f     *os.File
-	rc    syscall.RawConn
-	kind  Kind
-	v6    bool
-	local netip.AddrPort
+	closed atomic.Bool
+	f      *os.File
+	rc     syscall.RawConn
+	kind   Kind
+	v6     bool
+	local  netip.AddrPort
 }
 
 // Listen opens a socket of kind on local (for IP, the port is ignored; an
@@ -153,10 +155,24 @@ func (c *Conn) Kind() Kind { return c.kind }
 
 // Close closes the socket and wakes any goroutine blocked in Recv or Send
 // with an error for which IsClosed is true.
-func (c *Conn) Close() error { return c.f.Close() }
+func (c *Conn) Close() error {
+	c.closed.Store(true)
+	return c.f.Close()
+}
 
-// IsClosed reports whether err says the socket or device was closed.
-func IsClosed(err error) bool { return errors.Is(err, os.ErrClosed) }
+// ErrClosed is returned by Recv and Send on a closed socket.
+var ErrClosed = errors.New("socket closed")
+
+// IsClosed reports whether err says a socket or device was closed.
+func IsClosed(err error) bool { return errors.Is(err, ErrClosed) || errors.Is(err, os.ErrClosed) }
+
+// closedErr turns the poller's error for a closed file into ErrClosed.
+func (c *Conn) closedErr(err error) error {
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	return err
+}
 
 // PathMTU asks the routing table for the MTU toward remote (IP_MTU on a
 // connected probe socket). It returns 1500 when there is no answer.

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -39,6 +40,7 @@ type Device struct {
 // Queue is one file descriptor of a device. Each queue is read by one
 // goroutine; writes may come from several.
 type Queue struct {
+	closed atomic.Bool
 	f      *os.File
 	rc     syscall.RawConn
 	bufs   [][]byte
@@ -122,6 +124,7 @@ func (d *Device) Queues() []*Queue { return d.queues }
 func (d *Device) Close() error {
 	var errs []error
 	for _, q := range d.queues {
+		q.closed.Store(true)
 		errs = append(errs, q.f.Close())
 	}
 	return errors.Join(errs...)
@@ -135,7 +138,7 @@ func (q *Queue) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	err := q.rc.Read(q.readF)
 	q.bufs, q.sizes = nil, nil
 	if err != nil {
-		return 0, err
+		return 0, q.closedErr(err)
 	}
 	if q.n == 0 && q.err != nil {
 		return 0, q.err
@@ -171,7 +174,7 @@ func (q *Queue) Write(frame []byte) error {
 	err := q.rc.Write(q.writeF)
 	q.wbuf = nil
 	if err != nil {
-		return err
+		return q.closedErr(err)
 	}
 	return q.werr
 }
@@ -185,4 +188,14 @@ func (q *Queue) write(fd uintptr) bool {
 		q.werr = e
 	}
 	return true
+}
+
+// ErrClosed is returned by Read and Write on a closed queue.
+var ErrClosed = os.ErrClosed
+
+func (q *Queue) closedErr(err error) error {
+	if q.closed.Load() {
+		return ErrClosed
+	}
+	return err
 }

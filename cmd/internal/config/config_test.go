@@ -1,0 +1,87 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+const goL2TPStatic = `
+[tunnel.t1]
+local = "127.0.0.1:5000"
+peer = "127.0.0.1:5001"
+version = "l2tpv3"
+encap = "udp"
+tid = 412
+ptid = 8192
+hello_timeout = 250
+
+[tunnel.t1.session.s1]
+sid = 42
+psid = 50
+pseudowire = "eth"
+seqnum = true
+cookie = [ 0x34, 0x04, 0xa9, 0xbe ]
+peer_cookie = [ 0x80, 0x12, 0xff, 0x5b, 0x01, 0x02, 0x03, 0x04 ]
+interface_name = "l2tpeth0"
+l2spec_type = "none"
+reorder_timeout = 1500
+
+[tunnel.t2]
+local = "[::1]"
+peer = "::2"
+encap = "ip"
+tid = 1
+ptid = 2
+udp6_csum_tx = false
+
+[tunnel.t2.session.a]
+sid = 7
+psid = 8
+mtu = 1400
+`
+
+func TestParseGoL2TP(t *testing.T) {
+	f, err := Parse(goL2TPStatic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Tunnels) != 2 {
+		t.Fatalf("%d tunnels", len(f.Tunnels))
+	}
+	t1 := f.Tunnels[0]
+	if t1.Name != "t1" || t1.Args.TunnelID != 412 || t1.Args.PeerTunnelID != 8192 || t1.Args.Local != "127.0.0.1" ||
+		t1.Args.UDPSport != 5000 || t1.Args.Remote != "127.0.0.1" || t1.Args.UDPDport != 5001 || t1.Args.Encap != "udp" {
+		t.Fatalf("t1 = %+v", t1.Args)
+	}
+	s := t1.Sessions[0].Args
+	if s.TunnelID != 412 || s.SessionID != 42 || s.PeerSessionID != 50 || s.Seq != "both" || s.Cookie != "3404a9be" ||
+		s.PeerCookie != "8012ff5b01020304" || s.Name != "l2tpeth0" || s.L2SpecType != "none" || s.ReorderTimeout != 1500 {
+		t.Fatalf("s1 = %+v", s)
+	}
+	t2 := f.Tunnels[1]
+	if t2.Args.Local != "::1" || t2.Args.Remote != "::2" || t2.Args.UDP6CsumTx == nil || *t2.Args.UDP6CsumTx || t2.Sessions[0].Args.MTU != 1400 {
+		t.Fatalf("t2 = %+v", t2)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	base := "[tunnel.t]\npeer = \"10.0.0.2\"\ntid = 1\nptid = 2\n"
+	for _, tc := range []struct{ text, want string }{
+		{base + "bogus = 1\n", "unknown key tunnel.t.bogus"},
+		{"[tunnel.t]\npeer = \"10.0.0.2\"\ntid = 0\nptid = 2\n", "tid 0"},
+		{"[tunnel.t]\ntid = 1\nptid = 2\n", "peer: required"},
+		{"[tunnel.t]\npeer = \"example.com:1701\"\ntid = 1\nptid = 2\n", "host names are not resolved"},
+		{base + "encap = \"gre\"\n", "invalid encap"},
+		{base + "version = \"l2tpv2\"\n", "l2tpv2"},
+		{base + "[tunnel.t.session.s]\nsid = 1\npsid = 2\ncookie = [1, 2, 3]\n", "cookie: 3 bytes"},
+		{base + "[tunnel.t.session.s]\nsid = 1\npsid = 2\npseudowire = \"ppp\"\n", "pseudowire"},
+		{base + "[tunnel.t.session.s]\nsid = 1\npsid = 2\nl2spec_type = \"x\"\n", "l2spec_type"},
+		{base + "[tunnel.t.session.s]\nsid = 1\npsid = 0\n", "psid 0"},
+		{"[tunnel.t\n", "toml"},
+	} {
+		_, err := Parse(tc.text)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Parse(%q) = %v, want error containing %q", tc.text, err, tc.want)
+		}
+	}
+}

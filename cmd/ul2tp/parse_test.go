@@ -1,0 +1,82 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/ul2tp/ul2tp/cmd/internal/api"
+)
+
+func TestParse(t *testing.T) {
+	for _, tc := range []struct {
+		line    string
+		op      string
+		check   func(api.Request) bool
+		errWant string
+	}{
+		{"add tunnel tunnel_id 100 peer_tunnel_id 200 encap ip local 10.0.0.1 remote 10.0.0.2", api.OpAddTunnel,
+			func(r api.Request) bool {
+				return r.Tunnel.TunnelID == 100 && r.Tunnel.PeerTunnelID == 200 && r.Tunnel.Encap == "ip" && r.Tunnel.Remote == "10.0.0.2"
+			}, ""},
+		{"add tunnel tid 1 ptid 2 remote ::1 udp_sport 5000 udp_dport 6000 udp6_csum_tx off", api.OpAddTunnel,
+			func(r api.Request) bool {
+				return r.Tunnel.UDPSport == 5000 && r.Tunnel.UDPDport == 6000 && r.Tunnel.UDP6CsumTx != nil && !*r.Tunnel.UDP6CsumTx
+			}, ""},
+		{"add session name l2tp0 tunnel_id 1 session_id 2 peer_session_id 3 cookie 11223344 peer_cookie 0011223344556677 l2spec_type none seq both reorder_timeout 100", api.OpAddSession,
+			func(r api.Request) bool {
+				s := r.Session
+				return s.Name == "l2tp0" && s.SessionID == 2 && s.Cookie == "11223344" && s.L2SpecType == "none" && s.Seq == "both" && s.ReorderTimeout == 100
+			}, ""},
+		{"del tunnel tunnel_id 7", api.OpDelTunnel, func(r api.Request) bool { return r.Tunnel.TunnelID == 7 }, ""},
+		{"del session tunnel_id 7 session_id 8", api.OpDelSession, func(r api.Request) bool { return r.Session.SessionID == 8 }, ""},
+		{"show tunnel", api.OpShowTunnel, func(r api.Request) bool { return r.Tunnel.TunnelID == 0 }, ""},
+		{"list session tunnel_id 3", api.OpShowSession, func(r api.Request) bool { return r.Session.TunnelID == 3 }, ""},
+		{"add tunnel tunnel_id 1 peer_tunnel_id 2", "", nil, "remote: required"},
+		{"add tunnel tunnel_id 0 peer_tunnel_id 2 remote 1.2.3.4", "", nil, "invalid tunnel_id"},
+		{"add tunnel tunnel_id 1 peer_tunnel_id 2 remote 1.2.3.4 encap gre", "", nil, "invalid encap"},
+		{"add tunnel tunnel_id 1 peer_tunnel_id 2 remote 1.2.3.4 udp_sport 70000", "", nil, "invalid udp_sport"},
+		{"add tunnel tunnel_id 1 peer_tunnel_id 2 remote 1.2.3.4 udp_csum maybe", "", nil, "invalid udp_csum"},
+		{"add tunnel tunnel_id 1 peer_tunnel_id 2 remote", "", nil, "remote: needs a value"},
+		{"add tunnel tunnel_id 1 bogus 2", "", nil, `unknown tunnel argument "bogus"`},
+		{"add session tunnel_id 1 session_id 2", "", nil, "peer_session_id: required"},
+		{"add session tunnel_id 1 session_id 2 peer_session_id 3 l2spec_type odd", "", nil, "invalid l2spec_type"},
+		{"add session tunnel_id 1 session_id 2 peer_session_id 3 seq sometimes", "", nil, "invalid seq"},
+		{"del session tunnel_id 1", "", nil, "required"},
+		{"frob tunnel", "", nil, "unknown command"},
+		{"add bridge", "", nil, "unknown object"},
+	} {
+		req, err := parse(strings.Fields(tc.line))
+		if tc.errWant != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.errWant) {
+				t.Errorf("%q: error %v, want %q", tc.line, err, tc.errWant)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%q: %v", tc.line, err)
+			continue
+		}
+		if req.Op != tc.op || !tc.check(req) {
+			t.Errorf("%q: got %+v", tc.line, req)
+		}
+	}
+}
+
+func TestNoDaemon(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := run([]string{"--socket", t.TempDir() + "/none.sock", "show", "tunnel"}, &out, &errb)
+	if code == 0 || !strings.Contains(errb.String(), "no ul2tpd answers") {
+		t.Fatalf("exit %d, stderr %q", code, errb.String())
+	}
+}
+
+func TestPrint(t *testing.T) {
+	off := false
+	var b bytes.Buffer
+	printTunnel(&b, api.TunnelInfo{TunnelID: 100, Encap: "UDP", Local: "10.0.0.1", Peer: "10.0.0.2", PeerTunnelID: 200, LocalPort: 1701, PeerPort: 1701, Checksum: &off})
+	want := "Tunnel 100, encap UDP\n  From 10.0.0.1 to 10.0.0.2\n  Peer tunnel 200\n  UDP source / dest ports: 1701/1701\n  UDP checksum: disabled\n"
+	if b.String() != want {
+		t.Fatalf("got\n%s\nwant\n%s", b.String(), want)
+	}
+}

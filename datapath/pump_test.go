@@ -1,0 +1,199 @@
+package datapath
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"log/slog"
+	"net/netip"
+	"testing"
+
+	"github.com/ul2tp/ul2tp/datapath/conn"
+	"github.com/ul2tp/ul2tp/encap"
+)
+
+// frameRecorder stands in for a TAP queue.
+type frameRecorder struct {
+	frames [][]byte
+	keep   bool
+	err    error
+}
+
+func (r *frameRecorder) Write(f []byte) error {
+	if r.err != nil {
+		return r.err
+	}
+	if r.keep {
+		r.frames = append(r.frames, append([]byte(nil), f...))
+	}
+	return nil
+}
+
+// testSession builds a tunnel with one session and a demux table for it,
+// without sockets or devices.
+func testSession(t testing.TB, e encap.Encap, cookie, peerCookie string, l2 encap.L2Spec) (*socket, *Session, *frameRecorder) {
+	t.Helper()
+	c, err := encap.ParseCookie(cookie)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := encap.ParseCookie(peerCookie)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc := TunnelConfig{ID: 1, PeerID: 2, Encap: e, Remote: netip.MustParseAddr("10.9.0.2")}
+	if err := tc.Check(); err != nil {
+		t.Fatal(err)
+	}
+	tun := &Tunnel{cfg: tc, remote: tc.remoteAddrPort(), sessions: map[uint32]*Session{}}
+	rec := &frameRecorder{}
+	s := &Session{
+		cfg:    SessionConfig{TunnelID: 1, ID: 101, PeerID: 201, Cookie: c, PeerCookie: pc, L2Spec: l2},
+		tunnel: tun,
+		tx:     encap.V3Layout{Encap: e, Cookie: c, L2Spec: l2},
+		rx:     encap.V3Layout{Encap: e, Cookie: pc, L2Spec: l2},
+		out:    rec,
+	}
+	tun.sessions[101] = s
+	sock := &socket{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	p := &Plane{tunnels: map[uint32]*Tunnel{1: tun}}
+	tun.sock = sock
+	sock.rebuild(p)
+	return sock, s, rec
+}
+
+// packet builds what the peer would send to session 101.
+func packet(e encap.Encap, cookie string, l2 encap.L2Spec, sid uint32, frame []byte) []byte {
+	c, _ := encap.ParseCookie(cookie)
+	l := encap.V3Layout{Encap: e, Cookie: c, L2Spec: l2}
+	b := make([]byte, l.HeaderLen()+len(frame))
+	n := l.Encode(b, sid, 0, false)
+	copy(b[n:], frame)
+	return b
+}
+
+var frame60 = bytes.Repeat([]byte{0x5a}, 60)
+
+func TestDeliverCounts(t *testing.T) {
+	peer := netip.MustParseAddrPort("10.9.0.2:1701")
+	for _, e := range []encap.Encap{encap.EncapUDP, encap.EncapIP} {
+		if e == encap.EncapIP {
+			peer = netip.AddrPortFrom(peer.Addr(), 0)
+		}
+		t.Run(e.String(), func(t *testing.T) {
+			sock, s, rec := testSession(t, e, "11223344", "55667788", encap.L2SpecDefault)
+			rec.keep = true
+			d := sock.demux.Load()
+			send := func(pkt []byte, from netip.AddrPort, trunc bool) {
+				buf := make([]byte, 2048)
+				n := copy(buf, pkt)
+				m := conn.Msg{Buf: buf, N: n, Addr: from, Truncated: trunc}
+				sock.deliver(d, &m, e)
+			}
+			good := packet(e, "55667788", encap.L2SpecDefault, 101, frame60)
+			send(good, peer, false)
+			send(packet(e, "55667789", encap.L2SpecDefault, 101, frame60), peer, false) // wrong cookie
+			send(packet(e, "55667788", encap.L2SpecDefault, 999, frame60), peer, false) // unknown session
+			send(good[:5], peer, false)                                                 // truncated
+			send(good, peer, true)                                                      // oversized
+			send(packet(e, "55667788", encap.L2SpecDefault, 101, frame60[:10]), peer, false)
+			other := netip.AddrPortFrom(netip.MustParseAddr("10.9.0.3"), peer.Port())
+			send(good, other, false) // wrong source
+			if e == encap.EncapUDP {
+				bad := append([]byte(nil), good...)
+				bad[1] = 2 // version 2
+				send(bad, peer, false)
+				send(good, netip.AddrPortFrom(peer.Addr(), 1702), false) // wrong source port
+			}
+			st, tst := s.Stats(), s.tunnel.Stats()
+			if len(rec.frames) != 1 || !bytes.Equal(rec.frames[0], frame60) {
+				t.Fatalf("delivered %d frames", len(rec.frames))
+			}
+			if st.RxPackets != 1 || st.RxBytes != 60 || tst.RxPackets != 1 || tst.RxBytes != 60 {
+				t.Errorf("rx counters %+v, tunnel %+v", st, tst)
+			}
+			if st.RxCookieDiscards != 1 {
+				t.Errorf("rx_cookie_discards %d, want 1", st.RxCookieDiscards)
+			}
+			// Session errors: wrong cookie and runt frame; over IP the
+			// 5-byte packet carries a whole session id, so it is the
+			// session's (truncated header) rather than the tunnel's.
+			wantErrors, wantSessInvalid := uint64(2), uint64(1)
+			wantInvalid := uint64(2) // unknown session, oversized
+			wantUnmatched := uint64(1)
+			if e == encap.EncapUDP {
+				wantInvalid += 2 // truncated, version
+				wantUnmatched++
+			} else {
+				wantErrors++
+				wantSessInvalid++
+			}
+			if st.RxErrors != wantErrors || st.RxInvalid != wantSessInvalid {
+				t.Errorf("session rx_errors %d rx_invalid %d, want %d and %d", st.RxErrors, st.RxInvalid, wantErrors, wantSessInvalid)
+			}
+			if tst.RxInvalid != wantInvalid {
+				t.Errorf("tunnel rx_invalid %d, want %d", tst.RxInvalid, wantInvalid)
+			}
+			if got := sock.unmatched.Load(); got != wantUnmatched {
+				t.Errorf("unmatched %d, want %d", got, wantUnmatched)
+			}
+		})
+	}
+}
+
+func TestDeliverWriteError(t *testing.T) {
+	sock, s, rec := testSession(t, encap.EncapUDP, "", "", encap.L2SpecNone)
+	rec.err = errors.New("device down")
+	buf := packet(encap.EncapUDP, "", encap.L2SpecNone, 101, frame60)
+	m := conn.Msg{Buf: buf, N: len(buf), Addr: s.tunnel.remote}
+	sock.deliver(sock.demux.Load(), &m, encap.EncapUDP)
+	if st := s.Stats(); st.RxErrors != 1 || st.RxPackets != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestEncapsulate(t *testing.T) {
+	_, s, _ := testSession(t, encap.EncapUDP, "11223344", "", encap.L2SpecDefault)
+	bufs := [][]byte{make([]byte, frameBufSize)}
+	copy(bufs[0][Headroom:], frame60)
+	msgs := make([]conn.Msg, 1)
+	if n := s.encapsulate(msgs, bufs, []int{60}); n != 60 {
+		t.Fatalf("bytes %d", n)
+	}
+	want := packet(encap.EncapUDP, "11223344", encap.L2SpecDefault, 201, frame60)
+	if !bytes.Equal(msgs[0].Buf, want) || msgs[0].Addr != s.tunnel.remote {
+		t.Fatalf("got %x to %v\nwant %x", msgs[0].Buf, msgs[0].Addr, want)
+	}
+	if &msgs[0].Buf[0] != &bufs[0][Headroom-s.tx.HeaderLen()] {
+		t.Fatal("encapsulate copied the frame")
+	}
+}
+
+func BenchmarkDeliver(b *testing.B) {
+	sock, s, _ := testSession(b, encap.EncapUDP, "", "0011223344556677", encap.L2SpecDefault)
+	pkt := packet(encap.EncapUDP, "0011223344556677", encap.L2SpecDefault, 101, make([]byte, 1400))
+	m := conn.Msg{Buf: pkt, N: len(pkt), Addr: s.tunnel.remote}
+	d := sock.demux.Load()
+	b.ReportAllocs()
+	b.SetBytes(1400)
+	for i := 0; i < b.N; i++ {
+		sock.deliver(d, &m, encap.EncapUDP)
+	}
+}
+
+func BenchmarkEncapsulate(b *testing.B) {
+	_, s, _ := testSession(b, encap.EncapUDP, "0011223344556677", "", encap.L2SpecDefault)
+	const n = 32
+	bufs := make([][]byte, n)
+	sizes := make([]int, n)
+	for i := range bufs {
+		bufs[i] = make([]byte, frameBufSize)
+		sizes[i] = 1400
+	}
+	msgs := make([]conn.Msg, n)
+	b.ReportAllocs()
+	b.SetBytes(n * 1400)
+	for i := 0; i < b.N; i++ {
+		s.encapsulate(msgs, bufs, sizes)
+	}
+}
