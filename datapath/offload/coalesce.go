@@ -1,0 +1,240 @@
+package offload
+
+import (
+	"bytes"
+	"encoding/binary"
+)
+
+// maxCoalesceHdr bounds the headers a super-frame can have: Ethernet with
+// two VLAN tags, IPv4 with options or IPv6, TCP with options.
+const maxCoalesceHdr = ethHdrLen + 8 + 60 + 60
+
+// maxSegs bounds the segments in one super-frame.
+const maxSegs = 64
+
+// Writer takes a frame for a TAP with IFF_VNET_HDR as a list of parts:
+// the virtio_net_hdr first, then the frame's pieces in order.
+type Writer[K comparable] interface {
+	WriteParts(k K, parts [][]byte) error
+}
+
+// Coalescer merges in-order TCP segments of one flow, received for one
+// owner (a session), into super-frames described by a GSO virtio_net_hdr,
+// the way GRO does, so the kernel behind a TAP handles one large packet
+// instead of many. Payloads are not copied: a super-frame is a header and a
+// list of slices into the caller's receive buffers, which must stay
+// unchanged until Flush. Frames that cannot be merged pass straight
+// through, after their owner's pending super-frames, so each owner's frames
+// keep their order. A Coalescer is used by one goroutine.
+type Coalescer[K comparable] struct {
+	w      Writer[K]
+	slots  []slot[K]
+	next   int // slot to evict when all are busy
+	plain  [VnetHdrLen]byte
+	valid  [VnetHdrLen]byte
+	parts  [][]byte
+	errors int
+}
+
+type slot[K comparable] struct {
+	busy     bool
+	owner    K
+	t        tcpFrame
+	hdr      [maxCoalesceHdr]byte
+	vnet     [VnetHdrLen]byte
+	payloads [][]byte
+	bytes    int
+	mss      int
+	nextSeq  uint32
+	closed   bool // a short or PSH segment ended it
+	psh      bool
+}
+
+// NewCoalescer makes a coalescer with room for n super-frames in flight.
+func NewCoalescer[K comparable](n int, w Writer[K]) *Coalescer[K] {
+	c := &Coalescer[K]{w: w, slots: make([]slot[K], n), parts: make([][]byte, 0, maxSegs+2)}
+	for i := range c.slots {
+		c.slots[i].payloads = make([][]byte, 0, maxSegs)
+	}
+	plain := VnetHdr{}
+	plain.Encode(c.plain[:])
+	valid := VnetHdr{Flags: FlagDataValid}
+	valid.Encode(c.valid[:])
+	return c
+}
+
+// Errors reports how many writes failed since the last call.
+func (c *Coalescer[K]) Errors() int {
+	n := c.errors
+	c.errors = 0
+	return n
+}
+
+// Add takes one received Ethernet frame for owner k.
+func (c *Coalescer[K]) Add(k K, frame []byte) {
+	t, ok := parseTCP(frame)
+	if !ok || !mergeable(frame, &t) {
+		c.passThrough(k, frame)
+		return
+	}
+	payload := frame[t.hdrLen:]
+	for i := range c.slots {
+		s := &c.slots[i]
+		if !s.busy || s.owner != k || !sameFlow(s.hdr[:s.t.hdrLen], &s.t, frame, &t) {
+			continue
+		}
+		seq := binary.BigEndian.Uint32(frame[t.l4+4:])
+		if !s.closed && seq == s.nextSeq && len(payload) <= s.mss &&
+			len(s.payloads) < maxSegs && s.t.hdrLen-s.t.l3+s.bytes+len(payload) <= maxIPPacket {
+			s.payloads = append(s.payloads, payload)
+			s.bytes += len(payload)
+			s.nextSeq += uint32(len(payload))
+			psh := frame[t.l4+13]&tcpFlagPSH != 0
+			s.psh = s.psh || psh
+			s.closed = len(payload) < s.mss || psh
+			return
+		}
+		c.flushSlot(s)
+		c.open(s, k, t, frame)
+		return
+	}
+	c.open(c.freeSlot(), k, t, frame)
+}
+
+// mergeable reports whether a TCP frame may join a super-frame: a plain
+// ACK (PSH allowed) with payload, whose lengths and checksums are right.
+// Checksums are checked here because the merged frame reaches the kernel
+// marked as needing none.
+func mergeable(f []byte, t *tcpFrame) bool {
+	if len(f) <= t.hdrLen {
+		return false
+	}
+	if f[t.l4+13]&^tcpFlagPSH != tcpFlagACK {
+		return false
+	}
+	if t.v6 {
+		if int(binary.BigEndian.Uint16(f[t.l3+4:])) != len(f)-t.l3-ipv6HdrLen {
+			return false
+		}
+	} else {
+		if int(binary.BigEndian.Uint16(f[t.l3+2:])) != len(f)-t.l3 {
+			return false
+		}
+		if Checksum(f[t.l3:t.l4], 0) != 0 {
+			return false
+		}
+	}
+	return t.tcpChecksumOK(f)
+}
+
+// sameFlow compares everything but what differs between segments of one
+// TCP flow: IP length, id and checksum, TCP sequence number, PSH and
+// checksum, and the window (the super-frame keeps the first).
+func sameFlow(h []byte, ht *tcpFrame, f []byte, t *tcpFrame) bool {
+	if ht.l3 != t.l3 || ht.l4 != t.l4 || ht.hdrLen != t.hdrLen || ht.v6 != t.v6 {
+		return false
+	}
+	if !bytes.Equal(h[:t.l3], f[:t.l3]) { // Ethernet and VLAN headers
+		return false
+	}
+	if t.v6 {
+		// Version, class, flow label; next header, hop limit; addresses.
+		if !bytes.Equal(h[t.l3:t.l3+4], f[t.l3:t.l3+4]) || !bytes.Equal(h[t.l3+6:t.l4], f[t.l3+6:t.l4]) {
+			return false
+		}
+	} else {
+		// Version/IHL/TOS, flags (DF), TTL/protocol, addresses, options.
+		if h[t.l3] != f[t.l3] || h[t.l3+1] != f[t.l3+1] || h[t.l3+6]&0xe0 != f[t.l3+6]&0xe0 ||
+			h[t.l3+8] != f[t.l3+8] || !bytes.Equal(h[t.l3+12:t.l4], f[t.l3+12:t.l4]) {
+			return false
+		}
+	}
+	// Ports, acknowledgment number, data offset, and options.
+	return bytes.Equal(h[t.l4:t.l4+4], f[t.l4:t.l4+4]) &&
+		bytes.Equal(h[t.l4+8:t.l4+13], f[t.l4+8:t.l4+13]) &&
+		bytes.Equal(h[t.l4+20:t.hdrLen], f[t.l4+20:t.hdrLen])
+}
+
+func (c *Coalescer[K]) freeSlot() *slot[K] {
+	for i := range c.slots {
+		if !c.slots[i].busy {
+			return &c.slots[i]
+		}
+	}
+	s := &c.slots[c.next]
+	c.next = (c.next + 1) % len(c.slots)
+	c.flushSlot(s)
+	return s
+}
+
+func (c *Coalescer[K]) open(s *slot[K], k K, t tcpFrame, frame []byte) {
+	if t.hdrLen > maxCoalesceHdr {
+		c.passThrough(k, frame)
+		return
+	}
+	payload := frame[t.hdrLen:]
+	s.busy, s.owner, s.t = true, k, t
+	copy(s.hdr[:], frame[:t.hdrLen])
+	s.payloads = append(s.payloads[:0], payload)
+	s.bytes = len(payload)
+	s.mss = len(payload)
+	s.nextSeq = binary.BigEndian.Uint32(frame[t.l4+4:]) + uint32(len(payload))
+	s.psh = frame[t.l4+13]&tcpFlagPSH != 0
+	s.closed = s.psh
+}
+
+// passThrough writes a frame that is not merged, after the owner's pending
+// super-frames.
+func (c *Coalescer[K]) passThrough(k K, frame []byte) {
+	for i := range c.slots {
+		if c.slots[i].busy && c.slots[i].owner == k {
+			c.flushSlot(&c.slots[i])
+		}
+	}
+	c.parts = append(c.parts[:0], c.plain[:], frame)
+	if c.w.WriteParts(k, c.parts) != nil {
+		c.errors++
+	}
+}
+
+// Flush writes every pending super-frame. Call it at the end of each
+// receive batch, before the buffers are reused.
+func (c *Coalescer[K]) Flush() {
+	for i := range c.slots {
+		if c.slots[i].busy {
+			c.flushSlot(&c.slots[i])
+		}
+	}
+}
+
+func (c *Coalescer[K]) flushSlot(s *slot[K]) {
+	s.busy = false
+	hdr := s.hdr[:s.t.hdrLen]
+	if len(s.payloads) == 1 {
+		// A lone segment goes as it came, its checksums already checked.
+		c.parts = append(c.parts[:0], c.valid[:], hdr, s.payloads[0])
+	} else {
+		l4len := s.t.hdrLen - s.t.l4 + s.bytes
+		s.t.setIPLength(hdr, l4len)
+		if s.psh {
+			hdr[s.t.l4+13] |= tcpFlagPSH
+		}
+		src, dst := s.t.ipAddrs(hdr)
+		binary.BigEndian.PutUint16(hdr[s.t.l4+tcpCsumOff:], Fold(pseudoSum(src, dst, protoTCP, l4len)))
+		gso := uint8(GSOTCPv4)
+		if s.t.v6 {
+			gso = GSOTCPv6
+		}
+		v := VnetHdr{Flags: FlagNeedsCsum, GSOType: gso, HdrLen: uint16(s.t.hdrLen), GSOSize: uint16(s.mss),
+			CsumStart: uint16(s.t.l4), CsumOffset: tcpCsumOff}
+		v.Encode(s.vnet[:])
+		c.parts = append(c.parts[:0], s.vnet[:], hdr)
+		c.parts = append(c.parts, s.payloads...)
+	}
+	if c.w.WriteParts(s.owner, c.parts) != nil {
+		c.errors++
+	}
+	s.payloads = s.payloads[:0]
+	var zero K
+	s.owner = zero
+}

@@ -1,0 +1,319 @@
+package offload
+
+import (
+	"bytes"
+	"encoding/binary"
+	"math/rand"
+	"testing"
+)
+
+// buildTCP makes an Ethernet frame with a TCP segment of payload, with
+// correct checksums (or, with partial, the pseudo-header sum a TSO frame
+// carries).
+func buildTCP(v6 bool, seq uint32, flags uint8, payload []byte, opts []byte, partial bool) []byte {
+	var f []byte
+	f = append(f, 2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2)
+	l4 := 20 + len(opts) + len(payload)
+	if v6 {
+		f = append(f, 0x86, 0xdd)
+		ip := make([]byte, 40)
+		ip[0] = 0x60
+		binary.BigEndian.PutUint16(ip[4:], uint16(l4))
+		ip[6], ip[7] = protoTCP, 64
+		ip[8], ip[23] = 0xfd, 1
+		ip[24], ip[39] = 0xfd, 2
+		f = append(f, ip...)
+	} else {
+		f = append(f, 0x08, 0x00)
+		ip := make([]byte, 20)
+		ip[0] = 0x45
+		binary.BigEndian.PutUint16(ip[2:], uint16(20+l4))
+		binary.BigEndian.PutUint16(ip[4:], 0x1234)
+		ip[6] = 0x40 // DF
+		ip[8], ip[9] = 64, protoTCP
+		copy(ip[12:], []byte{10, 0, 0, 1, 10, 0, 0, 2})
+		binary.BigEndian.PutUint16(ip[10:], Checksum(ip, 0))
+		f = append(f, ip...)
+	}
+	tcp := make([]byte, 20)
+	binary.BigEndian.PutUint16(tcp[0:], 40000)
+	binary.BigEndian.PutUint16(tcp[2:], 5201)
+	binary.BigEndian.PutUint32(tcp[4:], seq)
+	binary.BigEndian.PutUint32(tcp[8:], 777)
+	tcp[12] = byte((20+len(opts))/4) << 4
+	tcp[13] = flags
+	binary.BigEndian.PutUint16(tcp[14:], 500)
+	f = append(f, tcp...)
+	f = append(f, opts...)
+	f = append(f, payload...)
+	t, ok := parseTCP(f)
+	if !ok {
+		panic("buildTCP: unparsable")
+	}
+	src, dst := t.ipAddrs(f)
+	ps := pseudoSum(src, dst, protoTCP, l4)
+	if partial {
+		binary.BigEndian.PutUint16(f[t.l4+16:], Fold(ps))
+	} else {
+		binary.BigEndian.PutUint16(f[t.l4+16:], ^Fold(Sum(f[t.l4:], ps)))
+	}
+	return f
+}
+
+func randBytes(n int, seed int64) []byte {
+	b := make([]byte, n)
+	rand.New(rand.NewSource(seed)).Read(b)
+	return b
+}
+
+func TestChecksum(t *testing.T) {
+	// RFC 1071's example bytes.
+	b := []byte{0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7}
+	if got := Fold(Sum(b, 0)); got != 0xddf2 {
+		t.Fatalf("sum %#x, want 0xddf2", got)
+	}
+	// Against a plain 16-bit loop, for every length up to 300.
+	data := randBytes(300, 1)
+	for n := 0; n <= len(data); n++ {
+		var ref uint32
+		for i := 0; i+1 < n; i += 2 {
+			ref += uint32(data[i])<<8 | uint32(data[i+1])
+		}
+		if n%2 == 1 {
+			ref += uint32(data[n-1]) << 8
+		}
+		for ref > 0xffff {
+			ref = ref>>16 + ref&0xffff
+		}
+		if got := Fold(Sum(data[:n], 0)); got != uint16(ref) {
+			t.Fatalf("len %d: %#x, want %#x", n, got, ref)
+		}
+	}
+}
+
+func TestSegmentAndCoalesce(t *testing.T) {
+	for _, v6 := range []bool{false, true} {
+		for _, size := range []int{1, 1000, 1448, 1449, 14480, 60000} {
+			opts := []byte{1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2} // NOP NOP timestamps
+			payload := randBytes(size, int64(size))
+			super := buildTCP(v6, 1000, tcpFlagACK|tcpFlagPSH, payload, opts, true)
+			tf, _ := parseTCP(super)
+			gso := uint8(GSOTCPv4)
+			if v6 {
+				gso = GSOTCPv6
+			}
+			h := VnetHdr{Flags: FlagNeedsCsum, GSOType: gso, HdrLen: uint16(tf.hdrLen), GSOSize: 1448,
+				CsumStart: uint16(tf.l4), CsumOffset: 16}
+			const prefix = 20
+			dst := make([]byte, 128<<10)
+			sizes := make([]int, 64)
+			n, stride, err := SegmentTCP(super, h, dst, prefix, sizes)
+			if err != nil {
+				t.Fatalf("v6=%v size %d: %v", v6, size, err)
+			}
+			if want := (size + 1447) / 1448; n != want {
+				t.Fatalf("%d segments, want %d", n, want)
+			}
+			var got []byte
+			rec := &recorder{}
+			c := NewCoalescer[int](4, rec)
+			for i := 0; i < n; i++ {
+				seg := dst[i*stride+prefix : i*stride+prefix+sizes[i]]
+				st, ok := parseTCP(seg)
+				if !ok || !st.tcpChecksumOK(seg) {
+					t.Fatalf("segment %d: bad TCP checksum", i)
+				}
+				if !v6 && Checksum(seg[st.l3:st.l4], 0) != 0 {
+					t.Fatalf("segment %d: bad IPv4 header checksum", i)
+				}
+				if i < n-1 && sizes[i] != stride-prefix {
+					t.Fatalf("segment %d: %d bytes, stride %d", i, sizes[i], stride)
+				}
+				if seq := binary.BigEndian.Uint32(seg[st.l4+4:]); seq != 1000+uint32(i*1448) {
+					t.Fatalf("segment %d: seq %d", i, seq)
+				}
+				psh := seg[st.l4+13]&tcpFlagPSH != 0
+				if psh != (i == n-1) {
+					t.Fatalf("segment %d: PSH %v", i, psh)
+				}
+				got = append(got, seg[st.hdrLen:]...)
+				c.Add(7, seg)
+			}
+			if !bytes.Equal(got, payload) {
+				t.Fatalf("v6=%v size %d: payloads differ", v6, size)
+			}
+			c.Flush()
+			// The segments merge back into super-frames equal to the input
+			// (up to 64 segments of at most 64 KiB each).
+			var merged []byte
+			for _, w := range rec.writes {
+				vh, _ := DecodeVnetHdr(w)
+				f := w[VnetHdrLen:]
+				ft, ok := parseTCP(f)
+				if !ok {
+					t.Fatal("merged frame unparsable")
+				}
+				if len(rec.writes) == 1 && n > 1 {
+					if vh.GSOType != gso || vh.GSOSize != 1448 || vh.CsumStart != uint16(ft.l4) || vh.Flags != FlagNeedsCsum {
+						t.Fatalf("merged vnet header %v", vh)
+					}
+					if !bytes.Equal(f[:ft.l4+16], super[:ft.l4+16]) && v6 {
+						t.Fatalf("merged headers differ:\n%x\n%x", f[:ft.hdrLen], super[:ft.hdrLen])
+					}
+				}
+				if vh.Flags&FlagNeedsCsum != 0 {
+					// Complete it as the kernel would and check it.
+					if err := CompleteChecksum(f, vh); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if !ft.tcpChecksumOK(f) {
+					t.Fatal("merged frame: bad checksum")
+				}
+				merged = append(merged, f[ft.hdrLen:]...)
+			}
+			if !bytes.Equal(merged, payload) {
+				t.Fatalf("v6=%v size %d: merged payload differs (%d writes)", v6, size, len(rec.writes))
+			}
+		}
+	}
+}
+
+type recorder struct{ writes [][]byte }
+
+func (r *recorder) WriteParts(k int, parts [][]byte) error {
+	var b []byte
+	for _, p := range parts {
+		b = append(b, p...)
+	}
+	r.writes = append(r.writes, b)
+	return nil
+}
+
+func TestCoalesceRules(t *testing.T) {
+	p := randBytes(1000, 3)
+	seg := func(seq uint32, flags uint8, n int) []byte {
+		return buildTCP(false, seq, flags, p[:n], nil, false)
+	}
+	corrupt := seg(2000, tcpFlagACK, 1000)
+	corrupt[len(corrupt)-1] ^= 1
+	for _, tc := range []struct {
+		name   string
+		frames [][]byte
+		writes int // frames written to the TAP
+	}{
+		{"in order", [][]byte{seg(0, tcpFlagACK, 1000), seg(1000, tcpFlagACK, 1000), seg(2000, tcpFlagACK, 1000)}, 1},
+		{"gap", [][]byte{seg(0, tcpFlagACK, 1000), seg(2000, tcpFlagACK, 1000)}, 2},
+		{"short ends it", [][]byte{seg(0, tcpFlagACK, 1000), seg(1000, tcpFlagACK, 500), seg(1500, tcpFlagACK, 500)}, 2},
+		{"longer starts new", [][]byte{seg(0, tcpFlagACK, 500), seg(500, tcpFlagACK, 1000)}, 2},
+		{"psh ends it", [][]byte{seg(0, tcpFlagACK|tcpFlagPSH, 1000), seg(1000, tcpFlagACK, 1000)}, 2},
+		{"psh joins", [][]byte{seg(0, tcpFlagACK, 1000), seg(1000, tcpFlagACK|tcpFlagPSH, 1000)}, 1},
+		{"fin passes", [][]byte{seg(0, tcpFlagACK, 1000), seg(1000, tcpFlagACK|tcpFlagFIN, 1000)}, 2},
+		{"pure ack passes", [][]byte{seg(0, tcpFlagACK, 0), seg(0, tcpFlagACK, 0)}, 2},
+		{"bad checksum passes", [][]byte{seg(0, tcpFlagACK, 1000), seg(1000, tcpFlagACK, 1000), corrupt}, 2},
+		{"not tcp", [][]byte{{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 0x08, 0x06, 0, 1}}, 1},
+	} {
+		rec := &recorder{}
+		c := NewCoalescer[int](2, rec)
+		for _, f := range tc.frames {
+			c.Add(1, f)
+		}
+		c.Flush()
+		if len(rec.writes) != tc.writes {
+			t.Errorf("%s: %d writes, want %d", tc.name, len(rec.writes), tc.writes)
+		}
+	}
+	// Two owners never merge, and order within an owner holds across a
+	// pass-through frame.
+	rec := &recorder{}
+	c := NewCoalescer[int](4, rec)
+	c.Add(1, seg(0, tcpFlagACK, 1000))
+	c.Add(2, seg(1000, tcpFlagACK, 1000))
+	c.Add(1, []byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 0x08, 0x06, 0, 1})
+	c.Flush()
+	if len(rec.writes) != 3 || len(rec.writes[0]) != VnetHdrLen+len(seg(0, tcpFlagACK, 1000)) {
+		t.Fatalf("writes %d", len(rec.writes))
+	}
+}
+
+func TestCompleteChecksum(t *testing.T) {
+	f := buildTCP(false, 1, tcpFlagACK, randBytes(333, 9), nil, true)
+	tf, _ := parseTCP(f)
+	if err := CompleteChecksum(f, VnetHdr{Flags: FlagNeedsCsum, CsumStart: uint16(tf.l4), CsumOffset: 16}); err != nil {
+		t.Fatal(err)
+	}
+	if !tf.tcpChecksumOK(f) {
+		t.Fatal("checksum not completed")
+	}
+	if CompleteChecksum(f[:10], VnetHdr{Flags: FlagNeedsCsum, CsumStart: 30, CsumOffset: 16}) == nil {
+		t.Fatal("no error for a short frame")
+	}
+}
+
+func FuzzSegment(f *testing.F) {
+	f.Add(buildTCP(false, 1, tcpFlagACK, randBytes(3000, 1), nil, true), uint16(1448), uint8(GSOTCPv4))
+	f.Add(buildTCP(true, 1, tcpFlagACK, randBytes(100, 1), nil, true), uint16(10), uint8(GSOTCPv6))
+	f.Fuzz(func(t *testing.T, frame []byte, mss uint16, gso uint8) {
+		tf, _ := parseTCP(frame)
+		h := VnetHdr{Flags: FlagNeedsCsum, GSOType: gso, GSOSize: mss, CsumStart: uint16(tf.l4), CsumOffset: 16}
+		dst := make([]byte, 64<<10)
+		sizes := make([]int, 64)
+		n, stride, err := SegmentTCP(frame, h, dst, 16, sizes)
+		if err != nil {
+			return
+		}
+		for i := 0; i < n; i++ {
+			if i*stride+16+sizes[i] > len(dst) {
+				t.Fatal("segment past the end")
+			}
+		}
+		_ = CompleteChecksum(frame, h)
+	})
+}
+
+func FuzzCoalesce(f *testing.F) {
+	f.Add(buildTCP(false, 1, tcpFlagACK, randBytes(100, 1), nil, false), buildTCP(false, 101, tcpFlagACK, randBytes(100, 2), nil, false))
+	f.Fuzz(func(t *testing.T, a, b []byte) {
+		c := NewCoalescer[int](2, &recorder{})
+		c.Add(1, a)
+		c.Add(1, b)
+		c.Add(2, a)
+		c.Flush()
+	})
+}
+
+func BenchmarkSegment64K(b *testing.B) {
+	super := buildTCP(false, 1, tcpFlagACK, randBytes(62000, 1), nil, true)
+	tf, _ := parseTCP(super)
+	h := VnetHdr{Flags: FlagNeedsCsum, GSOType: GSOTCPv4, GSOSize: 1448, CsumStart: uint16(tf.l4), CsumOffset: 16}
+	dst := make([]byte, 128<<10)
+	sizes := make([]int, 64)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(super)))
+	for i := 0; i < b.N; i++ {
+		if _, _, err := SegmentTCP(super, h, dst, 20, sizes); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+type discard struct{}
+
+func (discard) WriteParts(int, [][]byte) error { return nil }
+
+func BenchmarkCoalesce(b *testing.B) {
+	const n = 32
+	segs := make([][]byte, n)
+	for i := range segs {
+		segs[i] = buildTCP(false, uint32(i*1448), tcpFlagACK, randBytes(1448, int64(i)), nil, false)
+	}
+	c := NewCoalescer[int](4, discard{})
+	b.ReportAllocs()
+	b.SetBytes(n * 1448)
+	for i := 0; i < b.N; i++ {
+		for _, s := range segs {
+			c.Add(1, s)
+		}
+		c.Flush()
+	}
+}
