@@ -26,6 +26,22 @@ const (
 	batchSize = 32
 	// socketBufBytes sizes each socket's kernel buffers.
 	socketBufBytes = 4 << 20
+
+	// With offloads: a TAP read or a UDP GRO receive holds up to 64 KiB.
+	superBufSize = 65536 + 64
+	// offloadBatch is how many super-frames one TAP read pass takes.
+	offloadBatch = 8
+	// maxSegs bounds the segments of one TSO super-frame (64 KiB at the
+	// smallest MSS the kernel hands over, plus slack).
+	maxSegs = 64
+	// segBufSize holds the segments of one super-frame with their headers.
+	segBufSize = 160 << 10
+	// maxGSOBytes and maxGSOSegs bound one UDP GSO send (the kernel
+	// refuses more than 64 segments or a datagram over 64 KiB).
+	maxGSOBytes = 65000
+	maxGSOSegs  = 64
+	// coalesceSlots is how many TCP flows a receive pump merges at once.
+	coalesceSlots = 8
 )
 
 // Plane holds tunnels, sessions, their devices and sockets. Its methods are
@@ -38,12 +54,21 @@ type Plane struct {
 	sockets map[sockKey]*socket
 	wg      sync.WaitGroup
 	closed  bool
+	offload bool
+}
+
+// Options tune a Plane.
+type Options struct {
+	// NoOffload turns off TAP TSO/checksum offload and UDP GSO/GRO, so
+	// every frame is handled at wire size (the fallback path).
+	NoOffload bool
 }
 
 // New makes an empty Plane that logs to log.
-func New(log *slog.Logger) *Plane {
+func New(log *slog.Logger, o Options) *Plane {
 	return &Plane{
 		log:     log,
+		offload: !o.NoOffload,
 		tunnels: make(map[uint32]*Tunnel),
 		sockets: make(map[sockKey]*socket),
 	}
@@ -70,6 +95,7 @@ type Session struct {
 	tunnel *Tunnel
 	dev    *tap.Device
 	out    frameWriter // where received frames go: the TAP's first queue
+	vnet   bool        // the TAP carries virtio_net_hdr (offloads)
 	ifname string
 	mtu    int
 	tx, rx encap.V3Layout
@@ -140,6 +166,7 @@ func (p *Plane) socketFor(cfg *TunnelConfig) (*socket, error) {
 		UDP6ZeroCsumTx: !cfg.UDP6CsumTx,
 		UDP6ZeroCsumRx: !cfg.UDP6CsumRx,
 		BufBytes:       socketBufBytes,
+		Offload:        p.offload,
 	}
 	if kind == conn.IP {
 		opts.UDPCsum, opts.UDP6ZeroCsumTx, opts.UDP6ZeroCsumRx = false, false, false
@@ -269,11 +296,11 @@ func (p *Plane) AddSession(cfg SessionConfig) (*Session, error) {
 	if s.mtu == 0 {
 		s.mtu = conn.PathMTU(t.cfg.Remote) - Overhead(&t.cfg, &cfg)
 	}
-	dev, err := tap.Create(tap.Config{Name: cfg.Name, MTU: s.mtu})
+	dev, err := tap.Create(tap.Config{Name: cfg.Name, MTU: s.mtu, Offload: p.offload})
 	if err != nil {
 		return nil, fmt.Errorf("session %d: %w", cfg.ID, err)
 	}
-	s.dev, s.ifname, s.out = dev, dev.Name(), dev.Queues()[0]
+	s.dev, s.ifname, s.out, s.vnet = dev, dev.Name(), dev.Queues()[0], dev.VnetHdr()
 	t.sessions[cfg.ID] = s
 	t.sock.rebuild(p)
 	for _, q := range dev.Queues() {

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/ul2tp/ul2tp/datapath/conn"
+	"github.com/ul2tp/ul2tp/datapath/offload"
 	"github.com/ul2tp/ul2tp/datapath/tap"
 	"github.com/ul2tp/ul2tp/encap"
 )
@@ -56,14 +57,16 @@ func (s *socket) rebuild(p *Plane) {
 
 // receive is the socket's receive pump: datagrams in, frames out to TAPs.
 func (s *socket) receive() {
+	size := dgramBufSize
+	if s.c.GRO() {
+		size = superBufSize
+	}
 	b := s.c.NewBatch(batchSize)
 	for i := range b.Msgs {
-		b.Msgs[i].Buf = make([]byte, dgramBufSize)
+		b.Msgs[i].Buf = make([]byte, size)
 	}
-	kind := encap.EncapUDP
-	if s.key.kind == conn.IP {
-		kind = encap.EncapIP
-	}
+	r := &receiver{sock: s}
+	r.co = offload.NewCoalescer[*Session](coalesceSlots, r)
 	for {
 		n, err := s.c.Recv(b)
 		if err != nil {
@@ -72,19 +75,53 @@ func (s *socket) receive() {
 			}
 			return
 		}
-		d := s.demux.Load()
-		for i := 0; i < n; i++ {
-			s.deliver(d, &b.Msgs[i], kind)
-		}
+		r.batch(s.demux.Load(), b.Msgs[:n])
 	}
 }
 
-// deliver checks one datagram and writes its frame to its session's TAP.
-func (s *socket) deliver(d *demux, m *conn.Msg, kind encap.Encap) {
-	pkt := m.Buf[m.Off:m.N]
+// receiver is the per-pump state of the receive path.
+type receiver struct {
+	sock *socket
+	co   *offload.Coalescer[*Session]
+}
+
+// batch delivers a batch of received datagrams, splitting UDP GRO
+// super-datagrams into their segments and coalescing TCP frames for TAPs
+// with offloads.
+func (r *receiver) batch(d *demux, msgs []conn.Msg) {
+	kind := encap.EncapUDP
+	if r.sock.key.kind == conn.IP {
+		kind = encap.EncapIP
+	}
+	for i := range msgs {
+		m := &msgs[i]
+		if m.GSOSize <= 0 || m.N-m.Off <= m.GSOSize {
+			r.sock.deliver(d, m.Buf[m.Off:m.N], m.Addr, m.Truncated, kind, r.co)
+			continue
+		}
+		for off := m.Off; off < m.N; off += m.GSOSize {
+			r.sock.deliver(d, m.Buf[off:min(off+m.GSOSize, m.N)], m.Addr, m.Truncated, kind, r.co)
+		}
+	}
+	r.co.Flush()
+}
+
+// WriteParts writes a (possibly coalesced) frame to a session's TAP.
+func (r *receiver) WriteParts(s *Session, parts [][]byte) error {
+	if err := s.dev.Queues()[0].WriteParts(parts); err != nil {
+		s.stats.rxErrors.Add(1)
+		s.tunnel.stats.rxErrors.Add(1)
+		return err
+	}
+	return nil
+}
+
+// deliver checks one L2TP packet and passes its frame on: to the coalescer
+// for a TAP with a virtio_net_hdr, else straight to the session's TAP.
+func (s *socket) deliver(d *demux, pkt []byte, from netip.AddrPort, truncated bool, kind encap.Encap, co *offload.Coalescer[*Session]) {
 	sid, err := encap.PeekV3SessionID(pkt, kind)
-	if err != nil || m.Truncated {
-		if t := d.tunnels[m.Addr]; t != nil {
+	if err != nil || truncated {
+		if t := d.tunnels[from]; t != nil {
 			if err != encap.ErrControl {
 				t.stats.rxInvalid.Add(1)
 			}
@@ -93,9 +130,9 @@ func (s *socket) deliver(d *demux, m *conn.Msg, kind encap.Encap) {
 		}
 		return
 	}
-	ss := d.sessions[demuxKey{sid, m.Addr}]
+	ss := d.sessions[demuxKey{sid, from}]
 	if ss == nil {
-		if t := d.tunnels[m.Addr]; t != nil {
+		if t := d.tunnels[from]; t != nil {
 			t.stats.rxInvalid.Add(1)
 		} else {
 			s.unmatched.Add(1)
@@ -125,57 +162,186 @@ func (s *socket) deliver(d *demux, m *conn.Msg, kind encap.Encap) {
 		return
 	}
 	t := ss.tunnel
-	if err := ss.out.Write(frame); err != nil {
-		ss.stats.rxErrors.Add(1)
-		t.stats.rxErrors.Add(1)
-		return
-	}
 	ss.stats.rxPackets.Add(1)
 	ss.stats.rxBytes.Add(uint64(len(frame)))
 	t.stats.rxPackets.Add(1)
 	t.stats.rxBytes.Add(uint64(len(frame)))
+	if ss.vnet && co != nil {
+		co.Add(ss, frame)
+		return
+	}
+	if err := ss.out.Write(frame); err != nil {
+		ss.stats.rxErrors.Add(1)
+		t.stats.rxErrors.Add(1)
+	}
+}
+
+// transmitter is the per-queue state of a session's transmit pump.
+type transmitter struct {
+	s     *Session
+	q     *tap.Queue
+	b     *conn.Batch
+	bufs  [][]byte
+	sizes []int
+	segs  [][]byte // per frame, segments of a TSO super-frame
+	ssz   []int
 }
 
 // transmit is a TAP queue's pump: frames in, datagrams out.
 func (s *Session) transmit(q *tap.Queue) {
-	t := s.tunnel
-	sock := t.sock
-	b := sock.c.NewBatch(batchSize)
-	bufs := make([][]byte, batchSize)
-	sizes := make([]int, batchSize)
-	for i := range bufs {
-		bufs[i] = make([]byte, frameBufSize)
+	sock := s.tunnel.sock
+	x := &transmitter{s: s, q: q}
+	n := batchSize
+	size := frameBufSize
+	if s.vnet {
+		n, size = offloadBatch, superBufSize+Headroom
+		x.segs = make([][]byte, n)
+		for i := range x.segs {
+			x.segs[i] = make([]byte, segBufSize)
+		}
+		x.ssz = make([]int, maxSegs)
+	}
+	x.b = sock.c.NewBatch(n * maxSegs)
+	x.bufs = make([][]byte, n)
+	x.sizes = make([]int, n)
+	for i := range x.bufs {
+		x.bufs[i] = make([]byte, size)
+	}
+	off := Headroom
+	if s.vnet {
+		off = Headroom - offload.VnetHdrLen
 	}
 	for {
-		n, err := q.Read(bufs, sizes, Headroom)
+		n, err := q.Read(x.bufs, x.sizes, off)
 		if err != nil {
 			if !conn.IsClosed(err) {
 				sock.log.Error("tap read stopped", "ifname", s.ifname, "err", err)
 			}
 			return
 		}
-		bytes := s.encapsulate(b.Msgs[:n], bufs[:n], sizes[:n])
-		sent, err := sock.c.Send(b, n)
-		if err != nil && conn.IsClosed(err) {
+		var msgs int
+		var bytes uint64
+		if s.vnet {
+			msgs, bytes = x.prepareVnet(n)
+		} else {
+			bytes = s.encapsulate(x.b.Msgs[:n], x.bufs[:n], x.sizes[:n])
+			msgs = n
+		}
+		if msgs == 0 {
+			continue
+		}
+		if !x.send(msgs, bytes) {
 			return
 		}
-		if failed := uint64(n - sent); failed > 0 {
-			s.stats.txErrors.Add(failed)
-			t.stats.txErrors.Add(failed)
-			bytes = 0
-			for i := 0; i < n; i++ {
-				// Only count the bytes of datagrams that went out; when
-				// some failed, recount by message (rare path).
-				if i < sent {
-					bytes += uint64(sizes[i])
-				}
-			}
-		}
-		s.stats.txPackets.Add(uint64(sent))
-		s.stats.txBytes.Add(bytes)
-		t.stats.txPackets.Add(uint64(sent))
-		t.stats.txBytes.Add(bytes)
 	}
+}
+
+// send hands msgs datagrams to the socket and counts them.
+func (x *transmitter) send(msgs int, bytes uint64) bool {
+	s, t := x.s, x.s.tunnel
+	sent, err := t.sock.c.Send(x.b, msgs)
+	if err != nil && conn.IsClosed(err) {
+		return false
+	}
+	var pkts uint64
+	for i := 0; i < msgs; i++ {
+		segs := uint64(1)
+		if m := &x.b.Msgs[i]; m.GSOSize > 0 {
+			segs = uint64((len(m.Buf) + m.GSOSize - 1) / m.GSOSize)
+		}
+		if i < sent {
+			pkts += segs
+		} else {
+			s.stats.txErrors.Add(segs)
+			t.stats.txErrors.Add(segs)
+		}
+	}
+	if sent < msgs {
+		bytes = 0 // unknown split; rare
+	}
+	s.stats.txPackets.Add(pkts)
+	s.stats.txBytes.Add(bytes)
+	t.stats.txPackets.Add(pkts)
+	t.stats.txBytes.Add(bytes)
+	return true
+}
+
+// prepareVnet turns n frames read with a virtio_net_hdr into datagrams:
+// small frames are encapsulated in place (after completing a partial
+// checksum); TSO super-frames are split into segments, each with its own
+// L2TP header, and sent as UDP GSO batches where the socket can.
+func (x *transmitter) prepareVnet(n int) (msgs int, bytes uint64) {
+	s := x.s
+	hl := s.tx.HeaderLen()
+	remote := s.tunnel.remote
+	gso := s.tunnel.sock.c.GSO()
+	for i := 0; i < n; i++ {
+		buf := x.bufs[i]
+		frame := buf[Headroom : Headroom-offload.VnetHdrLen+x.sizes[i]]
+		h, err := offload.DecodeVnetHdr(buf[Headroom-offload.VnetHdrLen:])
+		if err != nil || len(frame) < 14 {
+			x.txError(1)
+			continue
+		}
+		if h.GSOType == offload.GSONone {
+			if offload.CompleteChecksum(frame, h) != nil {
+				x.txError(1)
+				continue
+			}
+			s.encode(buf[Headroom-hl : Headroom])
+			m := &x.b.Msgs[msgs]
+			m.Buf, m.Addr, m.GSOSize = buf[Headroom-hl:Headroom+len(frame)], remote, 0
+			msgs++
+			bytes += uint64(len(frame))
+			continue
+		}
+		seg := x.segs[i]
+		k, stride, err := offload.SegmentTCP(frame, h, seg, hl, x.ssz)
+		if err != nil {
+			x.txError(1)
+			continue
+		}
+		for j := 0; j < k; j++ {
+			s.encode(seg[j*stride : j*stride+hl])
+			bytes += uint64(x.ssz[j])
+		}
+		if !gso {
+			for j := 0; j < k; j++ {
+				m := &x.b.Msgs[msgs]
+				m.Buf, m.Addr, m.GSOSize = seg[j*stride:j*stride+hl+x.ssz[j]], remote, 0
+				msgs++
+			}
+			continue
+		}
+		// UDP GSO: runs of whole strides, each under the datagram limit.
+		per := max(1, min(maxGSOBytes/stride, maxGSOSegs))
+		for j := 0; j < k; j += per {
+			last := min(j+per, k) - 1
+			m := &x.b.Msgs[msgs]
+			m.Buf, m.Addr = seg[j*stride:last*stride+hl+x.ssz[last]], remote
+			m.GSOSize = 0
+			if last > j {
+				m.GSOSize = stride
+			}
+			msgs++
+		}
+	}
+	return msgs, bytes
+}
+
+func (x *transmitter) txError(n uint64) {
+	x.s.stats.txErrors.Add(n)
+	x.s.tunnel.stats.txErrors.Add(n)
+}
+
+// encode writes the session's L2TP header into b, with the next Ns when
+// send_seq is on.
+func (s *Session) encode(b []byte) {
+	ns := uint32(0)
+	if s.cfg.SendSeq {
+		ns = s.ns.Add(1) - 1
+	}
+	s.tx.Encode(b, s.cfg.PeerID, ns, s.cfg.SendSeq)
 }
 
 // encapsulate writes the L2TP header into the headroom of each frame and
@@ -186,13 +352,10 @@ func (s *Session) encapsulate(msgs []conn.Msg, bufs [][]byte, sizes []int) uint6
 	remote := s.tunnel.remote
 	var bytes uint64
 	for i := range msgs {
-		ns := uint32(0)
-		if s.cfg.SendSeq {
-			ns = s.ns.Add(1) - 1
-		}
-		s.tx.Encode(bufs[i][start:Headroom], s.cfg.PeerID, ns, s.cfg.SendSeq)
+		s.encode(bufs[i][start:Headroom])
 		msgs[i].Buf = bufs[i][start : Headroom+sizes[i]]
 		msgs[i].Addr = remote
+		msgs[i].GSOSize = 0
 		bytes += uint64(sizes[i])
 	}
 	return bytes

@@ -12,6 +12,8 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -33,6 +35,8 @@ func run() error {
 	cfgPath := flag.String("config", "", "TOML file of tunnels and sessions to create at start (go-l2tp's format)")
 	level := flag.String("log-level", "info", "debug, info, warn or error")
 	jsonLog := flag.Bool("log-json", false, "log as JSON lines")
+	debugAddr := flag.String("debug-addr", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); off by default")
+	noOffload := flag.Bool("no-offload", false, "turn off TAP TSO/checksum offload and UDP GSO/GRO (the fallback path)")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", flag.Arg(0))
@@ -60,13 +64,21 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
-	plane := datapath.New(log)
+	plane := datapath.New(log, datapath.Options{NoOffload: *noOffload})
 	defer plane.Close()
 	handler := &api.Handler{Plane: plane, Log: log}
 	if file != nil {
 		if err := apply(handler, file); err != nil {
 			return err
 		}
+	}
+	if *debugAddr != "" {
+		go func() {
+			log.Info("pprof listening", "addr", *debugAddr)
+			if err := http.ListenAndServe(*debugAddr, nil); err != nil {
+				log.Error("pprof", "err", err)
+			}
+		}()
 	}
 	l, err := api.Listen(*socket)
 	if err != nil {

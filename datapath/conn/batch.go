@@ -19,7 +19,15 @@ type Msg struct {
 	Addr netip.AddrPort
 	// Truncated is set when the datagram did not fit in Buf.
 	Truncated bool
+	// GSOSize, when not zero, says Buf holds several datagrams of GSOSize
+	// bytes each (the last may be shorter): on send, for the kernel to
+	// segment (UDP GSO, Conn.GSO must be true); on receive, as the kernel
+	// coalesced them (UDP GRO).
+	GSOSize int
 }
+
+// ctrlLen is the room for one UDP_SEGMENT or UDP_GRO control message.
+const ctrlLen = 32
 
 // Batch is the per-goroutine state of batched I/O: the kernel's message
 // headers, I/O vectors and address storage, allocated once. A Batch must not
@@ -29,6 +37,7 @@ type Batch struct {
 	hdrs  []unix.Mmsghdr
 	iovs  []unix.Iovec
 	addrs []rawAddr
+	ctrl  [][ctrlLen]byte
 
 	c     *Conn
 	n     int // messages to send or received
@@ -46,6 +55,7 @@ func (c *Conn) NewBatch(n int) *Batch {
 		hdrs:  make([]unix.Mmsghdr, n),
 		iovs:  make([]unix.Iovec, n),
 		addrs: make([]rawAddr, n),
+		ctrl:  make([][ctrlLen]byte, n),
 		c:     c,
 	}
 	b.recvF = b.recvmmsg
@@ -67,7 +77,11 @@ func (c *Conn) Recv(b *Batch) (int, error) {
 		h.Iov = &b.iovs[i]
 		h.Iovlen = 1
 		h.Control = nil
-		h.Controllen = 0
+		h.SetControllen(0)
+		if c.gro {
+			h.Control = &b.ctrl[i][0]
+			h.SetControllen(ctrlLen)
+		}
 		h.Flags = 0
 		b.hdrs[i].Len = 0
 	}
@@ -87,6 +101,10 @@ func (c *Conn) Recv(b *Batch) (int, error) {
 			m.N = cap(m.Buf)
 		}
 		m.Addr = b.addrs[i].get()
+		m.GSOSize = 0
+		if c.gro {
+			m.GSOSize = groSize(b.ctrl[i][:b.hdrs[i].Hdr.Controllen])
+		}
 		if c.kind == IP && !c.v6 {
 			// Raw IPv4 sockets deliver the IP header too.
 			m.Off = ipv4HeaderLen(m.Buf[:m.N])
@@ -137,7 +155,11 @@ func (c *Conn) Send(b *Batch, n int) (int, error) {
 		h.Iov = &b.iovs[i]
 		h.Iovlen = 1
 		h.Control = nil
-		h.Controllen = 0
+		h.SetControllen(0)
+		if m.GSOSize > 0 && c.gso && m.GSOSize < len(m.Buf) {
+			h.Control = &b.ctrl[i][0]
+			h.SetControllen(putSegment(b.ctrl[i][:], m.GSOSize))
+		}
 		h.Flags = 0
 	}
 	b.n, b.sent = n, 0
@@ -171,4 +193,34 @@ func (b *Batch) sendmmsg(fd uintptr) bool {
 	}
 	b.sent += int(r)
 	return true
+}
+
+// putSegment writes a UDP_SEGMENT control message and returns its length.
+func putSegment(b []byte, size int) int {
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
+	h.Level = unix.IPPROTO_UDP
+	h.Type = unix.UDP_SEGMENT
+	h.SetLen(unix.CmsgLen(2))
+	*(*uint16)(unsafe.Pointer(&b[unix.CmsgLen(0)])) = uint16(size)
+	return unix.CmsgSpace(2)
+}
+
+// groSize finds a UDP_GRO control message and returns its segment size.
+func groSize(b []byte) int {
+	for len(b) >= unix.SizeofCmsghdr {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
+		l := int(h.Len)
+		if l < unix.SizeofCmsghdr || l > len(b) {
+			return 0
+		}
+		if h.Level == unix.IPPROTO_UDP && h.Type == unix.UDP_GRO && l >= unix.CmsgLen(4) {
+			return int(*(*int32)(unsafe.Pointer(&b[unix.CmsgLen(0)])))
+		}
+		sp := (l + 7) &^ 7
+		if sp > len(b) {
+			return 0
+		}
+		b = b[sp:]
+	}
+	return 0
 }

@@ -45,6 +45,10 @@ type Options struct {
 	// BufBytes sets SO_RCVBUF and SO_SNDBUF (with the FORCE variants as root)
 	// when non-zero.
 	BufBytes int
+	// Offload asks for UDP GSO (UDP_SEGMENT) and GRO (UDP_GRO) where the
+	// kernel has them. GSO also needs UDP checksums on: the kernel refuses
+	// segmentation offload on a socket with SO_NO_CHECK.
+	Offload bool
 }
 
 // Conn is one datagram socket.
@@ -55,6 +59,8 @@ type Conn struct {
 	kind   Kind
 	v6     bool
 	local  netip.AddrPort
+	gso    bool // UDP_SEGMENT usable
+	gro    bool // UDP_GRO on
 }
 
 // Listen opens a socket of kind on local (for IP, the port is ignored; an
@@ -129,6 +135,14 @@ func setup(fd int, kind Kind, v6 bool, local netip.AddrPort, o Options) (*Conn, 
 			}
 		}
 	}
+	var gso, gro bool
+	if kind == UDP && o.Offload {
+		csumTx := (!v6 && o.UDPCsum) || (v6 && !o.UDP6ZeroCsumTx)
+		if _, err := unix.GetsockoptInt(fd, unix.IPPROTO_UDP, unix.UDP_SEGMENT); err == nil && csumTx {
+			gso = true
+		}
+		gro = unix.SetsockoptInt(fd, unix.IPPROTO_UDP, unix.UDP_GRO, 1) == nil
+	}
 	sa := sockaddr(local, kind)
 	if err := unix.Bind(fd, sa); err != nil {
 		return nil, fmt.Errorf("bind %s %s: %w", kind, local, err)
@@ -144,11 +158,17 @@ func setup(fd int, kind Kind, v6 bool, local netip.AddrPort, o Options) (*Conn, 
 		f.Close()
 		return nil, fmt.Errorf("%s %s: %w", kind, local, err)
 	}
-	return &Conn{f: f, rc: rc, kind: kind, v6: v6, local: local}, nil
+	return &Conn{f: f, rc: rc, kind: kind, v6: v6, local: local, gso: gso, gro: gro}, nil
 }
 
 // LocalAddr is the bound address; for UDP the port is the one bound.
 func (c *Conn) LocalAddr() netip.AddrPort { return c.local }
+
+// GSO reports whether Send may be given Msgs with GSOSize set.
+func (c *Conn) GSO() bool { return c.gso }
+
+// GRO reports whether Recv may return coalesced datagrams (GSOSize set).
+func (c *Conn) GRO() bool { return c.gro }
 
 // Kind is what the socket carries.
 func (c *Conn) Kind() Kind { return c.kind }

@@ -95,3 +95,62 @@ func BenchmarkSendRecv(b *testing.B) {
 		}
 	}
 }
+
+func TestGSOGRO(t *testing.T) {
+	a, err := Listen(UDP, netip.MustParseAddrPort("127.0.0.1:0"), Options{Offload: true, UDPCsum: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := Listen(UDP, netip.MustParseAddrPort("127.0.0.1:0"), Options{Offload: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if !a.GSO() || !b.GRO() {
+		t.Skipf("kernel without UDP GSO/GRO (gso %v gro %v)", a.GSO(), b.GRO())
+	}
+	// Five datagrams of 100 bytes and one of 30 in one send.
+	payload := make([]byte, 530)
+	for i := range payload {
+		payload[i] = byte(i / 100)
+	}
+	sb := a.NewBatch(1)
+	sb.Msgs[0] = Msg{Buf: payload, Addr: b.LocalAddr(), GSOSize: 100}
+	if n, err := a.Send(sb, 1); n != 1 || err != nil {
+		t.Fatalf("Send = %d, %v", n, err)
+	}
+	rb := b.NewBatch(8)
+	for i := range rb.Msgs {
+		rb.Msgs[i].Buf = make([]byte, 65536)
+	}
+	var got []byte
+	for len(got) < len(payload) {
+		n, err := b.Recv(rb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < n; i++ {
+			m := rb.Msgs[i]
+			if m.GSOSize != 0 && m.GSOSize != 100 {
+				t.Fatalf("GRO segment size %d, want 100", m.GSOSize)
+			}
+			if m.GSOSize == 0 && m.N > 100 {
+				t.Fatalf("datagram of %d bytes without a segment size", m.N)
+			}
+			got = append(got, m.Buf[:m.N]...)
+		}
+	}
+	if !bytes.Equal(got, payload) {
+		t.Fatal("payload differs")
+	}
+	// Without checksums the kernel refuses GSO, so the socket says so.
+	c, err := Listen(UDP, netip.MustParseAddrPort("127.0.0.1:0"), Options{Offload: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.GSO() {
+		t.Fatal("GSO offered on a socket with IPv4 checksums off")
+	}
+}

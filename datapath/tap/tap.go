@@ -29,30 +29,48 @@ type Config struct {
 	Queues int
 	// MTU is set on the interface when non-zero.
 	MTU int
+	// Offload opens the device with IFF_VNET_HDR and asks for checksum
+	// and TCP segmentation offload (TUNSETOFFLOAD): every frame read or
+	// written then starts with a virtio_net_hdr, and reads may return TCP
+	// super-frames of up to 64 KiB. If the kernel refuses the offloads the
+	// device still has the header, without them (see Device.Offloads).
+	Offload bool
 }
+
+// Offload flags for TUNSETOFFLOAD (linux/if_tun.h).
+const (
+	tunFCsum   = 0x01
+	tunFTSO4   = 0x02
+	tunFTSO6   = 0x04
+	tunFTSOECN = 0x08
+)
 
 // Device is a TAP interface with one or more queues.
 type Device struct {
-	name   string
-	queues []*Queue
+	name     string
+	queues   []*Queue
+	vnet     bool
+	offloads bool
 }
 
 // Queue is one file descriptor of a device. Each queue is read by one
 // goroutine; writes may come from several.
 type Queue struct {
-	closed atomic.Bool
-	f      *os.File
-	rc     syscall.RawConn
-	bufs   [][]byte
-	sizes  []int
-	off    int
-	n      int
-	err    error
-	readF  func(fd uintptr) bool
-	wmu    sync.Mutex // guards wbuf and werr: several goroutines may write
-	wbuf   []byte
-	writeF func(fd uintptr) bool
-	werr   error
+	closed  atomic.Bool
+	f       *os.File
+	rc      syscall.RawConn
+	bufs    [][]byte
+	sizes   []int
+	off     int
+	n       int
+	err     error
+	readF   func(fd uintptr) bool
+	wmu     sync.Mutex // guards wbuf, werr and iovs: several goroutines may write
+	iovs    []unix.Iovec
+	writevF func(fd uintptr) bool
+	wbuf    []byte
+	writeF  func(fd uintptr) bool
+	werr    error
 }
 
 type ifreqFlags struct {
@@ -74,7 +92,10 @@ func Create(c Config) (*Device, error) {
 	if c.Queues > 1 {
 		flags |= unix.IFF_MULTI_QUEUE
 	}
-	d := &Device{name: c.Name}
+	if c.Offload {
+		flags |= unix.IFF_VNET_HDR
+	}
+	d := &Device{name: c.Name, vnet: c.Offload}
 	for i := 0; i < c.Queues; i++ {
 		fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 		if err != nil {
@@ -93,6 +114,11 @@ func Create(c Config) (*Device, error) {
 			return nil, fmt.Errorf("TUNSETIFF %q: %w", c.Name, e)
 		}
 		d.name = unix.ByteSliceToString(req.name[:])
+		if c.Offload && i == 0 {
+			off := uintptr(tunFCsum | tunFTSO4 | tunFTSO6 | tunFTSOECN)
+			_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.TUNSETOFFLOAD, off)
+			d.offloads = e == 0
+		}
 		f := os.NewFile(uintptr(fd), "tap:"+d.name)
 		rc, err := f.SyscallConn()
 		if err != nil {
@@ -103,6 +129,8 @@ func Create(c Config) (*Device, error) {
 		q := &Queue{f: f, rc: rc}
 		q.readF = q.read
 		q.writeF = q.write
+		q.writevF = q.writev
+		q.iovs = make([]unix.Iovec, 0, 72)
 		d.queues = append(d.queues, q)
 	}
 	if c.MTU > 0 {
@@ -116,6 +144,13 @@ func Create(c Config) (*Device, error) {
 
 // Name is the interface name the kernel gave the device.
 func (d *Device) Name() string { return d.name }
+
+// VnetHdr reports whether frames carry a virtio_net_hdr.
+func (d *Device) VnetHdr() bool { return d.vnet }
+
+// Offloads reports whether the kernel took checksum and TSO offloads, so
+// reads may return super-frames with partial checksums.
+func (d *Device) Offloads() bool { return d.offloads }
 
 // Queues returns the device's queues.
 func (d *Device) Queues() []*Queue { return d.queues }
@@ -177,6 +212,40 @@ func (q *Queue) Write(frame []byte) error {
 		return q.closedErr(err)
 	}
 	return q.werr
+}
+
+// WriteParts writes one frame given as pieces, with writev(2): on a device
+// with a virtio_net_hdr, parts[0] is the header.
+func (q *Queue) WriteParts(parts [][]byte) error {
+	q.wmu.Lock()
+	defer q.wmu.Unlock()
+	q.iovs = q.iovs[:0]
+	for _, p := range parts {
+		if len(p) == 0 {
+			continue
+		}
+		var v unix.Iovec
+		v.Base = unsafe.SliceData(p)
+		v.SetLen(len(p))
+		q.iovs = append(q.iovs, v)
+	}
+	q.werr = nil
+	err := q.rc.Write(q.writevF)
+	if err != nil {
+		return q.closedErr(err)
+	}
+	return q.werr
+}
+
+func (q *Queue) writev(fd uintptr) bool {
+	_, _, e := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(unsafe.SliceData(q.iovs))), uintptr(len(q.iovs)))
+	if e == unix.EAGAIN || e == unix.EINTR {
+		return false
+	}
+	if e != 0 {
+		q.werr = e
+	}
+	return true
 }
 
 func (q *Queue) write(fd uintptr) bool {
