@@ -55,6 +55,7 @@ type Plane struct {
 	wg      sync.WaitGroup
 	closed  bool
 	offload bool
+	queues  int
 }
 
 // Options tune a Plane.
@@ -62,6 +63,10 @@ type Options struct {
 	// NoOffload turns off TAP TSO/checksum offload and UDP GSO/GRO, so
 	// every frame is handled at wire size (the fallback path).
 	NoOffload bool
+	// Queues is the number of queues (and transmit goroutines) each TAP
+	// gets: IFF_MULTI_QUEUE lets the kernel spread flows over them. 0
+	// means 1.
+	Queues int
 }
 
 // New makes an empty Plane that logs to log.
@@ -69,6 +74,7 @@ func New(log *slog.Logger, o Options) *Plane {
 	return &Plane{
 		log:     log,
 		offload: !o.NoOffload,
+		queues:  max(1, o.Queues),
 		tunnels: make(map[uint32]*Tunnel),
 		sockets: make(map[sockKey]*socket),
 	}
@@ -296,7 +302,7 @@ func (p *Plane) AddSession(cfg SessionConfig) (*Session, error) {
 	if s.mtu == 0 {
 		s.mtu = conn.PathMTU(t.cfg.Remote) - Overhead(&t.cfg, &cfg)
 	}
-	dev, err := tap.Create(tap.Config{Name: cfg.Name, MTU: s.mtu, Offload: p.offload})
+	dev, err := tap.Create(tap.Config{Name: cfg.Name, MTU: s.mtu, Offload: p.offload, Queues: p.queues})
 	if err != nil {
 		return nil, fmt.Errorf("session %d: %w", cfg.ID, err)
 	}

@@ -21,7 +21,8 @@
 # parameters, then check
 #   guest -> us ping 10.202.0.1, us -> guest ping 10.202.0.2 and fd00:202::2,
 #   iperf3 -c 10.202.0.2 and -R (guest runs iperf3 -s on :5201),
-#   our session counters: rx_packets > 0, tx_packets > 0, rx_cookie_discards == 0.
+#   our session counters: rx_packets > 0, tx_packets > 0, rx_cookie_discards == 0,
+#   no WARN/ERROR line in ul2tpd's log (SIGTERM shutdown included).
 # The last line is "N passed, M failed" (counting checks); exit 1 if M > 0.
 set -uo pipefail
 
@@ -85,7 +86,14 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 step() { printf '\n== %s\n' "$*"; }
-run() { printf '+ %s\n' "$*"; "$@"; }
+run() { # echo a command as one would type it, then run it
+	local shown=$*
+	case $1 in
+	KP) shown="kernel-peer.sh ${*:2}" ;;
+	ul) shown="ip netns exec $NS ul2tp ${*:2}" ;;
+	esac
+	printf '+ %s\n' "$shown"; "$@"
+}
 PASS=0 FAIL=0 CASEFAIL=0
 ok()   { PASS=$((PASS + 1)); printf '   ok    %s\n' "$*"; }
 bad()  { FAIL=$((FAIL + 1)); CASEFAIL=$((CASEFAIL + 1)); printf '   FAIL  %s\n' "$*"; }
@@ -182,12 +190,14 @@ run_case() {
 		echo "   guest's l2tpeth0 after the traffic:"
 		KP exec "$GUEST" --timeout 20 'ip -s link show l2tpeth0' 2>&1 | sed 's/^/   guest: /'
 	fi
-	if grep -qiE 'level=(warn|error)|panic' "$dlog"; then
-		echo "   ul2tpd warnings/errors:"; grep -iE 'level=(warn|error)|panic' "$dlog" | head -10 | sed 's/^/   ul2tpd: /'
-	fi
-
 	stop_daemon
 	stop_guest
+	# after SIGTERM: the daemon's whole log, shutdown included, must be clean
+	if grep -qE 'level=(WARN|ERROR)|panic' "$dlog"; then
+		bad "$name: ul2tpd log has warnings/errors"; grep -E 'level=(WARN|ERROR)|panic' "$dlog" | head -10 | sed 's/^/   ul2tpd: /'
+	else
+		ok "$name: ul2tpd log clean (no WARN/ERROR, shutdown included)"
+	fi
 	t1=$(date +%s)
 	if [ $CASEFAIL -eq 0 ]; then SUMMARY+=("$name pass $tx $rx $((t1 - t0))s")
 	else SUMMARY+=("$name FAIL $tx $rx $((t1 - t0))s"); fi

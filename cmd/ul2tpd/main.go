@@ -36,10 +36,14 @@ func run() error {
 	level := flag.String("log-level", "info", "debug, info, warn or error")
 	jsonLog := flag.Bool("log-json", false, "log as JSON lines")
 	debugAddr := flag.String("debug-addr", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); off by default")
+	queues := flag.Int("queues", 1, "queues per TAP device, each with its own transmit goroutine (IFF_MULTI_QUEUE)")
 	noOffload := flag.Bool("no-offload", false, "turn off TAP TSO/checksum offload and UDP GSO/GRO (the fallback path)")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", flag.Arg(0))
+	}
+	if *queues < 1 || *queues > 16 {
+		return fmt.Errorf("--queues %d: want 1..16", *queues)
 	}
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(*level)); err != nil {
@@ -64,7 +68,7 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
-	plane := datapath.New(log, datapath.Options{NoOffload: *noOffload})
+	plane := datapath.New(log, datapath.Options{NoOffload: *noOffload, Queues: *queues})
 	defer plane.Close()
 	handler := &api.Handler{Plane: plane, Log: log}
 	if file != nil {
