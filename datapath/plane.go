@@ -7,10 +7,12 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/ul2tp/ul2tp/datapath/conn"
 	"github.com/ul2tp/ul2tp/datapath/tap"
 	"github.com/ul2tp/ul2tp/encap"
+	"github.com/ul2tp/ul2tp/reorder"
 )
 
 // Sizes of the pumps' buffers.
@@ -106,15 +108,54 @@ type Session struct {
 	mtu    int
 	tx, rx encap.V3Layout
 	stats  counters
-	ns     atomic.Uint32 // next Ns to send
 	wg     sync.WaitGroup
+
+	// Sequencing: seq is guarded by seqMu (taken by the one receive pump
+	// of the session's socket and by ModifySession); its SendSeq and
+	// NextNs are safe from the transmit pumps.
+	seqMu   sync.Mutex
+	seq     *reorder.Receiver[rxItem]
+	keep    [][]byte // free buffers for frames in the reorder queue
+	recvSeq atomic.Bool
+
+	// maxFrame is the longest frame the TAP takes: MTU + Ethernet header +
+	// a VLAN tag. It is re-read from the device when a longer frame comes,
+	// in case someone raised the MTU.
+	maxFrame  atomic.Int32
+	mtuReread atomic.Int64 // nanotime of the last re-read
 }
 
-// Config returns the session's configuration.
-func (s *Session) Config() SessionConfig { return s.cfg }
+// fits re-reads the TAP's MTU (at most once a second) and reports whether
+// a frame of n bytes fits it.
+func (s *Session) fits(n int) bool {
+	now := nanotime()
+	if last := s.mtuReread.Load(); now-last > int64(time.Second) && s.mtuReread.CompareAndSwap(last, now) {
+		if mtu, err := tap.MTU(s.ifname); err == nil {
+			s.maxFrame.Store(int32(mtu + 14 + 4))
+		}
+	}
+	return n <= int(s.maxFrame.Load())
+}
+
+// Config returns the session's configuration, with the sequencing options
+// as they are now (a LAC's send_seq follows its peer).
+func (s *Session) Config() SessionConfig {
+	c := s.cfg
+	sc := s.seq.Config()
+	c.SendSeq, c.RecvSeq, c.LNSMode, c.ReorderTimeout = sc.SendSeq, sc.RecvSeq, sc.LNSMode, sc.Timeout
+	return c
+}
 
 // Stats returns the session's counters.
-func (s *Session) Stats() Stats { return s.stats.snapshot() }
+func (s *Session) Stats() Stats {
+	st := s.stats.snapshot()
+	c := s.seq.Counters()
+	st.RxSeqDiscards += c.RxSeqDiscards
+	st.RxOOSPackets += c.RxOOSPackets
+	st.RxErrors += c.RxErrors
+	st.ReorderQueueDepth = c.QueueDepth
+	return st
+}
 
 // IfName is the name of the session's TAP device.
 func (s *Session) IfName() string { return s.ifname }
@@ -297,7 +338,9 @@ func (p *Plane) AddSession(cfg SessionConfig) (*Session, error) {
 		tunnel: t,
 		tx:     encap.V3Layout{Encap: t.cfg.Encap, Cookie: cfg.Cookie, L2Spec: cfg.L2Spec},
 		rx:     encap.V3Layout{Encap: t.cfg.Encap, Cookie: cfg.PeerCookie, L2Spec: cfg.L2Spec},
+		seq:    reorder.New[rxItem](seqConfig(&cfg)),
 	}
+	s.recvSeq.Store(cfg.RecvSeq)
 	s.mtu = cfg.MTU
 	if s.mtu == 0 {
 		s.mtu = conn.PathMTU(t.cfg.Remote) - Overhead(&t.cfg, &cfg)
@@ -307,6 +350,7 @@ func (p *Plane) AddSession(cfg SessionConfig) (*Session, error) {
 		return nil, fmt.Errorf("session %d: %w", cfg.ID, err)
 	}
 	s.dev, s.ifname, s.out, s.vnet = dev, dev.Name(), dev.Queues()[0], dev.VnetHdr()
+	s.maxFrame.Store(int32(s.mtu + 14 + 4))
 	t.sessions[cfg.ID] = s
 	t.sock.rebuild(p)
 	for _, q := range dev.Queues() {

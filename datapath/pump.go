@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync/atomic"
+	"time"
 
 	"github.com/ul2tp/ul2tp/datapath/conn"
 	"github.com/ul2tp/ul2tp/datapath/offload"
@@ -65,8 +66,7 @@ func (s *socket) receive() {
 	for i := range b.Msgs {
 		b.Msgs[i].Buf = make([]byte, size)
 	}
-	r := &receiver{sock: s}
-	r.co = offload.NewCoalescer[*Session](coalesceSlots, r)
+	r := newReceiver(s)
 	for {
 		n, err := s.c.Recv(b)
 		if err != nil {
@@ -81,8 +81,17 @@ func (s *socket) receive() {
 
 // receiver is the per-pump state of the receive path.
 type receiver struct {
-	sock *socket
-	co   *offload.Coalescer[*Session]
+	sock  *socket
+	co    *offload.Coalescer[*Session]
+	sh    seqHandler
+	parts [][]byte
+}
+
+func newReceiver(s *socket) *receiver {
+	r := &receiver{sock: s, parts: make([][]byte, 0, 2)}
+	r.co = offload.NewCoalescer[*Session](coalesceSlots, r)
+	r.sh.r = r
+	return r
 }
 
 // batch delivers a batch of received datagrams, splitting UDP GRO
@@ -96,11 +105,11 @@ func (r *receiver) batch(d *demux, msgs []conn.Msg) {
 	for i := range msgs {
 		m := &msgs[i]
 		if m.GSOSize <= 0 || m.N-m.Off <= m.GSOSize {
-			r.sock.deliver(d, m.Buf[m.Off:m.N], m.Addr, m.Truncated, kind, r.co)
+			r.deliver(d, m.Buf[m.Off:m.N], m.Addr, m.Truncated, kind)
 			continue
 		}
 		for off := m.Off; off < m.N; off += m.GSOSize {
-			r.sock.deliver(d, m.Buf[off:min(off+m.GSOSize, m.N)], m.Addr, m.Truncated, kind, r.co)
+			r.deliver(d, m.Buf[off:min(off+m.GSOSize, m.N)], m.Addr, m.Truncated, kind)
 		}
 	}
 	r.co.Flush()
@@ -118,7 +127,8 @@ func (r *receiver) WriteParts(s *Session, parts [][]byte) error {
 
 // deliver checks one L2TP packet and passes its frame on: to the coalescer
 // for a TAP with a virtio_net_hdr, else straight to the session's TAP.
-func (s *socket) deliver(d *demux, pkt []byte, from netip.AddrPort, truncated bool, kind encap.Encap, co *offload.Coalescer[*Session]) {
+func (r *receiver) deliver(d *demux, pkt []byte, from netip.AddrPort, truncated bool, kind encap.Encap) {
+	s := r.sock
 	sid, err := encap.PeekV3SessionID(pkt, kind)
 	if err != nil || truncated {
 		if t := d.tunnels[from]; t != nil {
@@ -155,10 +165,18 @@ func (s *socket) deliver(d *demux, pkt []byte, from netip.AddrPort, truncated bo
 		ss.stats.rxErrors.Add(1)
 		return
 	}
-	if ss.cfg.RecvSeq && !data.HasSeq {
-		// The kernel drops data without sequence numbers when recv_seq is
-		// on, as an error.
+	if len(frame) > int(ss.maxFrame.Load()) && !ss.fits(len(frame)) {
+		// Longer than the TAP's MTU allows: the kernel's l2tp_eth drops
+		// these too (is_skb_forwardable).
 		ss.stats.rxErrors.Add(1)
+		return
+	}
+	if data.HasSeq || ss.recvSeq.Load() || ss.seq.SendSeq() || ss.seq.Counters().QueueDepth > 0 {
+		// Sequencing: the reorder state machine decides (see seq.go).
+		ss.seqMu.Lock()
+		r.sh.s = ss
+		ss.seq.Receive(nanotime(), data.HasSeq, data.Ns, rxItem{frame: frame}, &r.sh)
+		ss.seqMu.Unlock()
 		return
 	}
 	t := ss.tunnel
@@ -166,8 +184,8 @@ func (s *socket) deliver(d *demux, pkt []byte, from netip.AddrPort, truncated bo
 	ss.stats.rxBytes.Add(uint64(len(frame)))
 	t.stats.rxPackets.Add(1)
 	t.stats.rxBytes.Add(uint64(len(frame)))
-	if ss.vnet && co != nil {
-		co.Add(ss, frame)
+	if ss.vnet && r.co != nil {
+		r.co.Add(ss, frame)
 		return
 	}
 	if err := ss.out.Write(frame); err != nil {
@@ -337,12 +355,17 @@ func (x *transmitter) txError(n uint64) {
 // encode writes the session's L2TP header into b, with the next Ns when
 // send_seq is on.
 func (s *Session) encode(b []byte) {
-	ns := uint32(0)
-	if s.cfg.SendSeq {
-		ns = s.ns.Add(1) - 1
+	ns, seq := uint32(0), s.seq.SendSeq()
+	if seq {
+		ns = s.seq.NextNs()
 	}
-	s.tx.Encode(b, s.cfg.PeerID, ns, s.cfg.SendSeq)
+	s.tx.Encode(b, s.cfg.PeerID, ns, seq)
 }
+
+// nanotime is a monotonic clock in nanoseconds for reorder expiry.
+func nanotime() int64 { return int64(time.Since(epoch)) }
+
+var epoch = time.Now()
 
 // encapsulate writes the L2TP header into the headroom of each frame and
 // points msgs at the results, addressed to the tunnel's peer. It returns the

@@ -7,9 +7,11 @@ import (
 	"log/slog"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/ul2tp/ul2tp/datapath/conn"
 	"github.com/ul2tp/ul2tp/encap"
+	"github.com/ul2tp/ul2tp/reorder"
 )
 
 // frameRecorder stands in for a TAP queue.
@@ -53,7 +55,9 @@ func testSession(t testing.TB, e encap.Encap, cookie, peerCookie string, l2 enca
 		tx:     encap.V3Layout{Encap: e, Cookie: c, L2Spec: l2},
 		rx:     encap.V3Layout{Encap: e, Cookie: pc, L2Spec: l2},
 		out:    rec,
+		seq:    reorder.New[rxItem](reorder.Config{}),
 	}
+	s.maxFrame.Store(1518)
 	tun.sessions[101] = s
 	sock := &socket{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	p := &Plane{tunnels: map[uint32]*Tunnel{1: tun}}
@@ -64,10 +68,14 @@ func testSession(t testing.TB, e encap.Encap, cookie, peerCookie string, l2 enca
 
 // packet builds what the peer would send to session 101.
 func packet(e encap.Encap, cookie string, l2 encap.L2Spec, sid uint32, frame []byte) []byte {
+	return seqPacket(e, cookie, l2, sid, frame, 0, false)
+}
+
+func seqPacket(e encap.Encap, cookie string, l2 encap.L2Spec, sid uint32, frame []byte, ns uint32, seq bool) []byte {
 	c, _ := encap.ParseCookie(cookie)
 	l := encap.V3Layout{Encap: e, Cookie: c, L2Spec: l2}
 	b := make([]byte, l.HeaderLen()+len(frame))
-	n := l.Encode(b, sid, 0, false)
+	n := l.Encode(b, sid, ns, seq)
 	copy(b[n:], frame)
 	return b
 }
@@ -85,7 +93,7 @@ func TestDeliverCounts(t *testing.T) {
 			rec.keep = true
 			d := sock.demux.Load()
 			send := func(pkt []byte, from netip.AddrPort, trunc bool) {
-				sock.deliver(d, append([]byte(nil), pkt...), from, trunc, e, nil)
+				newReceiver(sock).deliver(d, append([]byte(nil), pkt...), from, trunc, e)
 			}
 			good := packet(e, "55667788", encap.L2SpecDefault, 101, frame60)
 			send(good, peer, false)
@@ -142,7 +150,7 @@ func TestDeliverWriteError(t *testing.T) {
 	sock, s, rec := testSession(t, encap.EncapUDP, "", "", encap.L2SpecNone)
 	rec.err = errors.New("device down")
 	buf := packet(encap.EncapUDP, "", encap.L2SpecNone, 101, frame60)
-	sock.deliver(sock.demux.Load(), buf, s.tunnel.remote, false, encap.EncapUDP, nil)
+	newReceiver(sock).deliver(sock.demux.Load(), buf, s.tunnel.remote, false, encap.EncapUDP)
 	// Counted as received by L2TP, then as an error when the TAP refused
 	// it (the kernel counts the device's drop separately).
 	if st := s.Stats(); st.RxErrors != 1 || st.RxPackets != 1 {
@@ -171,10 +179,11 @@ func BenchmarkDeliver(b *testing.B) {
 	sock, s, _ := testSession(b, encap.EncapUDP, "", "0011223344556677", encap.L2SpecDefault)
 	pkt := packet(encap.EncapUDP, "0011223344556677", encap.L2SpecDefault, 101, make([]byte, 1400))
 	d := sock.demux.Load()
+	r := newReceiver(sock)
 	b.ReportAllocs()
 	b.SetBytes(1400)
 	for i := 0; i < b.N; i++ {
-		sock.deliver(d, pkt, s.tunnel.remote, false, encap.EncapUDP, nil)
+		r.deliver(d, pkt, s.tunnel.remote, false, encap.EncapUDP)
 	}
 }
 
@@ -192,5 +201,39 @@ func BenchmarkEncapsulate(b *testing.B) {
 	b.SetBytes(n * 1400)
 	for i := 0; i < b.N; i++ {
 		s.encapsulate(msgs, bufs, sizes)
+	}
+}
+
+func TestDeliverSequenced(t *testing.T) {
+	sock, s, rec := testSession(t, encap.EncapUDP, "", "", encap.L2SpecDefault)
+	rec.keep = true
+	s.seq = reorder.New[rxItem](reorder.Config{Timeout: time.Second, RecvSeq: true})
+	s.recvSeq.Store(true)
+	r := newReceiver(sock)
+	d := sock.demux.Load()
+	buf := make([]byte, 256)
+	for _, ns := range []uint32{0, 2, 3, 1} {
+		// The same receive buffer for every packet: a queued frame must
+		// have been copied out of it.
+		pkt := seqPacket(encap.EncapUDP, "", encap.L2SpecDefault, 101, bytes.Repeat([]byte{byte(ns)}, 60), ns, true)
+		n := copy(buf, pkt)
+		r.deliver(d, buf[:n], s.tunnel.remote, false, encap.EncapUDP)
+	}
+	// A packet without a sequence number on a recv_seq session.
+	r.deliver(d, packet(encap.EncapUDP, "", encap.L2SpecDefault, 101, frame60), s.tunnel.remote, false, encap.EncapUDP)
+	if len(rec.frames) != 4 {
+		t.Fatalf("delivered %d frames", len(rec.frames))
+	}
+	for i, f := range rec.frames {
+		if f[0] != byte(i) {
+			t.Fatalf("frame %d carries %d", i, f[0])
+		}
+	}
+	st := s.Stats()
+	if st.RxPackets != 4 || st.RxOOSPackets != 1 || st.RxSeqDiscards != 1 || st.RxErrors != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	if !s.seq.SendSeq() {
+		t.Fatal("did not start sending Ns after the peer did")
 	}
 }

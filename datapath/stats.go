@@ -16,6 +16,9 @@ type Stats struct {
 	RxOOSPackets     uint64 `json:"rx_oos_packets"`
 	RxCookieDiscards uint64 `json:"rx_cookie_discards"`
 	RxInvalid        uint64 `json:"rx_invalid"`
+	// ReorderQueueDepth is how many frames wait in the reorder queue now
+	// (sessions only; not a kernel counter).
+	ReorderQueueDepth int `json:"reorder_queue_depth,omitempty"`
 }
 
 // counters is the live, atomically updated form of Stats.

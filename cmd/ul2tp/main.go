@@ -146,6 +146,8 @@ func usage(w io.Writer) {
                   [ cookie HEXSTR ] [ peer_cookie HEXSTR ] [ l2spec_type { none | default } ]
                   [ seq { none | send | recv | both } ] [ reorder_timeout MS ]
                   [ lns_mode { on | off } ] [ mtu MTU ]
+       ul2tp set session tunnel_id ID session_id ID [ seq { none | send | recv | both } ]
+                  [ reorder_timeout MS ] [ lns_mode { on | off } ]
        ul2tp del tunnel tunnel_id ID
        ul2tp del session tunnel_id ID session_id ID
        ul2tp show tunnel [ tunnel_id ID ]

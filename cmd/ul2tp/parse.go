@@ -27,8 +27,20 @@ func parse(args []string) (api.Request, error) {
 		verb = "del"
 	case "show", "list", "ls", "lst", "s":
 		verb = "show"
+	case "set", "change", "modify":
+		verb = "set"
 	default:
-		return api.Request{}, usagef("unknown command %q: want add, del or show", verb)
+		return api.Request{}, usagef("unknown command %q: want add, del, set or show", verb)
+	}
+	if verb == "set" {
+		if object != "session" && object != "s" {
+			return api.Request{}, usagef("set: only sessions can be changed")
+		}
+		a, err := parseSet(words)
+		if err != nil {
+			return api.Request{}, err
+		}
+		return api.Request{Op: api.OpSetSession, Set: a}, nil
 	}
 	switch object {
 	case "tunnel", "t":
@@ -221,4 +233,43 @@ func parseSession(words []string) (*api.SessionArgs, error) {
 		}
 	}
 	return s, nil
+}
+
+func parseSet(words []string) (*api.SetSessionArgs, error) {
+	a := &api.SetSessionArgs{}
+	for i := 0; i < len(words); i += 2 {
+		v, err := value(words, i)
+		if err != nil {
+			return nil, err
+		}
+		switch words[i] {
+		case "tunnel_id", "tid":
+			a.TunnelID, err = parseID("tunnel_id", v)
+		case "session_id", "sid":
+			a.SessionID, err = parseID("session_id", v)
+		case "seq":
+			_, _, err = api.ParseSeq(v)
+			a.Seq = v
+		case "reorder_timeout":
+			var n uint64
+			n, err = strconv.ParseUint(v, 10, 32)
+			if err != nil {
+				err = fmt.Errorf("invalid reorder_timeout %q: want milliseconds", v)
+			}
+			a.ReorderTimeout = &n
+		case "lns_mode":
+			var b bool
+			b, err = parseOnOff("lns_mode", v)
+			a.LNSMode = &b
+		default:
+			return nil, usagef("unknown set session argument %q", words[i])
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if a.TunnelID == 0 || a.SessionID == 0 {
+		return nil, usagef("tunnel_id and session_id: required")
+	}
+	return a, nil
 }

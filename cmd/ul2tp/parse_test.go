@@ -32,6 +32,12 @@ func TestParse(t *testing.T) {
 		{"del session tunnel_id 7 session_id 8", api.OpDelSession, func(r api.Request) bool { return r.Session.SessionID == 8 }, ""},
 		{"show tunnel", api.OpShowTunnel, func(r api.Request) bool { return r.Tunnel.TunnelID == 0 }, ""},
 		{"list session tunnel_id 3", api.OpShowSession, func(r api.Request) bool { return r.Session.TunnelID == 3 }, ""},
+		{"set session tunnel_id 1 session_id 2 seq both reorder_timeout 0 lns_mode on", api.OpSetSession,
+			func(r api.Request) bool {
+				return r.Set.Seq == "both" && r.Set.ReorderTimeout != nil && *r.Set.ReorderTimeout == 0 && *r.Set.LNSMode
+			}, ""},
+		{"set session tunnel_id 1 seq both", "", nil, "required"},
+		{"set tunnel tunnel_id 1", "", nil, "only sessions"},
 		{"add tunnel tunnel_id 1 peer_tunnel_id 2", "", nil, "remote: required"},
 		{"add tunnel tunnel_id 0 peer_tunnel_id 2 remote 1.2.3.4", "", nil, "invalid tunnel_id"},
 		{"add tunnel tunnel_id 1 peer_tunnel_id 2 remote 1.2.3.4 encap gre", "", nil, "invalid encap"},

@@ -51,6 +51,9 @@ func printSession(w io.Writer, s api.SessionInfo) {
 	if s.ReorderTimeout != 0 {
 		fmt.Fprintf(w, "  reorder timeout: %d\n", s.ReorderTimeout)
 	}
+	if s.LNSMode {
+		fmt.Fprintln(w, "  lns mode")
+	}
 	if s.SendSeq || s.RecvSeq {
 		fmt.Fprint(w, "  sequence numbering:")
 		if s.SendSeq {
@@ -71,4 +74,7 @@ func printStats(w io.Writer, st *datapath.Stats) {
 	fmt.Fprintf(w, "  RX: packets %d bytes %d errors %d seq_discards %d oos_packets %d cookie_discards %d invalid %d\n",
 		st.RxPackets, st.RxBytes, st.RxErrors, st.RxSeqDiscards, st.RxOOSPackets, st.RxCookieDiscards, st.RxInvalid)
 	fmt.Fprintf(w, "  TX: packets %d bytes %d errors %d\n", st.TxPackets, st.TxBytes, st.TxErrors)
+	if st.ReorderQueueDepth > 0 {
+		fmt.Fprintf(w, "  reorder queue: %d\n", st.ReorderQueueDepth)
+	}
 }

@@ -588,7 +588,7 @@ func TestE2ECLIErrors(t *testing.T) {
 	t.Run("output forms", func(t *testing.T) {
 		out := a.mustCLI("-p", "list", "tunnel")
 		var ts []tunnelJSON
-		if err := json.Unmarshal([]byte(out), &ts); err != nil || len(ts) != 1 || !strings.Contains(out, "\n    \"tunnel_id\": 100") {
+		if err := json.Unmarshal([]byte(out), &ts); err != nil || len(ts) != 1 || !strings.Contains(out, "\n        \"tunnel_id\": 100,\n") {
 			t.Errorf("ul2tp -p list tunnel: %v\n%s", err, out)
 		}
 		if out := a.mustCLI("ls", "t"); !strings.HasPrefix(out, "Tunnel 100, encap UDP\n") {

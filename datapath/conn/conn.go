@@ -112,8 +112,11 @@ func setup(fd int, kind Kind, v6 bool, local netip.AddrPort, o Options) (*Conn, 
 		if err := opt(unix.IPPROTO_IPV6, unix.IPV6_MTU_DISCOVER, unix.IPV6_PMTUDISC_DONT, "IPV6_MTU_DISCOVER"); err != nil {
 			return nil, err
 		}
-		if err := opt(unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1, "IPV6_V6ONLY"); err != nil {
-			return nil, err
+		if kind == UDP {
+			// Raw sockets refuse IPV6_V6ONLY; they never see IPv4.
+			if err := opt(unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1, "IPV6_V6ONLY"); err != nil {
+				return nil, err
+			}
 		}
 	} else if err := opt(unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, unix.IP_PMTUDISC_DONT, "IP_MTU_DISCOVER"); err != nil {
 		return nil, err

@@ -28,6 +28,7 @@ const (
 	OpAddSession  = "add_session"
 	OpDelSession  = "del_session"
 	OpShowSession = "show_session"
+	OpSetSession  = "set_session"
 )
 
 // Request is one command to the daemon.
@@ -35,6 +36,8 @@ type Request struct {
 	Op      string       `json:"op"`
 	Tunnel  *TunnelArgs  `json:"tunnel,omitempty"`
 	Session *SessionArgs `json:"session,omitempty"`
+	// Set carries set_session's changes.
+	Set *SetSessionArgs `json:"set,omitempty"`
 	// Stats asks show_tunnel and show_session for counters.
 	Stats bool `json:"stats,omitempty"`
 }
@@ -69,6 +72,44 @@ type SessionArgs struct {
 	ReorderTimeout uint64 `json:"reorder_timeout,omitempty"`
 	LNSMode        bool   `json:"lns_mode,omitempty"`
 	MTU            int    `json:"mtu,omitempty"`
+}
+
+// SetSessionArgs are the words of "ul2tp set session" (the netlink
+// SESSION_MODIFY equivalent); absent fields stay as they are.
+type SetSessionArgs struct {
+	TunnelID  uint32 `json:"tunnel_id"`
+	SessionID uint32 `json:"session_id"`
+	Seq       string `json:"seq,omitempty"` // none, send, recv, both
+	// ReorderTimeout is in milliseconds; 0 turns reordering off.
+	ReorderTimeout *uint64 `json:"reorder_timeout,omitempty"`
+	LNSMode        *bool   `json:"lns_mode,omitempty"`
+}
+
+// Modify turns the arguments into a datapath change.
+func (a *SetSessionArgs) Modify() (datapath.SessionModify, error) {
+	var m datapath.SessionModify
+	if a.TunnelID == 0 {
+		return m, &datapath.FieldError{Field: "tunnel_id", Value: a.TunnelID, Reason: "must be 1..4294967295"}
+	}
+	if a.SessionID == 0 {
+		return m, &datapath.FieldError{Field: "session_id", Value: a.SessionID, Reason: "must be 1..4294967295"}
+	}
+	if a.Seq != "" {
+		send, recv, err := ParseSeq(a.Seq)
+		if err != nil {
+			return m, err
+		}
+		m.SendSeq, m.RecvSeq = &send, &recv
+	}
+	if a.ReorderTimeout != nil {
+		if *a.ReorderTimeout > uint64(time.Hour/time.Millisecond) {
+			return m, &datapath.FieldError{Field: "reorder_timeout", Value: *a.ReorderTimeout, Reason: "longer than an hour"}
+		}
+		d := time.Duration(*a.ReorderTimeout) * time.Millisecond
+		m.ReorderTimeout = &d
+	}
+	m.LNSMode = a.LNSMode
+	return m, nil
 }
 
 // Response answers a Request.

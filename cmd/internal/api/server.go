@@ -84,6 +84,18 @@ func (h *Handler) Handle(req Request) Response {
 			return ErrorResponse(err)
 		}
 		return Response{}
+	case OpSetSession:
+		if req.Set == nil {
+			return invalid("set", "missing")
+		}
+		m, err := req.Set.Modify()
+		if err != nil {
+			return ErrorResponse(err)
+		}
+		if err := h.Plane.ModifySession(req.Set.TunnelID, req.Set.SessionID, m); err != nil {
+			return ErrorResponse(err)
+		}
+		return Response{}
 	case OpShowSession:
 		var tid, sid uint32
 		if req.Session != nil {

@@ -1,0 +1,135 @@
+package datapath
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/ul2tp/ul2tp/datapath/offload"
+	"github.com/ul2tp/ul2tp/reorder"
+)
+
+// rxItem is a received frame on its way through a session's sequencing:
+// a slice of the receive pump's buffer, or of a session buffer once it has
+// to wait in the reorder queue.
+type rxItem struct {
+	frame []byte
+	owned bool // frame is in a session buffer, returned after use
+}
+
+// keepBufSize holds one wire-size frame kept in the reorder queue.
+const keepBufSize = 16384
+
+// seqHandler carries a receive pump's state into reorder's callbacks.
+type seqHandler struct {
+	r *receiver
+	s *Session
+}
+
+// Deliver passes a frame that is in sequence to the TAP.
+func (h *seqHandler) Deliver(it rxItem) {
+	s := h.s
+	t := s.tunnel
+	s.stats.rxPackets.Add(1)
+	s.stats.rxBytes.Add(uint64(len(it.frame)))
+	t.stats.rxPackets.Add(1)
+	t.stats.rxBytes.Add(uint64(len(it.frame)))
+	if !it.owned && s.vnet && h.r.co != nil {
+		h.r.co.Add(s, it.frame)
+		return
+	}
+	var err error
+	if s.vnet {
+		h.r.parts = append(h.r.parts[:0], plainVnet[:], it.frame)
+		err = s.dev.Queues()[0].WriteParts(h.r.parts)
+	} else {
+		err = s.out.Write(it.frame)
+	}
+	if err != nil {
+		s.stats.rxErrors.Add(1)
+		t.stats.rxErrors.Add(1)
+	}
+	h.release(it)
+}
+
+// Drop discards a frame; reorder counts it.
+func (h *seqHandler) Drop(it rxItem, _ reorder.Reason) { h.release(it) }
+
+// Keep copies a frame that must wait into a session buffer.
+func (h *seqHandler) Keep(it rxItem) rxItem {
+	if it.owned {
+		return it
+	}
+	s := h.s
+	var b []byte
+	if n := len(s.keep); n > 0 {
+		b, s.keep = s.keep[n-1], s.keep[:n-1]
+	} else {
+		b = make([]byte, 0, keepBufSize)
+	}
+	return rxItem{frame: append(b[:0], it.frame...), owned: true}
+}
+
+func (h *seqHandler) release(it rxItem) {
+	if it.owned {
+		h.s.keep = append(h.s.keep, it.frame[:0])
+	}
+}
+
+// plainVnet is a virtio_net_hdr saying "nothing to do".
+var plainVnet [offload.VnetHdrLen]byte
+
+// SessionModify is what L2TP_CMD_SESSION_MODIFY may change; nil fields
+// stay as they are.
+type SessionModify struct {
+	SendSeq, RecvSeq, LNSMode *bool
+	ReorderTimeout            *time.Duration
+}
+
+// ModifySession changes a session's sequencing options.
+func (p *Plane) ModifySession(tunnelID, id uint32, m SessionModify) error {
+	p.mu.Lock()
+	t, ok := p.tunnels[tunnelID]
+	if !ok {
+		p.mu.Unlock()
+		return fmt.Errorf("tunnel %d: %w", tunnelID, ErrNotFound)
+	}
+	s, ok := t.sessions[id]
+	p.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("session %d in tunnel %d: %w", id, tunnelID, ErrNotFound)
+	}
+	if m.ReorderTimeout != nil && *m.ReorderTimeout < 0 {
+		return &FieldError{"reorder_timeout", *m.ReorderTimeout, "must not be negative"}
+	}
+	s.seqMu.Lock()
+	defer s.seqMu.Unlock()
+	c := s.seq.Config()
+	if m.SendSeq != nil {
+		c.SendSeq = *m.SendSeq
+	}
+	if m.RecvSeq != nil {
+		c.RecvSeq = *m.RecvSeq
+	}
+	if m.LNSMode != nil {
+		c.LNSMode = *m.LNSMode
+	}
+	if m.ReorderTimeout != nil {
+		c.Timeout = *m.ReorderTimeout
+	}
+	s.seq.Configure(c)
+	s.recvSeq.Store(c.RecvSeq)
+	p.log.Info("session modified", "tunnel_id", tunnelID, "session_id", id, "send_seq", c.SendSeq,
+		"recv_seq", c.RecvSeq, "lns_mode", c.LNSMode, "reorder_timeout", c.Timeout)
+	return nil
+}
+
+// seqConfig is the reorder configuration of a new session.
+func seqConfig(c *SessionConfig) reorder.Config {
+	return reorder.Config{
+		Max:     reorder.MaxV3,
+		RecvSeq: c.RecvSeq,
+		SendSeq: c.SendSeq,
+		LNSMode: c.LNSMode,
+		Timeout: c.ReorderTimeout,
+	}
+}
