@@ -86,3 +86,12 @@ func TestPrint(t *testing.T) {
 		t.Fatalf("got\n%s\nwant\n%s", b.String(), want)
 	}
 }
+
+func FuzzParse(f *testing.F) {
+	f.Add("add tunnel tunnel_id 1 peer_tunnel_id 2 remote 10.0.0.2 encap ip")
+	f.Add("add session tunnel_id 1 session_id 2 peer_session_id 3 cookie 11223344 seq both")
+	f.Add("set session tid 1 sid 2 reorder_timeout 5")
+	f.Fuzz(func(t *testing.T, line string) {
+		_, _ = parse(strings.Fields(line))
+	})
+}

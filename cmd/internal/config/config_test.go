@@ -85,3 +85,25 @@ func TestParseErrors(t *testing.T) {
 		}
 	}
 }
+
+func FuzzParse(f *testing.F) {
+	f.Add(goL2TPStatic)
+	f.Add("[tunnel.t]\npeer = \"10.0.0.2\"\ntid = 1\nptid = 2\n[tunnel.t.session.s]\nsid = 1\npsid = 2\ncookie = [1,2,3,4]\n")
+	f.Fuzz(func(t *testing.T, text string) {
+		file, err := Parse(text)
+		if err != nil {
+			return
+		}
+		// Whatever parses also converts into a checked configuration.
+		for _, tn := range file.Tunnels {
+			if _, err := tn.Args.Config(); err != nil {
+				t.Fatalf("tunnel %s parsed but does not convert: %v", tn.Name, err)
+			}
+			for _, s := range tn.Sessions {
+				if _, err := s.Args.Config(); err != nil {
+					t.Fatalf("session %s parsed but does not convert: %v", s.Name, err)
+				}
+			}
+		}
+	})
+}
