@@ -326,8 +326,7 @@ func (r *Receiver[T]) dequeue(now int64, h Handler[T]) {
 				r.nr = e.ns
 			}
 			if e.ns != r.nr {
-				i++ // the kernel stops here: later entries wait
-				return
+				return // the kernel stops here: later entries wait
 			}
 			r.nr = (r.nr + 1) & r.cfg.Max
 		}

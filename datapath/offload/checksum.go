@@ -20,22 +20,14 @@ func Sum(b []byte, acc uint64) uint64 {
 		acc, carry = bits.Add64(acc, binary.BigEndian.Uint64(b[0:8]), carry)
 		b = b[8:]
 	}
+	// Fold in the last bytes as one big-endian word padded with zeros.
+	var tail uint64
+	for i, c := range b {
+		tail |= uint64(c) << (56 - 8*i)
+	}
+	acc, carry = bits.Add64(acc, tail, carry)
 	acc, carry = bits.Add64(acc, carry, 0)
-	if len(b) >= 4 {
-		acc, carry = bits.Add64(acc, uint64(binary.BigEndian.Uint32(b[0:4])), 0)
-		acc += carry
-		b = b[4:]
-	}
-	if len(b) >= 2 {
-		acc, carry = bits.Add64(acc, uint64(binary.BigEndian.Uint16(b[0:2])), 0)
-		acc += carry
-		b = b[2:]
-	}
-	if len(b) == 1 {
-		acc, carry = bits.Add64(acc, uint64(b[0])<<8, 0)
-		acc += carry
-	}
-	return acc
+	return acc + carry
 }
 
 // Fold reduces a running sum to 16 bits (not complemented).

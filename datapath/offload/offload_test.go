@@ -72,9 +72,15 @@ func TestChecksum(t *testing.T) {
 	if got := Fold(Sum(b, 0)); got != 0xddf2 {
 		t.Fatalf("sum %#x, want 0xddf2", got)
 	}
-	// Against a plain 16-bit loop, for every length up to 300.
+	// Against a plain 16-bit loop, for every length up to 300, on random
+	// bytes and on all-ones (every addition carries).
 	data := randBytes(300, 1)
-	for n := 0; n <= len(data); n++ {
+	ones := bytes.Repeat([]byte{0xff}, 300)
+	for n := 0; n <= 2*len(data); n++ {
+		data := data
+		if n > len(data) {
+			data, n = ones, n-len(data)
+		}
 		var ref uint32
 		for i := 0; i+1 < n; i += 2 {
 			ref += uint32(data[i])<<8 | uint32(data[i+1])
