@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/ul2tp/ul2tp/datapath/conn"
@@ -117,12 +118,9 @@ func (r *receiver) batch(d *demux, msgs []conn.Msg) {
 
 // WriteParts writes a (possibly coalesced) frame to a session's TAP.
 func (r *receiver) WriteParts(s *Session, parts [][]byte) error {
-	if err := s.dev.Queues()[0].WriteParts(parts); err != nil {
-		s.stats.rxErrors.Add(1)
-		s.tunnel.stats.rxErrors.Add(1)
-		return err
-	}
-	return nil
+	err := s.dev.Queues()[0].WriteParts(parts)
+	s.tapWriteError(err)
+	return err
 }
 
 // deliver checks one L2TP packet and passes its frame on: to the coalescer
@@ -188,10 +186,18 @@ func (r *receiver) deliver(d *demux, pkt []byte, from netip.AddrPort, truncated 
 		r.co.Add(ss, frame)
 		return
 	}
-	if err := ss.out.Write(frame); err != nil {
-		ss.stats.rxErrors.Add(1)
-		t.stats.rxErrors.Add(1)
+	ss.tapWriteError(ss.out.Write(frame))
+}
+
+// tapWriteError counts a failed TAP write as a receive error, except EIO:
+// the device is down, where the kernel's l2tp_eth counts the frame as
+// received by L2TP and dropped by the device, not as an L2TP error.
+func (s *Session) tapWriteError(err error) {
+	if err == nil || errors.Is(err, syscall.EIO) {
+		return
 	}
+	s.stats.rxErrors.Add(1)
+	s.tunnel.stats.rxErrors.Add(1)
 }
 
 // transmitter is the per-queue state of a session's transmit pump.

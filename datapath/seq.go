@@ -44,10 +44,7 @@ func (h *seqHandler) Deliver(it rxItem) {
 	} else {
 		err = s.out.Write(it.frame)
 	}
-	if err != nil {
-		s.stats.rxErrors.Add(1)
-		t.stats.rxErrors.Add(1)
-	}
+	s.tapWriteError(err)
 	h.release(it)
 }
 

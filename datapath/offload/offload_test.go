@@ -76,10 +76,10 @@ func TestChecksum(t *testing.T) {
 	// bytes and on all-ones (every addition carries).
 	data := randBytes(300, 1)
 	ones := bytes.Repeat([]byte{0xff}, 300)
-	for n := 0; n <= 2*len(data); n++ {
-		data := data
-		if n > len(data) {
-			data, n = ones, n-len(data)
+	for i := 0; i <= 2*len(data); i++ {
+		data, n := data, i
+		if i > len(data) {
+			data, n = ones, i-len(data)-1
 		}
 		var ref uint32
 		for i := 0; i+1 < n; i += 2 {
