@@ -383,18 +383,26 @@ func (p *Plane) checkSessionID(t *Tunnel, id uint32) error {
 	return nil
 }
 
-// DelSession deletes a session and its TAP device.
-func (p *Plane) DelSession(tunnelID, id uint32) error {
-	p.mu.Lock()
+// lookup finds a session, with p.mu held.
+func (p *Plane) lookup(tunnelID, id uint32) (*Tunnel, *Session, error) {
 	t, ok := p.tunnels[tunnelID]
 	if !ok {
-		p.mu.Unlock()
-		return fmt.Errorf("tunnel %d: %w", tunnelID, ErrNotFound)
+		return nil, nil, fmt.Errorf("tunnel %d: %w", tunnelID, ErrNotFound)
 	}
 	s, ok := t.sessions[id]
 	if !ok {
+		return nil, nil, fmt.Errorf("session %d in tunnel %d: %w", id, tunnelID, ErrNotFound)
+	}
+	return t, s, nil
+}
+
+// DelSession deletes a session and its TAP device.
+func (p *Plane) DelSession(tunnelID, id uint32) error {
+	p.mu.Lock()
+	t, s, err := p.lookup(tunnelID, id)
+	if err != nil {
 		p.mu.Unlock()
-		return fmt.Errorf("session %d in tunnel %d: %w", id, tunnelID, ErrNotFound)
+		return err
 	}
 	delete(t.sessions, id)
 	t.sock.rebuild(p)

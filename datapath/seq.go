@@ -1,7 +1,6 @@
 package datapath
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/ul2tp/ul2tp/datapath/offload"
@@ -85,15 +84,10 @@ type SessionModify struct {
 // ModifySession changes a session's sequencing options.
 func (p *Plane) ModifySession(tunnelID, id uint32, m SessionModify) error {
 	p.mu.Lock()
-	t, ok := p.tunnels[tunnelID]
-	if !ok {
-		p.mu.Unlock()
-		return fmt.Errorf("tunnel %d: %w", tunnelID, ErrNotFound)
-	}
-	s, ok := t.sessions[id]
+	_, s, err := p.lookup(tunnelID, id)
 	p.mu.Unlock()
-	if !ok {
-		return fmt.Errorf("session %d in tunnel %d: %w", id, tunnelID, ErrNotFound)
+	if err != nil {
+		return err
 	}
 	if m.ReorderTimeout != nil && *m.ReorderTimeout < 0 {
 		return &FieldError{"reorder_timeout", *m.ReorderTimeout, "must not be negative"}

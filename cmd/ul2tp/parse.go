@@ -120,6 +120,14 @@ func parsePort(name, v string) (uint16, error) {
 	return uint16(n), nil
 }
 
+func parseMillis(name, v string) (uint64, error) {
+	n, err := strconv.ParseUint(v, 10, 32)
+	if err != nil {
+		return 0, fmt.Errorf("invalid %s %q: want milliseconds", name, v)
+	}
+	return n, nil
+}
+
 func parseOnOff(name, v string) (bool, error) {
 	switch v {
 	case "on":
@@ -208,10 +216,7 @@ func parseSession(words []string) (*api.SessionArgs, error) {
 			}
 			s.Seq = v
 		case "reorder_timeout":
-			s.ReorderTimeout, err = strconv.ParseUint(v, 10, 32)
-			if err != nil {
-				err = fmt.Errorf("invalid reorder_timeout %q: want milliseconds", v)
-			}
+			s.ReorderTimeout, err = parseMillis("reorder_timeout", v)
 		case "lns_mode":
 			s.LNSMode, err = parseOnOff("lns_mode", v)
 		case "mtu":
@@ -252,10 +257,7 @@ func parseSet(words []string) (*api.SetSessionArgs, error) {
 			a.Seq = v
 		case "reorder_timeout":
 			var n uint64
-			n, err = strconv.ParseUint(v, 10, 32)
-			if err != nil {
-				err = fmt.Errorf("invalid reorder_timeout %q: want milliseconds", v)
-			}
+			n, err = parseMillis("reorder_timeout", v)
 			a.ReorderTimeout = &n
 		case "lns_mode":
 			var b bool
