@@ -32,8 +32,15 @@ func (h *seqHandler) Deliver(it rxItem) {
 	s.stats.rxBytes.Add(uint64(len(it.frame)))
 	t.stats.rxPackets.Add(1)
 	t.stats.rxBytes.Add(uint64(len(it.frame)))
-	if !it.owned && s.vnet && h.r.co != nil {
-		h.r.co.Add(s, it.frame)
+	if s.vnet && h.r.co != nil {
+		if !it.owned {
+			h.r.co.Add(s, it.frame)
+			return
+		}
+		// A frame from the reorder queue goes after the frames of this
+		// session the coalescer still holds, or TCP sees them reordered.
+		h.r.co.Bypass(s, it.frame)
+		h.release(it)
 		return
 	}
 	var err error

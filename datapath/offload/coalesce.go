@@ -183,6 +183,11 @@ func (c *Coalescer[K]) open(s *slot[K], k K, t tcpFrame, frame []byte) {
 	s.closed = s.psh
 }
 
+// Bypass writes a frame at once, unmerged, after the owner's pending
+// super-frames, so the owner's frames stay in order. The frame's buffer is
+// free again when Bypass returns.
+func (c *Coalescer[K]) Bypass(k K, frame []byte) { c.passThrough(k, frame) }
+
 // passThrough writes a frame that is not merged, after the owner's pending
 // super-frames.
 func (c *Coalescer[K]) passThrough(k K, frame []byte) {
