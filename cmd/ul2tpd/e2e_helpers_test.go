@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/ul2tp/ul2tp/datapath"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -396,18 +397,8 @@ func (d *daemon) cliFails(want []string, args ...string) string {
 
 // JSON shapes of "ul2tp -j [-s] show ...", written from iproute2's keys
 // rather than taken from package api, so that renaming a key breaks the test.
-type statsJSON struct {
-	TxPackets        uint64 `json:"tx_packets"`
-	TxBytes          uint64 `json:"tx_bytes"`
-	TxErrors         uint64 `json:"tx_errors"`
-	RxPackets        uint64 `json:"rx_packets"`
-	RxBytes          uint64 `json:"rx_bytes"`
-	RxErrors         uint64 `json:"rx_errors"`
-	RxSeqDiscards    uint64 `json:"rx_seq_discards"`
-	RxOOSPackets     uint64 `json:"rx_oos_packets"`
-	RxCookieDiscards uint64 `json:"rx_cookie_discards"`
-	RxInvalid        uint64 `json:"rx_invalid"`
-}
+// statsJSON is the counters object of "ul2tp -j -s".
+type statsJSON = datapath.Stats
 
 type sessionJSON struct {
 	SessionID     uint32     `json:"session_id"`
