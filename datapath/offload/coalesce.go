@@ -80,12 +80,16 @@ func (c *Coalescer[K]) Add(k K, frame []byte) {
 	payload := frame[t.hdrLen:]
 	for i := range c.slots {
 		s := &c.slots[i]
-		if !s.busy || s.owner != k || !sameFlow(s.hdr[:s.t.hdrLen], &s.t, frame, &t) {
+		if !s.busy || s.owner != k || !sameConn(s.hdr[:s.t.hdrLen], &s.t, frame, &t) {
 			continue
 		}
+		// One slot per connection: a segment that cannot join the
+		// connection's super-frame ends it, so the connection's bytes
+		// reach the TAP in the order they came.
 		seq := binary.BigEndian.Uint32(frame[t.l4+4:])
 		if !s.closed && seq == s.nextSeq && len(payload) <= s.mss &&
-			len(s.payloads) < maxSegs && s.t.hdrLen-s.t.l3+s.bytes+len(payload) <= maxIPPacket {
+			len(s.payloads) < maxSegs && s.t.hdrLen-s.t.l3+s.bytes+len(payload) <= maxIPPacket &&
+			sameHeaders(s.hdr[:s.t.hdrLen], &s.t, frame, &t) {
 			s.payloads = append(s.payloads, payload)
 			s.bytes += len(payload)
 			s.nextSeq += uint32(len(payload))
@@ -127,31 +131,41 @@ func mergeable(f []byte, t *tcpFrame) bool {
 	return t.tcpChecksumOK(f)
 }
 
-// sameFlow compares everything but what differs between segments of one
-// TCP flow: IP length, id and checksum, TCP sequence number, PSH and
-// checksum, and the window (the super-frame keeps the first).
-func sameFlow(h []byte, ht *tcpFrame, f []byte, t *tcpFrame) bool {
-	if ht.l3 != t.l3 || ht.l4 != t.l4 || ht.hdrLen != t.hdrLen || ht.v6 != t.v6 {
+// sameConn reports whether two TCP frames belong to one connection: the
+// same Ethernet and VLAN headers, IP version, addresses and ports.
+func sameConn(h []byte, ht *tcpFrame, f []byte, t *tcpFrame) bool {
+	if ht.l3 != t.l3 || ht.v6 != t.v6 || !bytes.Equal(h[:t.l3], f[:t.l3]) {
 		return false
 	}
-	if !bytes.Equal(h[:t.l3], f[:t.l3]) { // Ethernet and VLAN headers
+	src, n := t.l3+12, 8 // IPv4 source and destination addresses
+	if t.v6 {
+		src, n = t.l3+8, 32
+	}
+	return bytes.Equal(h[src:src+n], f[src:src+n]) && bytes.Equal(h[ht.l4:ht.l4+4], f[t.l4:t.l4+4])
+}
+
+// sameHeaders compares, for two frames of one connection, everything but
+// what differs between segments of one super-frame: IP length, id and
+// checksum, TCP sequence number, PSH and checksum, and the window (the
+// super-frame keeps the first).
+func sameHeaders(h []byte, ht *tcpFrame, f []byte, t *tcpFrame) bool {
+	if ht.l4 != t.l4 || ht.hdrLen != t.hdrLen {
 		return false
 	}
 	if t.v6 {
-		// Version, class, flow label; next header, hop limit; addresses.
-		if !bytes.Equal(h[t.l3:t.l3+4], f[t.l3:t.l3+4]) || !bytes.Equal(h[t.l3+6:t.l4], f[t.l3+6:t.l4]) {
+		// Version, class, flow label; next header, hop limit.
+		if !bytes.Equal(h[t.l3:t.l3+4], f[t.l3:t.l3+4]) || !bytes.Equal(h[t.l3+6:t.l3+8], f[t.l3+6:t.l3+8]) {
 			return false
 		}
 	} else {
-		// Version/IHL/TOS, flags (DF), TTL/protocol, addresses, options.
+		// Version/IHL/TOS, flags (DF), TTL/protocol, options.
 		if h[t.l3] != f[t.l3] || h[t.l3+1] != f[t.l3+1] || h[t.l3+6]&0xe0 != f[t.l3+6]&0xe0 ||
-			h[t.l3+8] != f[t.l3+8] || !bytes.Equal(h[t.l3+12:t.l4], f[t.l3+12:t.l4]) {
+			h[t.l3+8] != f[t.l3+8] || h[t.l3+9] != f[t.l3+9] || !bytes.Equal(h[t.l3+20:t.l4], f[t.l3+20:t.l4]) {
 			return false
 		}
 	}
-	// Ports, acknowledgment number, data offset, and options.
-	return bytes.Equal(h[t.l4:t.l4+4], f[t.l4:t.l4+4]) &&
-		bytes.Equal(h[t.l4+8:t.l4+13], f[t.l4+8:t.l4+13]) &&
+	// Acknowledgment number, data offset, and options.
+	return bytes.Equal(h[t.l4+8:t.l4+13], f[t.l4+8:t.l4+13]) &&
 		bytes.Equal(h[t.l4+20:t.hdrLen], f[t.l4+20:t.hdrLen])
 }
 
