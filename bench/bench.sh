@@ -9,10 +9,13 @@
 #   DURATION=3     seconds per iperf3 measurement
 #   REPEAT=3       measurements per (setup, test); the report uses the median
 #   ROWS=all       or a space-separated subset of: veth vxlan openvpn fastd
-#                  ul2tp-udp ul2tp-ip ul2tp-udp-seq ul2tp-udp-csum
+#                  ul2tp-udp ul2tp-ip ul2tp-udp-seq, and the step rows
+#                  ul2tp-step0 ul2tp-step1 ul2tp-q2 ul2tp-gmp1 ul2tp-pin
 #   SEQ=1          include the "ul2tp udp + seq both" row (SEQ=0 leaves it out)
-#   CSUM=0         CSUM=1 adds a "ul2tp udp + udp_csum on" row (UDP checksums
-#                  on, which lets the kernel do UDP GSO for ul2tp)
+#   STEPS=1        include the step rows (STEPS=0 leaves them out): the UDP
+#                  row without offloads and without UDP checksums (step 0),
+#                  with TAP offloads but no UDP GSO (step 1), and the
+#                  default with 2 TAP queues, GOMAXPROCS=1, or pinned to CPUs
 #   GOBENCH=1      run the Go micro-benchmarks (GOBENCH=0 skips them)
 #   OUT=bench/results   where results.json and chart.png go
 #   KEEP_RAW=0     KEEP_RAW=1 copies the raw iperf3/CPU files to $OUT/raw
@@ -31,7 +34,7 @@ BIN=$(cd "${1:-$ROOT/bin}" && pwd)
 DURATION=${DURATION:-3}
 REPEAT=${REPEAT:-3}
 SEQ=${SEQ:-1}
-CSUM=${CSUM:-0}
+STEPS=${STEPS:-1}
 GOBENCH=${GOBENCH:-1}
 KEEP_RAW=${KEEP_RAW:-0}
 OUT=${OUT:-$HERE/results}
@@ -40,7 +43,7 @@ ROWS=${ROWS:-all} ROWS_SET=
 if [ "$ROWS" = all ]; then
 	ROWS="veth vxlan openvpn fastd ul2tp-udp ul2tp-ip"
 	[ "$SEQ" = 1 ] && ROWS="$ROWS ul2tp-udp-seq"
-	[ "$CSUM" = 1 ] && ROWS="$ROWS ul2tp-udp-csum"
+	[ "$STEPS" = 1 ] && ROWS="$ROWS ul2tp-step0 ul2tp-step1 ul2tp-q2 ul2tp-gmp1 ul2tp-pin"
 fi
 case $DURATION in ''|*[!0-9]*|0) echo "bench: DURATION must be a whole number of seconds >= 1" >&2; exit 1;; esac
 case $REPEAT in ''|*[!0-9]*|0) echo "bench: REPEAT must be a whole number >= 1" >&2; exit 1;; esac
@@ -216,14 +219,23 @@ setup_fastd() {
 	LABEL="fastd v$(fastd --version | awk '{print $2}' | tr -d v) TAP, method null"
 }
 
-# setup_ul2tp ENCAP [SEQ [CSUM]]: L2TPv3, 4-byte cookies, default
-# L2-specific sublayer; SEQ=both adds "seq both" on both session ends,
-# CSUM=on "udp_csum on" on both tunnel ends.
+# setup_ul2tp ENCAP [SEQ [CSUM [FLAGS [HOW]]]]: L2TPv3, 4-byte cookies,
+# default L2-specific sublayer. SEQ=both adds "seq both" on both session
+# ends, CSUM=off|on sets udp_csum on both tunnel ends (ul2tp's default is
+# on), FLAGS are extra ul2tpd flags, HOW is gmp1 (GOMAXPROCS=1) or pin (each
+# ul2tpd on its own CPU with taskset).
 setup_ul2tp() {
-	local encap=$1 seq=${2:-} csum=${3:-} ns i ports=() seqw=()
+	local encap=$1 seq=${2:-} csum=${3:-} flags=${4:-} how=${5:-} ns i cpu=0 ports=() seqw=() wrap=() extra=""
 	for ns in $A $B; do
-		bg ul2tpd-$ns ip netns exec $ns "$BIN/ul2tpd" --socket "$RUN/$ns.sock"
+		wrap=()
+		case $how in
+		gmp1) wrap=(env GOMAXPROCS=1) ;;
+		pin) wrap=(taskset -c $((cpu % $(nproc)))) ;;
+		esac
+		# shellcheck disable=SC2086
+		bg ul2tpd-$ns ip netns exec $ns "${wrap[@]}" "$BIN/ul2tpd" --socket "$RUN/$ns.sock" $flags
 		tunpids+=("$LASTPID")
+		cpu=$((cpu + 1))
 	done
 	for ns in $A $B; do
 		for i in $(seq 50); do [ -S "$RUN/$ns.sock" ] && break; sleep 0.1; done
@@ -243,8 +255,26 @@ setup_ul2tp() {
 	inner_addr $A ul2tpb0 $IA
 	inner_addr $B ul2tpb0 $IB
 	TARGET=$IB IFACE=ul2tpb0
-	LABEL="ul2tp L2TPv3/$(echo "$encap" | tr a-z A-Z), cookie 4, l2spec default${seq:+, seq $seq}${csum:+, udp_csum $csum}"
+	[ -n "$seq" ] && extra="$extra, seq $seq"
+	[ -n "$csum" ] && extra="$extra, udp_csum $csum"
+	[ -n "$flags" ] && extra="$extra, $flags"
+	case $how in
+	gmp1) extra="$extra, GOMAXPROCS=1" ;;
+	pin) extra="$extra, pinned (taskset: a on CPU 0, b on CPU 1)" ;;
+	esac
+	LABEL="ul2tp L2TPv3/$(echo "$encap" | tr a-z A-Z), cookie 4, l2spec default$extra"
 	UL2TP_ROW=1
+}
+
+# rss TAG: the resident set (VmRSS, KiB) of each ul2tpd, for the "steady
+# RSS under load" check: after setup, after each measurement.
+rss() {
+	local p end=a
+	[ "$UL2TP_ROW" = 1 ] || return 0
+	for p in "${tunpids[@]}"; do
+		echo "$end $1 $(awk '/^VmRSS:/{print $2}' /proc/"$p"/status 2>/dev/null || echo 0)"
+		end=b
+	done >>"$RAW/$CURROW/rss.txt"
 }
 
 # ---- measuring ----------------------------------------------------------
@@ -334,7 +364,11 @@ run_row() {
 	ul2tp-udp) setup_ul2tp udp ;;
 	ul2tp-ip) setup_ul2tp ip ;;
 	ul2tp-udp-seq) setup_ul2tp udp both ;;
-	ul2tp-udp-csum) setup_ul2tp udp "" on ;;
+	ul2tp-step0) setup_ul2tp udp "" off --no-offload ;;
+	ul2tp-step1) setup_ul2tp udp "" off ;;
+	ul2tp-q2) setup_ul2tp udp "" "" "--queues 2" ;;
+	ul2tp-gmp1) setup_ul2tp udp "" "" "" gmp1 ;;
+	ul2tp-pin) setup_ul2tp udp "" "" "" pin ;;
 	*) echo "bench: unknown row $row" >&2; return 1 ;;
 	esac
 	if ! wait_ping "$TARGET"; then
@@ -346,9 +380,12 @@ run_row() {
 	log "$row: $LABEL (inner MTU $mtu)"
 	printf '%s\t%s\t%s\t%s\n' "$row" "$LABEL" "$mtu" "${#tunpids[@]} tunnel processes" >>"$RAW/rows.tsv"
 	start_server
+	CURROW=$row
+	rss setup
 	for rep in $(seq "$REPEAT"); do
 		for test in tcp1 tcp4 udp64; do
 			measure "$row" "$test" "$rep"
+			rss "$test.$rep"
 		done
 	done
 	# where packets were dropped: interface and UDP counters, both ends

@@ -43,7 +43,9 @@ type TunnelConfig struct {
 	// UDPSport and UDPDport default to 1701.
 	UDPSport uint16 `json:"local_port"`
 	UDPDport uint16 `json:"peer_port"`
-	// UDPCsum turns on IPv4 UDP checksums (off by default, as the kernel).
+	// UDPCsum turns on IPv4 UDP checksums. The zero value is off, as the
+	// kernel's default; ul2tpd's API and config default to on, which lets
+	// the kernel segment UDP GSO batches.
 	UDPCsum bool `json:"udp_csum"`
 	// UDP6CsumTx / UDP6CsumRx: IPv6 UDP checksums on send / required on
 	// receive (both on by default, as the kernel).

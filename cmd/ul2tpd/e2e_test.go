@@ -491,7 +491,7 @@ func TestE2EBadInput(t *testing.T) {
 	out = a.mustCLI("-s", "show", "tunnel", "tunnel_id", "100")
 	for _, w := range []string{
 		"Tunnel 100, encap UDP\n", fmt.Sprintf("From %s to %s\n", A1, B2), "Peer tunnel 200\n",
-		"UDP source / dest ports: 1701/1701\n", "UDP checksum: disabled\n",
+		"UDP source / dest ports: 1701/1701\n", "UDP checksum: enabled\n", // ul2tp's default
 		fmt.Sprintf(" invalid %d\n", t100.Stats.RxInvalid),
 	} {
 		if !strings.Contains(out, w) {

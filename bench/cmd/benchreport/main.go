@@ -59,6 +59,15 @@ type Row struct {
 	// Counters: for ul2tp rows, each end's session counters at the end of
 	// the row (ul2tp -s -j show session), keyed by namespace end "a"/"b".
 	Counters map[string]map[string]uint64 `json:"ul2tp_counters,omitempty"`
+	// RSS: for ul2tp rows, each end's ul2tpd resident set in KiB, after
+	// setup and after every measurement, in order, keyed by end "a"/"b".
+	RSS map[string][]RSSSample `json:"ul2tpd_rss_kib,omitempty"`
+}
+
+// RSSSample is one VmRSS reading of a ul2tpd.
+type RSSSample struct {
+	After string `json:"after"` // "setup" or the test and repetition, "tcp1.2"
+	KiB   int    `json:"kib"`
 }
 
 // Ratios compares the medians of two rows.
@@ -218,6 +227,7 @@ func collect(dir string) (*Results, error) {
 			}
 		}
 		r.Counters = readCounters(filepath.Join(dir, r.ID))
+		r.RSS = readRSS(filepath.Join(dir, r.ID, "rss.txt"))
 		for _, end := range []string{"a", "b"} {
 			var bad []string
 			for _, k := range []string{"tx_errors", "rx_errors", "rx_invalid", "rx_cookie_discards", "rx_seq_discards", "rx_oos_packets"} {
@@ -279,6 +289,97 @@ func readCounters(dir string) map[string]map[string]uint64 {
 		out[end] = m
 	}
 	return out
+}
+
+// readRSS reads rss.txt: lines "END AFTER KIB".
+func readRSS(path string) map[string][]RSSSample {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	out := map[string][]RSSSample{}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 3 {
+			continue
+		}
+		kib, err := strconv.Atoi(f[2])
+		if err != nil || kib <= 0 {
+			continue
+		}
+		out[f[0]] = append(out[f[0]], RSSSample{After: f[1], KiB: kib})
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// rssLine summarizes a row's RSS samples: per end, after setup, the
+// largest, and at the end, in MiB.
+func rssLine(r Row) string {
+	var parts []string
+	for _, end := range []string{"a", "b"} {
+		v := r.RSS[end]
+		if len(v) == 0 {
+			continue
+		}
+		hi := 0
+		for _, x := range v {
+			hi = max(hi, x.KiB)
+		}
+		parts = append(parts, fmt.Sprintf("%s %.1f → max %.1f → end %.1f MiB",
+			end, float64(v[0].KiB)/1024, float64(hi)/1024, float64(v[len(v)-1].KiB)/1024))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// steps lists, in order, the rows that show ul2tp's datapath one step at a
+// time, with what each adds.
+var steps = []struct{ id, what string }{
+	{"ul2tp-step0", "0: batched sockets only (--no-offload, udp_csum off)"},
+	{"ul2tp-step1", "1: + TAP offloads: TSO super-frames segmented in Go, TCP coalescing into the TAP (udp_csum off: no UDP GSO)"},
+	{"ul2tp-udp", "2: + UDP GSO and GRO (udp_csum on, the default)"},
+	{"ul2tp-q2", "3: + 2 TAP queues (--queues 2)"},
+	{"ul2tp-gmp1", "4: default, GOMAXPROCS=1"},
+	{"ul2tp-pin", "5: default, each ul2tpd pinned to a CPU"},
+}
+
+// StepTable returns the step rows with each one's TCP figures against
+// step 0 and the previous step, or "" when the run has no step rows.
+func StepTable(res *Results) string {
+	byID := map[string]Row{}
+	for _, r := range res.Rows {
+		byID[r.ID] = r
+	}
+	var b strings.Builder
+	var first, prev *float64
+	for _, st := range steps {
+		r, ok := byID[st.id]
+		if !ok || r.TCP1 == nil {
+			continue
+		}
+		if b.Len() == 0 {
+			b.WriteString("| step | TCP 1 stream Gbit/s | × step 0 | × previous | TCP 4 streams Gbit/s | UDP 64 B kpps | vs VXLAN (TCP1) | CPU s/GB, tunnel processes (TCP 1) |\n")
+			b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+			first = r.TCP1.Median
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", st.what,
+			f(r.TCP1.Median, "%.2f"), f(div(r.TCP1.Median, first), "%.2f"), f(div(r.TCP1.Median, prev), "%.2f"),
+			f(r.TCP4.Median, "%.2f"), f(r.UDP64.Median, "%.0f"), f(r.VsVXLAN.TCP1, "%.2f"), f(r.TCP1.CPUTunnelSPerGB, "%.2f"))
+		if st.id == "ul2tp-step0" || st.id == "ul2tp-step1" || st.id == "ul2tp-udp" {
+			prev = r.TCP1.Median // later steps are variations of step 2
+		}
+	}
+	return b.String()
+}
+
+func div(a, b *float64) *float64 {
+	if a == nil || b == nil || *b == 0 {
+		return nil
+	}
+	v := *a / *b
+	return &v
 }
 
 func readEnv(path string) (map[string]string, error) {
@@ -645,6 +746,20 @@ func printReport(w io.Writer, res *Results) {
 		fmt.Fprintf(w, "  %-60s sent %7s kpps  loss %5s %%  busy %s cores\n",
 			r.Label, f(r.UDP64.SentKpps, "%.0f"), f(r.UDP64.LossPercent, "%.1f"), f(r.TCP1.BusyCores, "%.2f"))
 	}
+	if t := StepTable(res); t != "" {
+		fmt.Fprintf(w, "\nul2tp step by step (UDP, cookie 4, l2spec default; × previous: against step 2 for steps 3-5):\n\n%s", t)
+	}
+	first := true
+	for _, r := range res.Rows {
+		if len(r.RSS) == 0 {
+			continue
+		}
+		if first {
+			fmt.Fprintln(w, "\nul2tpd resident set (VmRSS) after setup, largest after any measurement, at the end:")
+			first = false
+		}
+		fmt.Fprintf(w, "  %-60s %s\n", r.Label, rssLine(r))
+	}
 	if g := res.GoBench; g != nil {
 		fmt.Fprintf(w, "\nGo micro-benchmarks (%s):\n\n%s", g.Command, GoBenchTable(g))
 		switch {
@@ -692,8 +807,16 @@ func short(r Row) string {
 		return "ul2tp IP"
 	case "ul2tp-udp-seq":
 		return "ul2tp UDP+seq"
-	case "ul2tp-udp-csum":
-		return "ul2tp UDP+csum"
+	case "ul2tp-step0":
+		return "ul2tp step 0"
+	case "ul2tp-step1":
+		return "ul2tp step 1"
+	case "ul2tp-q2":
+		return "ul2tp 2 queues"
+	case "ul2tp-gmp1":
+		return "ul2tp GOMAXPROCS=1"
+	case "ul2tp-pin":
+		return "ul2tp pinned"
 	}
 	return r.ID
 }

@@ -184,6 +184,9 @@ func (a *TunnelArgs) Config() (datapath.TunnelConfig, error) {
 	c := datapath.TunnelConfig{
 		ID: a.TunnelID, PeerID: a.PeerTunnelID,
 		UDPSport: a.UDPSport, UDPDport: a.UDPDport,
+		// udp_csum defaults to on, unlike the kernel (off for IPv4): only a
+		// socket with checksums may use UDP GSO (docs/performance.md).
+		UDPCsum:    true,
 		UDP6CsumTx: true, UDP6CsumRx: true,
 	}
 	if a.Encap != "" {

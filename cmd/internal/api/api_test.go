@@ -53,7 +53,7 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.UDPSport != 1701 || c.UDPDport != 1701 || c.UDPCsum || !c.UDP6CsumTx || !c.UDP6CsumRx {
+	if c.UDPSport != 1701 || c.UDPDport != 1701 || !c.UDPCsum || !c.UDP6CsumTx || !c.UDP6CsumRx {
 		t.Fatalf("defaults %+v", c)
 	}
 	s, err := (&SessionArgs{TunnelID: 1, SessionID: 2, PeerSessionID: 3}).Config()
@@ -107,7 +107,7 @@ func TestServe(t *testing.T) {
 	}
 	r := do(Request{Op: OpShowTunnel, Stats: true})
 	if len(r.Tunnels) != 1 || r.Tunnels[0].TunnelID != 7 || r.Tunnels[0].PeerPort != 47012 || r.Tunnels[0].Stats == nil ||
-		r.Tunnels[0].Checksum == nil || *r.Tunnels[0].Checksum {
+		r.Tunnels[0].Checksum == nil || !*r.Tunnels[0].Checksum {
 		t.Fatalf("show: %+v", r)
 	}
 	if r := do(Request{Op: OpAddSession, Session: &SessionArgs{TunnelID: 9, SessionID: 1, PeerSessionID: 2}}); r.Code != CodeNotFound {
