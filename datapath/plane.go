@@ -36,8 +36,9 @@ const (
 	// maxSegs bounds the segments of one TSO super-frame (64 KiB at the
 	// smallest MSS the kernel hands over, plus slack).
 	maxSegs = 64
-	// segBufSize holds the segments of one super-frame with their headers.
-	segBufSize = 160 << 10
+	// segHdrRoom holds one segment's headers: L2TP (at most Headroom) and
+	// Ethernet with two VLAN tags, IP with options and TCP with options.
+	segHdrRoom = Headroom + 14 + 8 + 60 + 60
 	// maxGSOBytes and maxGSOSegs bound one UDP GSO send (the kernel
 	// refuses more than 64 segments or a datagram over 64 KiB).
 	maxGSOBytes = 65000

@@ -207,8 +207,13 @@ type transmitter struct {
 	b     *conn.Batch
 	bufs  [][]byte
 	sizes []int
-	segs  [][]byte // per frame, segments of a TSO super-frame
-	ssz   []int
+	// For TSO super-frames: per frame, the segments' headers (each with
+	// room for the L2TP header in front); per segment, its payload (a slice
+	// of the frame); and the I/O vectors of the batch, header and payload
+	// alternating.
+	hdrs     [][]byte
+	payloads [][]byte
+	parts    [][]byte
 }
 
 // transmit is a TAP queue's pump: frames in, datagrams out.
@@ -219,11 +224,12 @@ func (s *Session) transmit(q *tap.Queue) {
 	size := frameBufSize
 	if s.vnet {
 		n, size = offloadBatch, superBufSize+Headroom
-		x.segs = make([][]byte, n)
-		for i := range x.segs {
-			x.segs[i] = make([]byte, segBufSize)
+		x.hdrs = make([][]byte, n)
+		for i := range x.hdrs {
+			x.hdrs[i] = make([]byte, maxSegs*segHdrRoom)
 		}
-		x.ssz = make([]int, maxSegs)
+		x.payloads = make([][]byte, maxSegs)
+		x.parts = make([][]byte, 0, 2*n*maxSegs)
 	}
 	x.b = sock.c.NewBatch(n * maxSegs)
 	x.bufs = make([][]byte, n)
@@ -271,7 +277,7 @@ func (x *transmitter) send(msgs int, bytes uint64) bool {
 	for i := 0; i < msgs; i++ {
 		segs := uint64(1)
 		if m := &x.b.Msgs[i]; m.GSOSize > 0 {
-			segs = uint64((len(m.Buf) + m.GSOSize - 1) / m.GSOSize)
+			segs = uint64((m.Len() + m.GSOSize - 1) / m.GSOSize)
 		}
 		if i < sent {
 			pkts += segs
@@ -299,6 +305,7 @@ func (x *transmitter) prepareVnet(n int) (msgs int, bytes uint64) {
 	hl := s.tx.HeaderLen()
 	remote := s.tunnel.remote
 	gso := s.tunnel.sock.c.GSO()
+	x.parts = x.parts[:0]
 	for i := 0; i < n; i++ {
 		buf := x.bufs[i]
 		frame := buf[Headroom : Headroom-offload.VnetHdrLen+x.sizes[i]]
@@ -314,38 +321,39 @@ func (x *transmitter) prepareVnet(n int) (msgs int, bytes uint64) {
 			}
 			s.encode(buf[Headroom-hl : Headroom])
 			m := &x.b.Msgs[msgs]
-			m.Buf, m.Addr, m.GSOSize = buf[Headroom-hl:Headroom+len(frame)], remote, 0
+			m.Buf, m.Parts, m.Addr, m.GSOSize = buf[Headroom-hl:Headroom+len(frame)], nil, remote, 0
 			msgs++
 			bytes += uint64(len(frame))
 			continue
 		}
-		seg := x.segs[i]
-		k, stride, err := offload.SegmentTCP(frame, h, seg, hl, x.ssz)
+		k, stride, err := offload.SegmentTCP(frame, h, x.hdrs[i], hl, x.payloads)
 		if err != nil {
 			x.txError(1)
 			continue
 		}
+		hdrs := x.hdrs[i]
 		for j := 0; j < k; j++ {
-			s.encode(seg[j*stride : j*stride+hl])
-			bytes += uint64(x.ssz[j])
+			s.encode(hdrs[j*stride : j*stride+hl])
+			bytes += uint64(stride - hl + len(x.payloads[j]))
 		}
-		if !gso {
-			for j := 0; j < k; j++ {
-				m := &x.b.Msgs[msgs]
-				m.Buf, m.Addr, m.GSOSize = seg[j*stride:j*stride+hl+x.ssz[j]], remote, 0
-				msgs++
-			}
-			continue
+		// One datagram per segment, or with UDP GSO runs of segments,
+		// each run under the datagram limit; every segment but a run's
+		// last is stride+mss bytes, the GSO size.
+		size := stride + int(h.GSOSize)
+		per := 1
+		if gso {
+			per = max(1, min(maxGSOBytes/size, maxGSOSegs))
 		}
-		// UDP GSO: runs of whole strides, each under the datagram limit.
-		per := max(1, min(maxGSOBytes/stride, maxGSOSegs))
 		for j := 0; j < k; j += per {
-			last := min(j+per, k) - 1
+			end := min(j+per, k)
+			start := len(x.parts)
+			for jj := j; jj < end; jj++ {
+				x.parts = append(x.parts, hdrs[jj*stride:(jj+1)*stride], x.payloads[jj])
+			}
 			m := &x.b.Msgs[msgs]
-			m.Buf, m.Addr = seg[j*stride:last*stride+hl+x.ssz[last]], remote
-			m.GSOSize = 0
-			if last > j {
-				m.GSOSize = stride
+			m.Buf, m.Parts, m.Addr, m.GSOSize = nil, x.parts[start:len(x.parts):len(x.parts)], remote, 0
+			if end-j > 1 {
+				m.GSOSize = size
 			}
 			msgs++
 		}
@@ -382,7 +390,7 @@ func (s *Session) encapsulate(msgs []conn.Msg, bufs [][]byte, sizes []int) uint6
 	var bytes uint64
 	for i := range msgs {
 		s.encode(bufs[i][start:Headroom])
-		msgs[i].Buf = bufs[i][start : Headroom+sizes[i]]
+		msgs[i].Buf, msgs[i].Parts = bufs[i][start:Headroom+sizes[i]], nil
 		msgs[i].Addr = remote
 		msgs[i].GSOSize = 0
 		bytes += uint64(sizes[i])

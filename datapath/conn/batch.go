@@ -11,6 +11,9 @@ import (
 type Msg struct {
 	// Buf is the datagram to send, or the space to receive into.
 	Buf []byte
+	// Parts, when not empty, is the datagram to send in pieces (one I/O
+	// vector each, so nothing is copied to join them); Buf is then unused.
+	Parts [][]byte
 	// Off and N locate a received datagram's L2TP part: Buf[Off:N]. For raw
 	// IPv4 sockets Off skips the IP header the kernel hands up.
 	Off, N int
@@ -26,6 +29,18 @@ type Msg struct {
 	GSOSize int
 }
 
+// Len is the length of the datagram to send.
+func (m *Msg) Len() int {
+	if len(m.Parts) == 0 {
+		return len(m.Buf)
+	}
+	n := 0
+	for _, p := range m.Parts {
+		n += len(p)
+	}
+	return n
+}
+
 // ctrlLen is the room for one UDP_SEGMENT or UDP_GRO control message.
 const ctrlLen = 32
 
@@ -36,6 +51,7 @@ type Batch struct {
 	Msgs  []Msg
 	hdrs  []unix.Mmsghdr
 	iovs  []unix.Iovec
+	piovs []unix.Iovec // I/O vectors of the messages sent in Parts
 	addrs []rawAddr
 	ctrl  [][ctrlLen]byte
 
@@ -145,18 +161,38 @@ func (c *Conn) Send(b *Batch, n int) (int, error) {
 	if n == 0 {
 		return 0, nil
 	}
+	parts := 0
+	for i := 0; i < n; i++ {
+		parts += len(b.Msgs[i].Parts)
+	}
+	if cap(b.piovs) < parts {
+		b.piovs = make([]unix.Iovec, parts) // grows to the largest batch, once
+	}
+	b.piovs = b.piovs[:0]
 	for i := 0; i < n; i++ {
 		m := &b.Msgs[i]
-		b.iovs[i].Base = unsafe.SliceData(m.Buf)
-		b.iovs[i].SetLen(len(m.Buf))
 		h := &b.hdrs[i].Hdr
+		if len(m.Parts) == 0 {
+			b.iovs[i].Base = unsafe.SliceData(m.Buf)
+			b.iovs[i].SetLen(len(m.Buf))
+			h.Iov = &b.iovs[i]
+			h.Iovlen = 1
+		} else {
+			start := len(b.piovs)
+			for _, p := range m.Parts {
+				var v unix.Iovec
+				v.Base = unsafe.SliceData(p)
+				v.SetLen(len(p))
+				b.piovs = append(b.piovs, v)
+			}
+			h.Iov = &b.piovs[start]
+			h.SetIovlen(len(m.Parts))
+		}
 		h.Name = &b.addrs[i].b[0]
 		h.Namelen = b.addrs[i].set(m.Addr, c.kind)
-		h.Iov = &b.iovs[i]
-		h.Iovlen = 1
 		h.Control = nil
 		h.SetControllen(0)
-		if m.GSOSize > 0 && c.gso && m.GSOSize < len(m.Buf) {
+		if m.GSOSize > 0 && c.gso && m.GSOSize < m.Len() {
 			h.Control = &b.ctrl[i][0]
 			h.SetControllen(putSegment(b.ctrl[i][:], m.GSOSize))
 		}

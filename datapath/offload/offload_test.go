@@ -111,9 +111,9 @@ func TestSegmentAndCoalesce(t *testing.T) {
 			h := VnetHdr{Flags: FlagNeedsCsum, GSOType: gso, HdrLen: uint16(tf.hdrLen), GSOSize: 1448,
 				CsumStart: uint16(tf.l4), CsumOffset: 16}
 			const prefix = 20
-			dst := make([]byte, 128<<10)
-			sizes := make([]int, 64)
-			n, stride, err := SegmentTCP(super, h, dst, prefix, sizes)
+			hdrs := make([]byte, 64*(prefix+maxCoalesceHdr))
+			payloads := make([][]byte, 64)
+			n, stride, err := SegmentTCP(super, h, hdrs, prefix, payloads)
 			if err != nil {
 				t.Fatalf("v6=%v size %d: %v", v6, size, err)
 			}
@@ -124,7 +124,7 @@ func TestSegmentAndCoalesce(t *testing.T) {
 			rec := &recorder{}
 			c := NewCoalescer[int](4, rec)
 			for i := 0; i < n; i++ {
-				seg := dst[i*stride+prefix : i*stride+prefix+sizes[i]]
+				seg := append(append([]byte(nil), hdrs[i*stride+prefix:(i+1)*stride]...), payloads[i]...)
 				st, ok := parseTCP(seg)
 				if !ok || !st.tcpChecksumOK(seg) {
 					t.Fatalf("segment %d: bad TCP checksum", i)
@@ -132,8 +132,8 @@ func TestSegmentAndCoalesce(t *testing.T) {
 				if !v6 && Checksum(seg[st.l3:st.l4], 0) != 0 {
 					t.Fatalf("segment %d: bad IPv4 header checksum", i)
 				}
-				if i < n-1 && sizes[i] != stride-prefix {
-					t.Fatalf("segment %d: %d bytes, stride %d", i, sizes[i], stride)
+				if i < n-1 && len(payloads[i]) != 1448 {
+					t.Fatalf("segment %d: %d payload bytes, want 1448", i, len(payloads[i]))
 				}
 				if seq := binary.BigEndian.Uint32(seg[st.l4+4:]); seq != 1000+uint32(i*1448) {
 					t.Fatalf("segment %d: seq %d", i, seq)
@@ -298,16 +298,21 @@ func FuzzSegment(f *testing.F) {
 	f.Fuzz(func(t *testing.T, frame []byte, mss uint16, gso uint8) {
 		tf, _ := parseTCP(frame)
 		h := VnetHdr{Flags: FlagNeedsCsum, GSOType: gso, GSOSize: mss, CsumStart: uint16(tf.l4), CsumOffset: 16}
-		dst := make([]byte, 64<<10)
-		sizes := make([]int, 64)
-		n, stride, err := SegmentTCP(frame, h, dst, 16, sizes)
+		hdrs := make([]byte, 64*(16+maxCoalesceHdr))
+		payloads := make([][]byte, 64)
+		n, stride, err := SegmentTCP(frame, h, hdrs, 16, payloads)
 		if err != nil {
 			return
 		}
+		total := 0
 		for i := 0; i < n; i++ {
-			if i*stride+16+sizes[i] > len(dst) {
-				t.Fatal("segment past the end")
+			total += len(payloads[i])
+			if i < n-1 && len(payloads[i]) != int(mss) {
+				t.Fatalf("segment %d: %d payload bytes, mss %d", i, len(payloads[i]), mss)
 			}
+		}
+		if tf2, _ := parseTCP(frame); n*stride > len(hdrs) || total != len(frame)-tf2.hdrLen {
+			t.Fatalf("%d segments of stride %d carry %d bytes of %d", n, stride, total, len(frame))
 		}
 		_ = CompleteChecksum(frame, h)
 	})
@@ -328,12 +333,12 @@ func BenchmarkSegment64K(b *testing.B) {
 	super := buildTCP(false, 1, tcpFlagACK, randBytes(62000, 1), nil, true)
 	tf, _ := parseTCP(super)
 	h := VnetHdr{Flags: FlagNeedsCsum, GSOType: GSOTCPv4, GSOSize: 1448, CsumStart: uint16(tf.l4), CsumOffset: 16}
-	dst := make([]byte, 128<<10)
-	sizes := make([]int, 64)
+	hdrs := make([]byte, 64*(20+maxCoalesceHdr))
+	payloads := make([][]byte, 64)
 	b.ReportAllocs()
 	b.SetBytes(int64(len(super)))
 	for i := 0; i < b.N; i++ {
-		if _, _, err := SegmentTCP(super, h, dst, 20, sizes); err != nil {
+		if _, _, err := SegmentTCP(super, h, hdrs, 20, payloads); err != nil {
 			b.Fatal(err)
 		}
 	}
