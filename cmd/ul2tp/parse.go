@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/ul2tp/ul2tp/cmd/internal/api"
 )
@@ -138,137 +139,163 @@ func parseOnOff(name, v string) (bool, error) {
 	return false, fmt.Errorf("invalid %s %q: want on or off", name, v)
 }
 
-func parseTunnel(words []string) (*api.TunnelArgs, error) {
-	t := &api.TunnelArgs{}
+// setters maps an argument's word (and its aliases) to what parses and
+// stores its value.
+type setters map[string]func(v string) error
+
+// alias makes each of names another word for the argument word.
+func (s setters) alias(word string, names ...string) {
+	for _, n := range names {
+		s[n] = s[word]
+	}
+}
+
+// parseWords parses "WORD VALUE" pairs with set; what names the object in
+// the error for an unknown word.
+func parseWords(what string, words []string, set setters) error {
 	for i := 0; i < len(words); i += 2 {
 		v, err := value(words, i)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		switch words[i] {
-		case "tunnel_id", "tid":
-			t.TunnelID, err = parseID("tunnel_id", v)
-		case "peer_tunnel_id", "ptid":
-			t.PeerTunnelID, err = parseID("peer_tunnel_id", v)
-		case "encap":
-			if v != "udp" && v != "ip" {
-				err = fmt.Errorf("invalid encap %q: want ip or udp", v)
+		f, ok := set[words[i]]
+		if !ok {
+			return usagef("unknown %s argument %q", what, words[i])
+		}
+		if err := f(v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func setID(name string, p *uint32) func(string) error {
+	return func(v string) (err error) { *p, err = parseID(name, v); return err }
+}
+
+func setPort(name string, p *uint16) func(string) error {
+	return func(v string) (err error) { *p, err = parsePort(name, v); return err }
+}
+
+func setString(p *string) func(string) error {
+	return func(v string) error { *p = v; return nil }
+}
+
+// setOneOf stores a value that must be one of want, listed in the error.
+func setOneOf(name string, p *string, want ...string) func(string) error {
+	return func(v string) error {
+		for _, w := range want {
+			if v == w {
+				*p = v
+				return nil
 			}
-			t.Encap = v
-		case "local":
-			t.Local = v
-		case "remote":
-			t.Remote = v
-		case "udp_sport":
-			t.UDPSport, err = parsePort("udp_sport", v)
-		case "udp_dport":
-			t.UDPDport, err = parsePort("udp_dport", v)
-		case "udp_csum":
-			var b bool
-			b, err = parseOnOff("udp_csum", v)
-			t.UDPCsum = &b
-		case "udp6_csum_tx":
-			var b bool
-			b, err = parseOnOff("udp6_csum_tx", v)
-			t.UDP6CsumTx = &b
-		case "udp6_csum_rx":
-			var b bool
-			b, err = parseOnOff("udp6_csum_rx", v)
-			t.UDP6CsumRx = &b
-		default:
-			return nil, usagef("unknown tunnel argument %q", words[i])
 		}
-		if err != nil {
-			return nil, err
-		}
+		return fmt.Errorf("invalid %s %q: want %s or %s", name, v, strings.Join(want[:len(want)-1], ", "), want[len(want)-1])
+	}
+}
+
+func setOnOff(name string, p *bool) func(string) error {
+	return func(v string) (err error) { *p, err = parseOnOff(name, v); return err }
+}
+
+// setOnOffPtr stores an on/off value that may be left unset.
+func setOnOffPtr(name string, p **bool) func(string) error {
+	return func(v string) error {
+		b, err := parseOnOff(name, v)
+		*p = &b
+		return err
+	}
+}
+
+func setSeq(p *string) func(string) error {
+	return func(v string) error {
+		_, _, err := api.ParseSeq(v)
+		*p = v
+		return err
+	}
+}
+
+func parseTunnel(words []string) (*api.TunnelArgs, error) {
+	t := &api.TunnelArgs{}
+	set := setters{
+		"tunnel_id":      setID("tunnel_id", &t.TunnelID),
+		"peer_tunnel_id": setID("peer_tunnel_id", &t.PeerTunnelID),
+		"encap":          setOneOf("encap", &t.Encap, "ip", "udp"),
+		"local":          setString(&t.Local),
+		"remote":         setString(&t.Remote),
+		"udp_sport":      setPort("udp_sport", &t.UDPSport),
+		"udp_dport":      setPort("udp_dport", &t.UDPDport),
+		"udp_csum":       setOnOffPtr("udp_csum", &t.UDPCsum),
+		"udp6_csum_tx":   setOnOffPtr("udp6_csum_tx", &t.UDP6CsumTx),
+		"udp6_csum_rx":   setOnOffPtr("udp6_csum_rx", &t.UDP6CsumRx),
+	}
+	set.alias("tunnel_id", "tid")
+	set.alias("peer_tunnel_id", "ptid")
+	if err := parseWords("tunnel", words, set); err != nil {
+		return nil, err
 	}
 	return t, nil
 }
 
 func parseSession(words []string) (*api.SessionArgs, error) {
 	s := &api.SessionArgs{}
-	for i := 0; i < len(words); i += 2 {
-		v, err := value(words, i)
-		if err != nil {
-			return nil, err
-		}
-		switch words[i] {
-		case "name":
-			s.Name = v
-		case "tunnel_id", "tid":
-			s.TunnelID, err = parseID("tunnel_id", v)
-		case "session_id", "sid":
-			s.SessionID, err = parseID("session_id", v)
-		case "peer_session_id", "psid":
-			s.PeerSessionID, err = parseID("peer_session_id", v)
-		case "cookie":
-			s.Cookie = v
-		case "peer_cookie":
-			s.PeerCookie = v
-		case "l2spec_type":
-			if v != "none" && v != "default" {
-				err = fmt.Errorf("invalid l2spec_type %q: want none or default", v)
-			}
-			s.L2SpecType = v
-		case "seq":
-			if _, _, perr := api.ParseSeq(v); perr != nil {
-				err = perr
-			}
-			s.Seq = v
-		case "reorder_timeout":
+	set := setters{
+		"name":            setString(&s.Name),
+		"tunnel_id":       setID("tunnel_id", &s.TunnelID),
+		"session_id":      setID("session_id", &s.SessionID),
+		"peer_session_id": setID("peer_session_id", &s.PeerSessionID),
+		"cookie":          setString(&s.Cookie),
+		"peer_cookie":     setString(&s.PeerCookie),
+		"l2spec_type":     setOneOf("l2spec_type", &s.L2SpecType, "none", "default"),
+		"seq":             setSeq(&s.Seq),
+		"reorder_timeout": func(v string) (err error) {
 			s.ReorderTimeout, err = parseMillis("reorder_timeout", v)
-		case "lns_mode":
-			s.LNSMode, err = parseOnOff("lns_mode", v)
-		case "mtu":
-			var n uint64
-			n, err = strconv.ParseUint(v, 10, 16)
+			return err
+		},
+		"lns_mode": setOnOff("lns_mode", &s.LNSMode),
+		"mtu": func(v string) error {
+			n, err := strconv.ParseUint(v, 10, 16)
 			if err != nil {
-				err = fmt.Errorf("invalid mtu %q", v)
+				return fmt.Errorf("invalid mtu %q", v)
 			}
 			s.MTU = int(n)
-		case "offset", "peer_offset":
+			return nil
+		},
+	}
+	for _, w := range []string{"offset", "peer_offset"} {
+		set[w] = func(v string) error {
 			if v != "0" {
-				err = fmt.Errorf("invalid %s %q: only 0 is supported (the kernel ignores it too)", words[i], v)
+				return fmt.Errorf("invalid %s %q: only 0 is supported (the kernel ignores it too)", w, v)
 			}
-		default:
-			return nil, usagef("unknown session argument %q", words[i])
+			return nil
 		}
-		if err != nil {
-			return nil, err
-		}
+	}
+	set.alias("tunnel_id", "tid")
+	set.alias("session_id", "sid")
+	set.alias("peer_session_id", "psid")
+	if err := parseWords("session", words, set); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
 
 func parseSet(words []string) (*api.SetSessionArgs, error) {
 	a := &api.SetSessionArgs{}
-	for i := 0; i < len(words); i += 2 {
-		v, err := value(words, i)
-		if err != nil {
-			return nil, err
-		}
-		switch words[i] {
-		case "tunnel_id", "tid":
-			a.TunnelID, err = parseID("tunnel_id", v)
-		case "session_id", "sid":
-			a.SessionID, err = parseID("session_id", v)
-		case "seq":
-			_, _, err = api.ParseSeq(v)
-			a.Seq = v
-		case "reorder_timeout":
-			var n uint64
-			n, err = parseMillis("reorder_timeout", v)
+	set := setters{
+		"tunnel_id":  setID("tunnel_id", &a.TunnelID),
+		"session_id": setID("session_id", &a.SessionID),
+		"seq":        setSeq(&a.Seq),
+		"reorder_timeout": func(v string) error {
+			n, err := parseMillis("reorder_timeout", v)
 			a.ReorderTimeout = &n
-		case "lns_mode":
-			var b bool
-			b, err = parseOnOff("lns_mode", v)
-			a.LNSMode = &b
-		default:
-			return nil, usagef("unknown set session argument %q", words[i])
-		}
-		if err != nil {
-			return nil, err
-		}
+			return err
+		},
+		"lns_mode": setOnOffPtr("lns_mode", &a.LNSMode),
+	}
+	set.alias("tunnel_id", "tid")
+	set.alias("session_id", "sid")
+	if err := parseWords("set session", words, set); err != nil {
+		return nil, err
 	}
 	if a.TunnelID == 0 || a.SessionID == 0 {
 		return nil, usagef("tunnel_id and session_id: required")
