@@ -43,6 +43,9 @@ const (
 	// refuses more than 64 segments or a datagram over 64 KiB).
 	maxGSOBytes = 65000
 	maxGSOSegs  = 64
+	// ipv4UDPHeaders and ipv6UDPHeaders are the underlay's headers.
+	ipv4UDPHeaders = 20 + 8
+	ipv6UDPHeaders = 40 + 8
 	// coalesceSlots is how many TCP flows a receive pump merges at once.
 	coalesceSlots = 8
 )
@@ -107,6 +110,9 @@ type Session struct {
 	vnet   bool        // the TAP carries virtio_net_hdr (offloads)
 	ifname string
 	mtu    int
+	// gsoMax is the longest datagram that may join a UDP GSO run: the
+	// path MTU less the IP and UDP headers.
+	gsoMax int
 	tx, rx encap.V3Layout
 	stats  counters
 	wg     sync.WaitGroup
@@ -342,9 +348,15 @@ func (p *Plane) AddSession(cfg SessionConfig) (*Session, error) {
 		seq:    reorder.New[rxItem](seqConfig(&cfg)),
 	}
 	s.recvSeq.Store(cfg.RecvSeq)
+	pmtu := conn.PathMTU(t.cfg.Remote)
 	s.mtu = cfg.MTU
 	if s.mtu == 0 {
-		s.mtu = conn.PathMTU(t.cfg.Remote) - Overhead(&t.cfg, &cfg)
+		s.mtu = pmtu - Overhead(&t.cfg, &cfg)
+	}
+	// The kernel refuses a UDP GSO send whose segments exceed the path MTU.
+	s.gsoMax = pmtu - ipv4UDPHeaders
+	if t.cfg.Remote.Is6() && !t.cfg.Remote.Is4In6() {
+		s.gsoMax = pmtu - ipv6UDPHeaders
 	}
 	dev, err := tap.Create(tap.Config{Name: cfg.Name, MTU: s.mtu, Offload: p.offload, Queues: p.queues})
 	if err != nil {

@@ -229,9 +229,12 @@ func (s *Session) transmit(q *tap.Queue) {
 			x.hdrs[i] = make([]byte, maxSegs*segHdrRoom)
 		}
 		x.payloads = make([][]byte, maxSegs)
-		x.parts = make([][]byte, 0, 2*n*maxSegs)
 	}
 	x.b = sock.c.NewBatch(n * maxSegs)
+	// Room for every segment's header and payload, plus one part per
+	// small frame joined into a GSO run.
+	x.parts = make([][]byte, 0, 3*n*maxSegs)
+	gso := sock.c.GSO()
 	x.bufs = make([][]byte, n)
 	x.sizes = make([]int, n)
 	for i := range x.bufs {
@@ -251,6 +254,7 @@ func (s *Session) transmit(q *tap.Queue) {
 		}
 		var msgs int
 		var bytes uint64
+		x.parts = x.parts[:0]
 		if s.vnet {
 			msgs, bytes = x.prepareVnet(n)
 		} else {
@@ -259,6 +263,9 @@ func (s *Session) transmit(q *tap.Queue) {
 		}
 		if msgs == 0 {
 			continue
+		}
+		if gso {
+			msgs = x.joinRuns(msgs)
 		}
 		if !x.send(msgs, bytes) {
 			return
@@ -305,7 +312,6 @@ func (x *transmitter) prepareVnet(n int) (msgs int, bytes uint64) {
 	hl := s.tx.HeaderLen()
 	remote := s.tunnel.remote
 	gso := s.tunnel.sock.c.GSO()
-	x.parts = x.parts[:0]
 	for i := 0; i < n; i++ {
 		buf := x.bufs[i]
 		frame := buf[Headroom : Headroom-offload.VnetHdrLen+x.sizes[i]]
@@ -359,6 +365,52 @@ func (x *transmitter) prepareVnet(n int) (msgs int, bytes uint64) {
 		}
 	}
 	return msgs, bytes
+}
+
+// joinRuns turns runs of datagrams of one length in x.b.Msgs[:n] (the last
+// of a run may be shorter), each sent from one buffer, into UDP GSO sends of
+// several datagrams: one trip through the kernel's UDP and IP output, the
+// veth or NIC, and a GRO receiver's input for the run instead of one per
+// frame. The datagrams on the wire do not change. It compacts the batch in
+// place and returns its new length.
+func (x *transmitter) joinRuns(n int) int {
+	msgs := x.b.Msgs
+	limit := x.s.gsoMax
+	out := 0
+	for i := 0; i < n; {
+		m := msgs[i]
+		size := len(m.Buf)
+		j := i + 1
+		if len(m.Parts) == 0 && m.GSOSize == 0 && size <= limit {
+			total := size
+			for j < n && j-i < maxGSOSegs {
+				next := &msgs[j]
+				l := len(next.Buf)
+				if len(next.Parts) != 0 || next.GSOSize != 0 || l > size || total+l > maxGSOBytes || next.Addr != m.Addr {
+					break
+				}
+				total += l
+				j++
+				if l < size {
+					break // a shorter datagram ends the run
+				}
+			}
+		}
+		if j-i < 2 {
+			msgs[out] = m
+			out++
+			i++
+			continue
+		}
+		start := len(x.parts)
+		for k := i; k < j; k++ {
+			x.parts = append(x.parts, msgs[k].Buf)
+		}
+		msgs[out] = conn.Msg{Parts: x.parts[start:len(x.parts):len(x.parts)], Addr: m.Addr, GSOSize: size}
+		out++
+		i = j
+	}
+	return out
 }
 
 func (x *transmitter) txError(n uint64) {

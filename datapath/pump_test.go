@@ -3,6 +3,7 @@ package datapath
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -235,5 +236,61 @@ func TestDeliverSequenced(t *testing.T) {
 	}
 	if !s.seq.SendSeq() {
 		t.Fatal("did not start sending Ns after the peer did")
+	}
+}
+
+func TestJoinRuns(t *testing.T) {
+	a := netip.MustParseAddrPort("10.0.0.2:1701")
+	b := netip.MustParseAddrPort("10.0.0.3:1701")
+	type dg struct {
+		n    int
+		addr netip.AddrPort
+	}
+	for _, tc := range []struct {
+		name string
+		in   []dg
+		want []string // per message: "GSO/count" or "1"
+	}{
+		{"equal", []dg{{100, a}, {100, a}, {100, a}}, []string{"100/3"}},
+		{"shorter last", []dg{{100, a}, {100, a}, {60, a}, {100, a}}, []string{"100/3", "1"}},
+		{"longer breaks", []dg{{60, a}, {100, a}, {100, a}}, []string{"1", "100/2"}},
+		{"other peer", []dg{{100, a}, {100, b}, {100, b}}, []string{"1", "100/2"}},
+		{"too long for the path", []dg{{1500, a}, {1500, a}}, []string{"1", "1"}},
+		{"alone", []dg{{100, a}}, []string{"1"}},
+		{"segment cap", func() []dg {
+			v := make([]dg, maxGSOSegs+1)
+			for i := range v {
+				v[i] = dg{64, a}
+			}
+			return v
+		}(), []string{"64/64", "1"}},
+		{"byte cap", func() []dg {
+			v := make([]dg, 50)
+			for i := range v {
+				v[i] = dg{1400, a}
+			}
+			return v
+		}(), []string{"1400/46", "1400/4"}},
+	} {
+		x := &transmitter{s: &Session{gsoMax: 1472}, b: &conn.Batch{Msgs: make([]conn.Msg, len(tc.in))}, parts: make([][]byte, 0, 256)}
+		var total int
+		for i, d := range tc.in {
+			x.b.Msgs[i] = conn.Msg{Buf: make([]byte, d.n), Addr: d.addr}
+			total += d.n
+		}
+		n := x.joinRuns(len(tc.in))
+		var got []string
+		var sum int
+		for _, m := range x.b.Msgs[:n] {
+			if m.GSOSize == 0 {
+				got = append(got, "1")
+			} else {
+				got = append(got, fmt.Sprintf("%d/%d", m.GSOSize, len(m.Parts)))
+			}
+			sum += m.Len()
+		}
+		if fmt.Sprint(got) != fmt.Sprint(tc.want) || sum != total {
+			t.Errorf("%s: got %v (%d bytes), want %v (%d bytes)", tc.name, got, sum, tc.want, total)
+		}
 	}
 }

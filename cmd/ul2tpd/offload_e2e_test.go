@@ -11,7 +11,8 @@ import (
 // and GRO coalescing (UDP with checksums), TSO segmentation sent with
 // sendmmsg (IPv4 UDP with checksums off, where the kernel refuses GSO; and
 // IP encapsulation), and the fallback with every offload off (--no-offload),
-// also against an end that has them.
+// also against an end that has them; then a burst of small UDP datagrams,
+// each checked.
 func TestE2EOffloadPaths(t *testing.T) {
 	for _, c := range []struct {
 		name          string
@@ -54,6 +55,9 @@ func TestE2EOffloadPaths(t *testing.T) {
 			const size = 24 << 20
 			e.tcpTransfer(e.nsA, e.nsB, netip.MustParseAddr(inner+"2"), size)
 			e.tcpTransfer(e.nsB, e.nsA, netip.MustParseAddr(inner+"1"), size)
+			// Small equal-size frames: joined into UDP GSO runs where
+			// the socket has GSO, one datagram each elsewhere.
+			e.udpBurst(e.nsA, e.nsB, netip.MustParseAddr(inner+"2"), 2000, 64)
 			for _, d := range []*daemon{a, b} {
 				tid, sid := uint32(1), uint32(11)
 				if d == b {

@@ -103,6 +103,22 @@ type Test struct {
 	// UDP only: datagrams sent per second (kpps) and loss, medians.
 	SentKpps    *float64 `json:"sent_kpps,omitempty"`
 	LossPercent *float64 `json:"loss_percent,omitempty"`
+	// UDP only, userspace tunnels: datagrams received per second for each
+	// core the tunnel processes kept busy (their utime+stime), in kpps.
+	KppsPerTunnelCore *float64 `json:"kpps_per_tunnel_core,omitempty"`
+}
+
+// udpPayload is the UDP test's datagram payload, bytes.
+const udpPayload = 64
+
+// perTunnelCore derives the UDP test's packet rate per tunnel core from
+// its tunnel CPU seconds per GB of 64-byte payloads.
+func perTunnelCore(t *Test) *float64 {
+	if t == nil || t.CPUTunnelSPerGB == nil || *t.CPUTunnelSPerGB <= 0 {
+		return nil
+	}
+	v := round(1e9/udpPayload / *t.CPUTunnelSPerGB / 1e3, 0)
+	return &v
 }
 
 // GoBench holds the micro-benchmarks.
@@ -480,6 +496,9 @@ func collectTest(dir, test string, repeat int) *Test {
 	t.BusyCores = median(busy)
 	t.SentKpps = median(sent)
 	t.LossPercent = median(loss)
+	if test == "udp64" {
+		t.KppsPerTunnelCore = perTunnelCore(t)
+	}
 	return t
 }
 
@@ -738,13 +757,14 @@ func printReport(w io.Writer, res *Results) {
 		res.BackgroundBusyCores["start"], res.BackgroundBusyCores["end"])
 	fmt.Fprint(w, Table(res))
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "UDP 64 B detail (medians): sent kpps, loss %, busy cores during the TCP 1-stream test")
+	fmt.Fprintln(w, "UDP 64 B detail (medians): sent kpps, loss %, received kpps per core the tunnel processes used, busy cores during the TCP 1-stream test")
 	for _, r := range res.Rows {
 		if r.UDP64 == nil {
 			continue
 		}
-		fmt.Fprintf(w, "  %-60s sent %7s kpps  loss %5s %%  busy %s cores\n",
-			r.Label, f(r.UDP64.SentKpps, "%.0f"), f(r.UDP64.LossPercent, "%.1f"), f(r.TCP1.BusyCores, "%.2f"))
+		per := perTunnelCore(r.UDP64)
+		fmt.Fprintf(w, "  %-60s sent %7s kpps  loss %5s %%  %6s kpps/tunnel core  busy %s cores\n",
+			r.Label, f(r.UDP64.SentKpps, "%.0f"), f(r.UDP64.LossPercent, "%.1f"), f(per, "%.0f"), f(r.TCP1.BusyCores, "%.2f"))
 	}
 	if t := StepTable(res); t != "" {
 		fmt.Fprintf(w, "\nul2tp step by step (UDP, cookie 4, l2spec default; × previous: against step 2 for steps 3-5):\n\n%s", t)
