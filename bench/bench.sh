@@ -11,11 +11,13 @@
 #   ROWS=all       or a space-separated subset of: veth vxlan openvpn fastd
 #                  ul2tp-udp ul2tp-ip ul2tp-udp-seq, and the step rows
 #                  ul2tp-step0 ul2tp-step1 ul2tp-q2 ul2tp-gmp1 ul2tp-pin
+#                  ul2tp-sockbuf
 #   SEQ=1          include the "ul2tp udp + seq both" row (SEQ=0 leaves it out)
 #   STEPS=1        include the step rows (STEPS=0 leaves them out): the UDP
 #                  row without offloads and without UDP checksums (step 0),
 #                  with TAP offloads but no UDP GSO (step 1), and the
-#                  default with 2 TAP queues, GOMAXPROCS=1, or pinned to CPUs
+#                  default with 2 TAP queues, GOMAXPROCS=1, pinned to CPUs,
+#                  or with the kernel's default socket buffers
 #   GOBENCH=1      run the Go micro-benchmarks (GOBENCH=0 skips them)
 #   OUT=bench/results   where results.json and chart.png go
 #   KEEP_RAW=0     KEEP_RAW=1 copies the raw iperf3/CPU files to $OUT/raw
@@ -43,7 +45,7 @@ ROWS=${ROWS:-all} ROWS_SET=
 if [ "$ROWS" = all ]; then
 	ROWS="veth vxlan openvpn fastd ul2tp-udp ul2tp-ip"
 	[ "$SEQ" = 1 ] && ROWS="$ROWS ul2tp-udp-seq"
-	[ "$STEPS" = 1 ] && ROWS="$ROWS ul2tp-step0 ul2tp-step1 ul2tp-q2 ul2tp-gmp1 ul2tp-pin"
+	[ "$STEPS" = 1 ] && ROWS="$ROWS ul2tp-step0 ul2tp-step1 ul2tp-q2 ul2tp-gmp1 ul2tp-pin ul2tp-sockbuf"
 fi
 case $DURATION in ''|*[!0-9]*|0) echo "bench: DURATION must be a whole number of seconds >= 1" >&2; exit 1;; esac
 case $REPEAT in ''|*[!0-9]*|0) echo "bench: REPEAT must be a whole number >= 1" >&2; exit 1;; esac
@@ -369,6 +371,7 @@ run_row() {
 	ul2tp-q2) setup_ul2tp udp "" "" "--queues 2" ;;
 	ul2tp-gmp1) setup_ul2tp udp "" "" "" gmp1 ;;
 	ul2tp-pin) setup_ul2tp udp "" "" "" pin ;;
+	ul2tp-sockbuf) setup_ul2tp udp "" "" "--sockbuf 0" ;;
 	*) echo "bench: unknown row $row" >&2; return 1 ;;
 	esac
 	if ! wait_ping "$TARGET"; then

@@ -26,8 +26,9 @@ const (
 	dgramBufSize = 16384
 	// batchSize is how many frames or datagrams one system call moves.
 	batchSize = 32
-	// socketBufBytes sizes each socket's kernel buffers.
-	socketBufBytes = 4 << 20
+	// DefaultSocketBuffer sizes each tunnel socket's kernel buffers
+	// (SO_RCVBUF, SO_SNDBUF) unless Options say otherwise.
+	DefaultSocketBuffer = 4 << 20
 
 	// With offloads: a TAP read or a UDP GRO receive holds up to 64 KiB.
 	superBufSize = 65536 + 64
@@ -62,6 +63,7 @@ type Plane struct {
 	closed  bool
 	offload bool
 	queues  int
+	sockBuf int // Options.SocketBuffer
 }
 
 // Options tune a Plane.
@@ -73,6 +75,11 @@ type Options struct {
 	// gets: IFF_MULTI_QUEUE lets the kernel spread flows over them. 0
 	// means 1.
 	Queues int
+	// SocketBuffer is SO_RCVBUF and SO_SNDBUF for each tunnel socket, in
+	// bytes (the FORCE variants when the process may, so past
+	// net.core.rmem_max). 0 means DefaultSocketBuffer; negative leaves the
+	// kernel's defaults (net.core.rmem_default, wmem_default).
+	SocketBuffer int
 }
 
 // New makes an empty Plane that logs to log.
@@ -81,9 +88,21 @@ func New(log *slog.Logger, o Options) *Plane {
 		log:     log,
 		offload: !o.NoOffload,
 		queues:  max(1, o.Queues),
+		sockBuf: o.SocketBuffer,
 		tunnels: make(map[uint32]*Tunnel),
 		sockets: make(map[sockKey]*socket),
 	}
+}
+
+// socketBuffer is the SO_RCVBUF/SO_SNDBUF to set, 0 for none.
+func (p *Plane) socketBuffer() int {
+	switch {
+	case p.sockBuf == 0:
+		return DefaultSocketBuffer
+	case p.sockBuf < 0:
+		return 0
+	}
+	return p.sockBuf
 }
 
 // Tunnel is one L2TPv3 tunnel.
@@ -219,7 +238,7 @@ func (p *Plane) socketFor(cfg *TunnelConfig) (*socket, error) {
 		UDPCsum:        cfg.UDPCsum,
 		UDP6ZeroCsumTx: !cfg.UDP6CsumTx,
 		UDP6ZeroCsumRx: !cfg.UDP6CsumRx,
-		BufBytes:       socketBufBytes,
+		BufBytes:       p.socketBuffer(),
 		Offload:        p.offload,
 	}
 	if kind == conn.IP {

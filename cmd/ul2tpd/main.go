@@ -38,12 +38,20 @@ func run() error {
 	debugAddr := flag.String("debug-addr", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); off by default")
 	queues := flag.Int("queues", 1, "queues per TAP device, each with its own transmit goroutine (IFF_MULTI_QUEUE)")
 	noOffload := flag.Bool("no-offload", false, "turn off TAP TSO/checksum offload and UDP GSO/GRO (the fallback path)")
+	sockBuf := flag.Int("sockbuf", datapath.DefaultSocketBuffer, "SO_RCVBUF and SO_SNDBUF of each tunnel socket, bytes; 0 leaves the kernel's defaults")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", flag.Arg(0))
 	}
 	if *queues < 1 || *queues > 16 {
 		return fmt.Errorf("--queues %d: want 1..16", *queues)
+	}
+	if *sockBuf < 0 || *sockBuf > 1<<30 {
+		return fmt.Errorf("--sockbuf %d: want 0 (the kernel's defaults) to 1073741824 bytes", *sockBuf)
+	}
+	socketBuffer := *sockBuf
+	if socketBuffer == 0 {
+		socketBuffer = -1 // the kernel's defaults
 	}
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(*level)); err != nil {
@@ -68,7 +76,7 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
-	plane := datapath.New(log, datapath.Options{NoOffload: *noOffload, Queues: *queues})
+	plane := datapath.New(log, datapath.Options{NoOffload: *noOffload, Queues: *queues, SocketBuffer: socketBuffer})
 	defer plane.Close()
 	handler := &api.Handler{Plane: plane, Log: log}
 	if file != nil {
