@@ -53,7 +53,7 @@ fuzz:
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
-	$(GO) run honnef.co/go/tools/cmd/staticcheck@2026.2.2 ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...  # = staticcheck 2026.2.2
 
 clean:
 	rm -rf $(BIN)

@@ -562,14 +562,9 @@ func inNetns(ns string, fn func() error) error {
 func (e *env) tcpTransfer(nsFrom, nsTo string, dst netip.Addr, size int) {
 	t := e.t
 	t.Helper()
-	var ln *net.TCPListener
-	if err := inNetns(nsTo, func() error {
-		l, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(netip.AddrPortFrom(dst, 0)))
-		ln = l
-		return err
-	}); err != nil {
-		t.Fatalf("listen in %s: %v", nsTo, err)
-	}
+	ln := listenIn(t, nsTo, func() (*net.TCPListener, error) {
+		return net.ListenTCP("tcp", net.TCPAddrFromAddrPort(netip.AddrPortFrom(dst, 0)))
+	})
 	defer ln.Close()
 	deadline := time.Now().Add(90 * time.Second)
 	type result struct {
@@ -653,14 +648,9 @@ func (e *env) tcpTransfer(nsFrom, nsTo string, dst netip.Addr, size int) {
 func (e *env) udpBurst(nsFrom, nsTo string, dst netip.Addr, count, size int) {
 	t := e.t
 	t.Helper()
-	var ln *net.UDPConn
-	if err := inNetns(nsTo, func() error {
-		l, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, 0)))
-		ln = l
-		return err
-	}); err != nil {
-		t.Fatalf("listen in %s: %v", nsTo, err)
-	}
+	ln := listenIn(t, nsTo, func() (*net.UDPConn, error) {
+		return net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, 0)))
+	})
 	defer ln.Close()
 	_ = ln.SetReadBuffer(4 << 20)
 	var c *net.UDPConn
@@ -704,4 +694,18 @@ func (e *env) udpBurst(nsFrom, nsTo string, dst netip.Addr, count, size int) {
 			got++
 		}
 	}
+}
+
+// listenIn runs listen in network namespace ns and returns what it opened,
+// failing the test if it cannot.
+func listenIn[T any](t *testing.T, ns string, listen func() (T, error)) T {
+	t.Helper()
+	var v T
+	if err := inNetns(ns, func() (err error) {
+		v, err = listen()
+		return err
+	}); err != nil {
+		t.Fatalf("listen in %s: %v", ns, err)
+	}
+	return v
 }
