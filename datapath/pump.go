@@ -234,7 +234,6 @@ func (s *Session) transmit(q *tap.Queue) {
 	// Room for every segment's header and payload, plus one part per
 	// small frame joined into a GSO run.
 	x.parts = make([][]byte, 0, 3*n*maxSegs)
-	gso := sock.c.GSO()
 	x.bufs = make([][]byte, n)
 	x.sizes = make([]int, n)
 	for i := range x.bufs {
@@ -264,7 +263,7 @@ func (s *Session) transmit(q *tap.Queue) {
 		if msgs == 0 {
 			continue
 		}
-		if gso {
+		if sock.c.GSO() {
 			msgs = x.joinRuns(msgs)
 		}
 		if !x.send(msgs, bytes) {
@@ -279,6 +278,11 @@ func (x *transmitter) send(msgs int, bytes uint64) bool {
 	sent, err := t.sock.c.Send(x.b, msgs)
 	if err != nil && conn.IsClosed(err) {
 		return false
+	}
+	var refused *conn.ErrGSORefused
+	if errors.As(err, &refused) {
+		t.sock.log.Warn("kernel refused UDP GSO on the tunnel socket; sending one datagram per segment",
+			"local", t.sock.key.local.String(), "err", refused.Err)
 	}
 	var pkts uint64
 	for i := 0; i < msgs; i++ {

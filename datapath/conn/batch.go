@@ -157,6 +157,11 @@ func (b *Batch) recvmmsg(fd uintptr) bool {
 // Send sends b.Msgs[:n], each Buf to its Addr, blocking while the socket
 // buffer is full. A datagram the kernel refuses is skipped and the rest are
 // still sent; Send returns how many went out and the first error.
+//
+// When the kernel refuses a GSO send with EIO or EINVAL (a path whose
+// device or kernel cannot segment UDP), GSO is turned off for the socket:
+// that send is lost, GSO reports false from then on, and the error is an
+// ErrGSORefused.
 func (c *Conn) Send(b *Batch, n int) (int, error) {
 	if n == 0 {
 		return 0, nil
@@ -192,7 +197,7 @@ func (c *Conn) Send(b *Batch, n int) (int, error) {
 		h.Namelen = b.addrs[i].set(m.Addr, c.kind)
 		h.Control = nil
 		h.SetControllen(0)
-		if m.GSOSize > 0 && c.gso && m.GSOSize < m.Len() {
+		if m.GSOSize > 0 && c.gso.Load() && m.GSOSize < m.Len() {
 			h.Control = &b.ctrl[i][0]
 			h.SetControllen(putSegment(b.ctrl[i][:], m.GSOSize))
 		}
@@ -209,8 +214,12 @@ func (c *Conn) Send(b *Batch, n int) (int, error) {
 		}
 		ok += b.sent - before
 		if b.err != nil {
+			err := b.err
+			if b.hdrs[b.sent].Hdr.Controllen > 0 && (err == unix.EIO || err == unix.EINVAL) && c.gso.Swap(false) {
+				err = &ErrGSORefused{Err: err}
+			}
 			if first == nil {
-				first = b.err
+				first = err
 			}
 			b.sent++ // skip the datagram the kernel refused
 		}
@@ -230,6 +239,16 @@ func (b *Batch) sendmmsg(fd uintptr) bool {
 	b.sent += int(r)
 	return true
 }
+
+// ErrGSORefused reports that the kernel refused a UDP GSO send, and that
+// the socket sends without GSO from now on.
+type ErrGSORefused struct{ Err error }
+
+func (e *ErrGSORefused) Error() string {
+	return "UDP GSO send refused (" + e.Err.Error() + "): sending one datagram per segment from now on"
+}
+
+func (e *ErrGSORefused) Unwrap() error { return e.Err }
 
 // putSegment writes a UDP_SEGMENT control message and returns its length.
 func putSegment(b []byte, size int) int {

@@ -59,7 +59,7 @@ type Conn struct {
 	kind   Kind
 	v6     bool
 	local  netip.AddrPort
-	gso    bool // UDP_SEGMENT usable
+	gso    atomic.Bool // UDP_SEGMENT usable; cleared if the kernel refuses a GSO send
 	gro    bool // UDP_GRO on
 }
 
@@ -161,14 +161,17 @@ func setup(fd int, kind Kind, v6 bool, local netip.AddrPort, o Options) (*Conn, 
 		f.Close()
 		return nil, fmt.Errorf("%s %s: %w", kind, local, err)
 	}
-	return &Conn{f: f, rc: rc, kind: kind, v6: v6, local: local, gso: gso, gro: gro}, nil
+	c := &Conn{f: f, rc: rc, kind: kind, v6: v6, local: local, gro: gro}
+	c.gso.Store(gso)
+	return c, nil
 }
 
 // LocalAddr is the bound address; for UDP the port is the one bound.
 func (c *Conn) LocalAddr() netip.AddrPort { return c.local }
 
-// GSO reports whether Send may be given Msgs with GSOSize set.
-func (c *Conn) GSO() bool { return c.gso }
+// GSO reports whether Send may be given Msgs with GSOSize set. It turns
+// false for good when the kernel refuses a GSO send (see Send).
+func (c *Conn) GSO() bool { return c.gso.Load() }
 
 // GRO reports whether Recv may return coalesced datagrams (GSOSize set).
 func (c *Conn) GRO() bool { return c.gro }

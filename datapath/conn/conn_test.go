@@ -2,8 +2,10 @@ package conn
 
 import (
 	"bytes"
+	"errors"
 	"net/netip"
 	"testing"
+	"time"
 )
 
 func pair(t testing.TB, addr string) (*Conn, *Conn) {
@@ -152,5 +154,57 @@ func TestGSOGRO(t *testing.T) {
 	defer c.Close()
 	if c.GSO() {
 		t.Fatal("GSO offered on a socket with IPv4 checksums off")
+	}
+}
+
+// TestGSORefusedFallsBack makes the kernel refuse a GSO send (more segments
+// than it takes in one send) and checks that the socket turns GSO off,
+// reports it once, and still sends the rest of the batch.
+func TestGSORefusedFallsBack(t *testing.T) {
+	a, err := Listen(UDP, netip.MustParseAddrPort("127.0.0.1:0"), Options{Offload: true, UDPCsum: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if !a.GSO() {
+		t.Skip("no UDP GSO on this kernel")
+	}
+	r, err := Listen(UDP, netip.MustParseAddrPort("127.0.0.1:0"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	b := a.NewBatch(2)
+	// 1000 segments of 10 bytes: past UDP_MAX_SEGMENTS (64 or 128).
+	b.Msgs[0] = Msg{Buf: make([]byte, 10000), Addr: r.LocalAddr(), GSOSize: 10}
+	b.Msgs[1] = Msg{Buf: []byte("after"), Addr: r.LocalAddr()}
+	n, err := a.Send(b, 2)
+	var refused *ErrGSORefused
+	if n != 1 || !errors.As(err, &refused) || a.GSO() {
+		t.Fatalf("sent %d, err %v, GSO %v: want 1, ErrGSORefused, false", n, err, a.GSO())
+	}
+	// Without GSO the same message is one 10000-byte datagram, which fits.
+	n, err = a.Send(b, 1)
+	if n != 1 || err != nil {
+		t.Fatalf("after fallback: sent %d, err %v", n, err)
+	}
+	rb := r.NewBatch(4)
+	for i := range rb.Msgs {
+		rb.Msgs[i].Buf = make([]byte, 16384)
+	}
+	var got []int
+	deadline := time.Now().Add(5 * time.Second)
+	for len(got) < 2 && time.Now().Before(deadline) {
+		_ = r.f.SetReadDeadline(deadline)
+		k, err := r.Recv(rb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range rb.Msgs[:k] {
+			got = append(got, m.N)
+		}
+	}
+	if len(got) != 2 || got[0] != 5 || got[1] != 10000 {
+		t.Fatalf("received %v, want [5 10000]", got)
 	}
 }
