@@ -60,7 +60,7 @@ type Conn struct {
 	v6     bool
 	local  netip.AddrPort
 	gso    atomic.Bool // UDP_SEGMENT usable; cleared if the kernel refuses a GSO send
-	gro    bool // UDP_GRO on
+	gro    bool        // UDP_GRO on
 }
 
 // Listen opens a socket of kind on local (for IP, the port is ignored; an
