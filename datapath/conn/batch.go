@@ -24,8 +24,8 @@ type Msg struct {
 	Truncated bool
 	// GSOSize, when not zero, says Buf holds several datagrams of GSOSize
 	// bytes each (the last may be shorter): on send, for the kernel to
-	// segment (UDP GSO, Conn.GSO must be true); on receive, as the kernel
-	// coalesced them (UDP GRO).
+	// segment (UDP GSO: check Conn.GSO first; a socket without it refuses
+	// the message); on receive, as the kernel coalesced them (UDP GRO).
 	GSOSize int
 }
 
@@ -197,7 +197,11 @@ func (c *Conn) Send(b *Batch, n int) (int, error) {
 		h.Namelen = b.addrs[i].set(m.Addr, c.kind)
 		h.Control = nil
 		h.SetControllen(0)
-		if m.GSOSize > 0 && c.gso.Load() && m.GSOSize < m.Len() {
+		// A GSO message always goes with UDP_SEGMENT, even if GSO was
+		// turned off since the caller built it (another pump's send was
+		// refused): then the kernel refuses this one too, rather than
+		// sending the run as one oversized datagram.
+		if m.GSOSize > 0 && c.kind == UDP && m.GSOSize < m.Len() {
 			h.Control = &b.ctrl[i][0]
 			h.SetControllen(putSegment(b.ctrl[i][:], m.GSOSize))
 		}

@@ -183,7 +183,13 @@ func TestGSORefusedFallsBack(t *testing.T) {
 	if n != 1 || !errors.As(err, &refused) || a.GSO() {
 		t.Fatalf("sent %d, err %v, GSO %v: want 1, ErrGSORefused, false", n, err, a.GSO())
 	}
-	// Without GSO the same message is one 10000-byte datagram, which fits.
+	// A message still marked for GSO is refused again, never sent as one
+	// datagram of the whole run.
+	if n, err := a.Send(b, 1); n != 0 || err == nil {
+		t.Fatalf("GSO message after fallback: sent %d, err %v; want it refused", n, err)
+	}
+	// Without GSOSize the same bytes are one 10000-byte datagram, which fits.
+	b.Msgs[0].GSOSize = 0
 	n, err = a.Send(b, 1)
 	if n != 1 || err != nil {
 		t.Fatalf("after fallback: sent %d, err %v", n, err)
