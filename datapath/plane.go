@@ -137,12 +137,11 @@ type Session struct {
 	wg     sync.WaitGroup
 
 	// Sequencing: seq is guarded by seqMu (taken by the one receive pump
-	// of the session's socket and by ModifySession); its SendSeq and
-	// NextNs are safe from the transmit pumps.
-	seqMu   sync.Mutex
-	seq     *reorder.Receiver[rxItem]
-	keep    [][]byte // free buffers for frames in the reorder queue
-	recvSeq atomic.Bool
+	// of the session's socket and by ModifySession); its SendSeq,
+	// NextNs and Idle are safe without it (the pumps).
+	seqMu sync.Mutex
+	seq   *reorder.Receiver[rxItem]
+	keep  [][]byte // free buffers for frames in the reorder queue
 
 	// maxFrame is the longest frame the TAP takes: MTU + Ethernet header +
 	// a VLAN tag. It is re-read from the device when a longer frame comes,
@@ -366,7 +365,6 @@ func (p *Plane) AddSession(cfg SessionConfig) (*Session, error) {
 		rx:     encap.V3Layout{Encap: t.cfg.Encap, Cookie: cfg.PeerCookie, L2Spec: cfg.L2Spec},
 		seq:    reorder.New[rxItem](seqConfig(&cfg)),
 	}
-	s.recvSeq.Store(cfg.RecvSeq)
 	pmtu := conn.PathMTU(t.cfg.Remote)
 	s.mtu = cfg.MTU
 	if s.mtu == 0 {

@@ -82,14 +82,13 @@ func (s *socket) receive() {
 
 // receiver is the per-pump state of the receive path.
 type receiver struct {
-	sock  *socket
-	co    *offload.Coalescer[*Session]
-	sh    seqHandler
-	parts [][]byte
+	sock *socket
+	co   *offload.Coalescer[*Session]
+	sh   seqHandler
 }
 
 func newReceiver(s *socket) *receiver {
-	r := &receiver{sock: s, parts: make([][]byte, 0, 2)}
+	r := &receiver{sock: s}
 	r.co = offload.NewCoalescer[*Session](coalesceSlots, r)
 	r.sh.r = r
 	return r
@@ -169,7 +168,7 @@ func (r *receiver) deliver(d *demux, pkt []byte, from netip.AddrPort, truncated 
 		ss.stats.rxErrors.Add(1)
 		return
 	}
-	if data.HasSeq || ss.recvSeq.Load() || ss.seq.SendSeq() || ss.seq.Counters().QueueDepth > 0 {
+	if data.HasSeq || !ss.seq.Idle() {
 		// Sequencing: the reorder state machine decides (see seq.go).
 		ss.seqMu.Lock()
 		r.sh.s = ss
@@ -177,16 +176,28 @@ func (r *receiver) deliver(d *demux, pkt []byte, from netip.AddrPort, truncated 
 		ss.seqMu.Unlock()
 		return
 	}
-	t := ss.tunnel
-	ss.stats.rxPackets.Add(1)
-	ss.stats.rxBytes.Add(uint64(len(frame)))
+	r.toTAP(ss, frame, false)
+}
+
+// toTAP counts a received frame and passes it on: through the coalescer
+// for a TAP with a virtio_net_hdr, else straight to the TAP. An owned
+// frame (from the reorder queue) bypasses the coalescer's merging but
+// still goes after the session's frames it holds, so TCP sees them in
+// order.
+func (r *receiver) toTAP(s *Session, frame []byte, owned bool) {
+	t := s.tunnel
+	s.stats.rxPackets.Add(1)
+	s.stats.rxBytes.Add(uint64(len(frame)))
 	t.stats.rxPackets.Add(1)
 	t.stats.rxBytes.Add(uint64(len(frame)))
-	if ss.vnet && r.co != nil {
-		r.co.Add(ss, frame)
-		return
+	switch {
+	case s.vnet && owned:
+		r.co.Bypass(s, frame)
+	case s.vnet:
+		r.co.Add(s, frame)
+	default:
+		s.tapWriteError(s.out.Write(frame))
 	}
-	ss.tapWriteError(ss.out.Write(frame))
 }
 
 // tapWriteError counts a failed TAP write as a receive error, except EIO:
@@ -230,10 +241,15 @@ func (s *Session) transmit(q *tap.Queue) {
 		}
 		x.payloads = make([][]byte, maxSegs)
 	}
-	x.b = sock.c.NewBatch(n * maxSegs)
+	// Datagrams per frame: one, or a TSO super-frame's segments.
+	per := 1
+	if s.vnet {
+		per = maxSegs
+	}
+	x.b = sock.c.NewBatch(n * per)
 	// Room for every segment's header and payload, plus one part per
-	// small frame joined into a GSO run.
-	x.parts = make([][]byte, 0, 3*n*maxSegs)
+	// datagram joined into a GSO run.
+	x.parts = make([][]byte, 0, 3*n*per)
 	x.bufs = make([][]byte, n)
 	x.sizes = make([]int, n)
 	for i := range x.bufs {

@@ -209,7 +209,6 @@ func TestDeliverSequenced(t *testing.T) {
 	sock, s, rec := testSession(t, encap.EncapUDP, "", "", encap.L2SpecDefault)
 	rec.keep = true
 	s.seq = reorder.New[rxItem](reorder.Config{Timeout: time.Second, RecvSeq: true})
-	s.recvSeq.Store(true)
 	r := newReceiver(sock)
 	d := sock.demux.Load()
 	buf := make([]byte, 256)

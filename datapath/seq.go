@@ -3,7 +3,6 @@ package datapath
 import (
 	"time"
 
-	"github.com/ul2tp/ul2tp/datapath/offload"
 	"github.com/ul2tp/ul2tp/reorder"
 )
 
@@ -26,31 +25,7 @@ type seqHandler struct {
 
 // Deliver passes a frame that is in sequence to the TAP.
 func (h *seqHandler) Deliver(it rxItem) {
-	s := h.s
-	t := s.tunnel
-	s.stats.rxPackets.Add(1)
-	s.stats.rxBytes.Add(uint64(len(it.frame)))
-	t.stats.rxPackets.Add(1)
-	t.stats.rxBytes.Add(uint64(len(it.frame)))
-	if s.vnet && h.r.co != nil {
-		if !it.owned {
-			h.r.co.Add(s, it.frame)
-			return
-		}
-		// A frame from the reorder queue goes after the frames of this
-		// session the coalescer still holds, or TCP sees them reordered.
-		h.r.co.Bypass(s, it.frame)
-		h.release(it)
-		return
-	}
-	var err error
-	if s.vnet {
-		h.r.parts = append(h.r.parts[:0], plainVnet[:], it.frame)
-		err = s.dev.Queues()[0].WriteParts(h.r.parts)
-	} else {
-		err = s.out.Write(it.frame)
-	}
-	s.tapWriteError(err)
+	h.r.toTAP(h.s, it.frame, it.owned)
 	h.release(it)
 }
 
@@ -77,9 +52,6 @@ func (h *seqHandler) release(it rxItem) {
 		h.s.keep = append(h.s.keep, it.frame[:0])
 	}
 }
-
-// plainVnet is a virtio_net_hdr saying "nothing to do".
-var plainVnet [offload.VnetHdrLen]byte
 
 // SessionModify is what L2TP_CMD_SESSION_MODIFY may change; nil fields
 // stay as they are.
@@ -115,7 +87,6 @@ func (p *Plane) ModifySession(tunnelID, id uint32, m SessionModify) error {
 		c.Timeout = *m.ReorderTimeout
 	}
 	s.seq.Configure(c)
-	s.recvSeq.Store(c.RecvSeq)
 	p.log.Info("session modified", "tunnel_id", tunnelID, "session_id", id, "send_seq", c.SendSeq,
 		"recv_seq", c.RecvSeq, "lns_mode", c.LNSMode, "reorder_timeout", c.Timeout)
 	return nil

@@ -125,6 +125,7 @@ type Receiver[T any] struct {
 	queue []entry[T] // ordered as the kernel's reorder_q
 
 	sendSeq atomic.Bool
+	recvSeq atomic.Bool // cfg.RecvSeq, for Idle
 	ns      atomic.Uint32
 
 	seqDiscards, oos, errors atomic.Uint64
@@ -158,6 +159,7 @@ func (r *Receiver[T]) Configure(c Config) {
 	r.window = c.Max / 2
 	r.timeout = int64(c.Timeout)
 	r.sendSeq.Store(c.SendSeq)
+	r.recvSeq.Store(c.RecvSeq)
 }
 
 // Config returns the configuration, with SendSeq as it is now.
@@ -169,6 +171,14 @@ func (r *Receiver[T]) Config() Config {
 
 // SendSeq reports whether packets sent now carry sequence numbers.
 func (r *Receiver[T]) SendSeq() bool { return r.sendSeq.Load() }
+
+// Idle reports, without the caller's lock, that the receiver has nothing
+// to do with a packet that carries no Ns: sequence numbers are neither
+// required nor sent, and nothing waits in the queue. Such a packet may go
+// straight through instead of through Receive.
+func (r *Receiver[T]) Idle() bool {
+	return !r.recvSeq.Load() && !r.sendSeq.Load() && r.depth.Load() == 0
+}
 
 // NextNs returns the Ns for the next packet sent and advances it.
 func (r *Receiver[T]) NextNs() uint32 { return (r.ns.Add(1) - 1) & r.cfg.Max }

@@ -65,11 +65,9 @@ type Queue struct {
 	n       int
 	err     error
 	readF   func(fd uintptr) bool
-	wmu     sync.Mutex // guards wbuf, werr and iovs: several goroutines may write
+	wmu     sync.Mutex // guards werr and iovs: several goroutines may write
 	iovs    []unix.Iovec
 	writevF func(fd uintptr) bool
-	wbuf    []byte
-	writeF  func(fd uintptr) bool
 	werr    error
 }
 
@@ -128,7 +126,6 @@ func Create(c Config) (*Device, error) {
 		}
 		q := &Queue{f: f, rc: rc}
 		q.readF = q.read
-		q.writeF = q.write
 		q.writevF = q.writev
 		q.iovs = make([]unix.Iovec, 0, 72)
 		d.queues = append(d.queues, q)
@@ -205,13 +202,8 @@ func (q *Queue) read(fd uintptr) bool {
 func (q *Queue) Write(frame []byte) error {
 	q.wmu.Lock()
 	defer q.wmu.Unlock()
-	q.wbuf, q.werr = frame, nil
-	err := q.rc.Write(q.writeF)
-	q.wbuf = nil
-	if err != nil {
-		return q.closedErr(err)
-	}
-	return q.werr
+	q.iovs = appendIovec(q.iovs[:0], frame)
+	return q.flush()
 }
 
 // WriteParts writes one frame given as pieces, with writev(2): on a device
@@ -221,17 +213,25 @@ func (q *Queue) WriteParts(parts [][]byte) error {
 	defer q.wmu.Unlock()
 	q.iovs = q.iovs[:0]
 	for _, p := range parts {
-		if len(p) == 0 {
-			continue
-		}
-		var v unix.Iovec
-		v.Base = unsafe.SliceData(p)
-		v.SetLen(len(p))
-		q.iovs = append(q.iovs, v)
+		q.iovs = appendIovec(q.iovs, p)
 	}
+	return q.flush()
+}
+
+func appendIovec(iovs []unix.Iovec, p []byte) []unix.Iovec {
+	if len(p) == 0 {
+		return iovs
+	}
+	var v unix.Iovec
+	v.Base = unsafe.SliceData(p)
+	v.SetLen(len(p))
+	return append(iovs, v)
+}
+
+// flush writes q.iovs as one frame. Called with wmu held.
+func (q *Queue) flush() error {
 	q.werr = nil
-	err := q.rc.Write(q.writevF)
-	if err != nil {
+	if err := q.rc.Write(q.writevF); err != nil {
 		return q.closedErr(err)
 	}
 	return q.werr
@@ -239,17 +239,6 @@ func (q *Queue) WriteParts(parts [][]byte) error {
 
 func (q *Queue) writev(fd uintptr) bool {
 	_, _, e := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(unsafe.SliceData(q.iovs))), uintptr(len(q.iovs)))
-	if e == unix.EAGAIN || e == unix.EINTR {
-		return false
-	}
-	if e != 0 {
-		q.werr = e
-	}
-	return true
-}
-
-func (q *Queue) write(fd uintptr) bool {
-	_, _, e := unix.Syscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(q.wbuf))), uintptr(len(q.wbuf)))
 	if e == unix.EAGAIN || e == unix.EINTR {
 		return false
 	}
