@@ -162,6 +162,13 @@ func (c *SessionConfig) Check() error {
 // encapsulation), L2TPv3 header and the tunnelled Ethernet header add to an
 // IP packet inside the pseudowire. The TAP's MTU is the path MTU less this.
 func Overhead(t *TunnelConfig, s *SessionConfig) int {
+	l := encap.V3Layout{Encap: t.Encap, Cookie: s.Cookie, L2Spec: s.L2Spec}
+	return underlayLen(t) + l.HeaderLen() + 14
+}
+
+// underlayLen is the tunnel's outer IP header, and its UDP header for
+// encap udp.
+func underlayLen(t *TunnelConfig) int {
 	n := 20
 	if !t.Remote.Is4() {
 		n = 40
@@ -169,6 +176,5 @@ func Overhead(t *TunnelConfig, s *SessionConfig) int {
 	if t.Encap == encap.EncapUDP {
 		n += 8
 	}
-	l := encap.V3Layout{Encap: t.Encap, Cookie: s.Cookie, L2Spec: s.L2Spec}
-	return n + l.HeaderLen() + 14
+	return n
 }

@@ -44,9 +44,6 @@ const (
 	// refuses more than 64 segments or a datagram over 64 KiB).
 	maxGSOBytes = 65000
 	maxGSOSegs  = 64
-	// ipv4UDPHeaders and ipv6UDPHeaders are the underlay's headers.
-	ipv4UDPHeaders = 20 + 8
-	ipv6UDPHeaders = 40 + 8
 	// coalesceSlots is how many TCP flows a receive pump merges at once.
 	coalesceSlots = 8
 )
@@ -127,7 +124,6 @@ type Session struct {
 	dev    *tap.Device
 	out    frameWriter // where received frames go: the TAP's first queue
 	vnet   bool        // the TAP carries virtio_net_hdr (offloads)
-	ifname string
 	mtu    int
 	// gsoMax is the longest datagram that may join a UDP GSO run: the
 	// path MTU less the IP and UDP headers.
@@ -155,8 +151,8 @@ type Session struct {
 func (s *Session) fits(n int) bool {
 	now := nanotime()
 	if last := s.mtuReread.Load(); now-last > int64(time.Second) && s.mtuReread.CompareAndSwap(last, now) {
-		if mtu, err := tap.MTU(s.ifname); err == nil {
-			s.maxFrame.Store(int32(mtu + 14 + 4))
+		if mtu, err := tap.MTU(s.dev.Name()); err == nil {
+			s.maxFrame.Store(maxFrameFor(mtu))
 		}
 	}
 	return n <= int(s.maxFrame.Load())
@@ -183,7 +179,11 @@ func (s *Session) Stats() Stats {
 }
 
 // IfName is the name of the session's TAP device.
-func (s *Session) IfName() string { return s.ifname }
+func (s *Session) IfName() string { return s.dev.Name() }
+
+// maxFrameFor is the longest frame a TAP with this MTU takes: the MTU, the
+// Ethernet header and a VLAN tag.
+func maxFrameFor(mtu int) int32 { return int32(mtu + 14 + 4) }
 
 // MTU is the MTU the TAP device was created with.
 func (s *Session) MTU() int { return s.mtu }
@@ -371,16 +371,13 @@ func (p *Plane) AddSession(cfg SessionConfig) (*Session, error) {
 		s.mtu = pmtu - Overhead(&t.cfg, &cfg)
 	}
 	// The kernel refuses a UDP GSO send whose segments exceed the path MTU.
-	s.gsoMax = pmtu - ipv4UDPHeaders
-	if t.cfg.Remote.Is6() && !t.cfg.Remote.Is4In6() {
-		s.gsoMax = pmtu - ipv6UDPHeaders
-	}
+	s.gsoMax = pmtu - underlayLen(&t.cfg)
 	dev, err := tap.Create(tap.Config{Name: cfg.Name, MTU: s.mtu, Offload: p.offload, Queues: p.queues})
 	if err != nil {
 		return nil, fmt.Errorf("session %d: %w", cfg.ID, err)
 	}
-	s.dev, s.ifname, s.out, s.vnet = dev, dev.Name(), dev.Queues()[0], dev.VnetHdr()
-	s.maxFrame.Store(int32(s.mtu + 14 + 4))
+	s.dev, s.out, s.vnet = dev, dev.Queues()[0], dev.VnetHdr()
+	s.maxFrame.Store(maxFrameFor(s.mtu))
 	t.sessions[cfg.ID] = s
 	t.sock.rebuild(p)
 	for _, q := range dev.Queues() {
@@ -391,7 +388,7 @@ func (p *Plane) AddSession(cfg SessionConfig) (*Session, error) {
 		}()
 	}
 	p.log.Info("session created", "tunnel_id", cfg.TunnelID, "session_id", cfg.ID,
-		"peer_session_id", cfg.PeerID, "ifname", s.ifname, "mtu", s.mtu)
+		"peer_session_id", cfg.PeerID, "ifname", dev.Name(), "mtu", s.mtu)
 	return s, nil
 }
 

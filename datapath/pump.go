@@ -263,7 +263,7 @@ func (s *Session) transmit(q *tap.Queue) {
 		n, err := q.Read(x.bufs, x.sizes, off)
 		if err != nil {
 			if !conn.IsClosed(err) {
-				sock.log.Error("tap read stopped", "ifname", s.ifname, "err", err)
+				sock.log.Error("tap read stopped", "ifname", s.dev.Name(), "err", err)
 			}
 			return
 		}
