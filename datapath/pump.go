@@ -85,6 +85,11 @@ type receiver struct {
 	sock *socket
 	co   *offload.Coalescer[*Session]
 	sh   seqHandler
+	// covered is set while the segments of a UDP GRO batch are delivered:
+	// the kernel merges only datagrams whose UDP checksum it verified (or
+	// local GSO sends, which always carry one), so their bytes need no
+	// second check in the coalescer.
+	covered bool
 }
 
 func newReceiver(s *socket) *receiver {
@@ -108,9 +113,11 @@ func (r *receiver) batch(d *demux, msgs []conn.Msg) {
 			r.deliver(d, m.Buf[m.Off:m.N], m.Addr, m.Truncated, kind)
 			continue
 		}
+		r.covered = true
 		for off := m.Off; off < m.N; off += m.GSOSize {
 			r.deliver(d, m.Buf[off:min(off+m.GSOSize, m.N)], m.Addr, m.Truncated, kind)
 		}
+		r.covered = false
 	}
 	r.co.Flush()
 }
@@ -194,7 +201,7 @@ func (r *receiver) toTAP(s *Session, frame []byte, owned bool) {
 	case s.vnet && owned:
 		r.co.Bypass(s, frame)
 	case s.vnet:
-		r.co.Add(s, frame)
+		r.co.Add(s, frame, r.covered)
 	default:
 		s.tapWriteError(s.out.Write(frame))
 	}

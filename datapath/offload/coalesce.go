@@ -48,6 +48,7 @@ type slot[K comparable] struct {
 	nextSeq  uint32
 	closed   bool // a short or PSH segment ended it
 	psh      bool
+	checked  bool // the first segment's TCP checksum was verified here
 }
 
 // NewCoalescer makes a coalescer with room for n super-frames in flight.
@@ -70,10 +71,15 @@ func (c *Coalescer[K]) Errors() int {
 	return n
 }
 
-// Add takes one received Ethernet frame for owner k.
-func (c *Coalescer[K]) Add(k K, frame []byte) {
+// Add takes one received Ethernet frame for owner k. covered says that an
+// outer checksum the kernel verified (a UDP checksum) already covered every
+// byte of the frame, so its TCP checksum need not be read again before the
+// frame joins a super-frame, whose checksum the kernel then recomputes.
+// Frames that are not covered are checked here, so a corrupted segment
+// never hides inside a super-frame.
+func (c *Coalescer[K]) Add(k K, frame []byte, covered bool) {
 	t, ok := parseTCP(frame)
-	if !ok || !mergeable(frame, &t) {
+	if !ok || !mergeable(frame, &t, !covered) {
 		c.passThrough(k, frame)
 		return
 	}
@@ -99,17 +105,18 @@ func (c *Coalescer[K]) Add(k K, frame []byte) {
 			return
 		}
 		c.flushSlot(s)
-		c.open(s, k, t, frame)
+		c.open(s, k, t, frame, !covered)
 		return
 	}
-	c.open(c.freeSlot(), k, t, frame)
+	c.open(c.freeSlot(), k, t, frame, !covered)
 }
 
 // mergeable reports whether a TCP frame may join a super-frame: a plain
-// ACK (PSH allowed) with payload, whose lengths and checksums are right.
-// Checksums are checked here because the merged frame reaches the kernel
-// marked as needing none.
-func mergeable(f []byte, t *tcpFrame) bool {
+// ACK (PSH allowed) with payload, whose lengths and IPv4 header checksum
+// are right, and, if check is set, its TCP checksum. The TCP checksum is
+// checked because the merged frame reaches the kernel marked as needing
+// none.
+func mergeable(f []byte, t *tcpFrame, check bool) bool {
 	if len(f) <= t.hdrLen {
 		return false
 	}
@@ -128,7 +135,7 @@ func mergeable(f []byte, t *tcpFrame) bool {
 			return false
 		}
 	}
-	return t.tcpChecksumOK(f)
+	return !check || t.tcpChecksumOK(f)
 }
 
 // sameConn reports whether two TCP frames belong to one connection: the
@@ -181,13 +188,13 @@ func (c *Coalescer[K]) freeSlot() *slot[K] {
 	return s
 }
 
-func (c *Coalescer[K]) open(s *slot[K], k K, t tcpFrame, frame []byte) {
+func (c *Coalescer[K]) open(s *slot[K], k K, t tcpFrame, frame []byte, checked bool) {
 	if t.hdrLen > maxCoalesceHdr {
 		c.passThrough(k, frame)
 		return
 	}
 	payload := frame[t.hdrLen:]
-	s.busy, s.owner, s.t = true, k, t
+	s.busy, s.owner, s.t, s.checked = true, k, t, checked
 	copy(s.hdr[:], frame[:t.hdrLen])
 	s.payloads = append(s.payloads[:0], payload)
 	s.bytes = len(payload)
@@ -229,10 +236,14 @@ func (c *Coalescer[K]) Flush() {
 func (c *Coalescer[K]) flushSlot(s *slot[K]) {
 	s.busy = false
 	hdr := s.hdr[:s.t.hdrLen]
-	if len(s.payloads) == 1 {
+	switch {
+	case len(s.payloads) == 1 && s.checked:
 		// A lone segment goes as it came, its checksums already checked.
 		c.parts = append(c.parts[:0], c.valid[:], hdr, s.payloads[0])
-	} else {
+	case len(s.payloads) == 1:
+		// Not checked here: the kernel checks it, as for any frame.
+		c.parts = append(c.parts[:0], c.plain[:], hdr, s.payloads[0])
+	default:
 		l4len := s.t.hdrLen - s.t.l4 + s.bytes
 		s.t.setIPLength(hdr, l4len)
 		if s.psh {

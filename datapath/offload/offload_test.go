@@ -143,7 +143,7 @@ func TestSegmentAndCoalesce(t *testing.T) {
 					t.Fatalf("segment %d: PSH %v", i, psh)
 				}
 				got = append(got, seg[st.hdrLen:]...)
-				c.Add(7, seg)
+				c.Add(7, seg, false)
 			}
 			if !bytes.Equal(got, payload) {
 				t.Fatalf("v6=%v size %d: payloads differ", v6, size)
@@ -204,25 +204,28 @@ func TestCoalesceRules(t *testing.T) {
 	corrupt := seg(2000, tcpFlagACK, 1000)
 	corrupt[len(corrupt)-1] ^= 1
 	for _, tc := range []struct {
-		name   string
-		frames [][]byte
-		writes int // frames written to the TAP
+		name    string
+		frames  [][]byte
+		writes  int  // frames written to the TAP
+		covered bool // an outer checksum covered the frames
 	}{
-		{"in order", [][]byte{seg(0, tcpFlagACK, 1000), seg(1000, tcpFlagACK, 1000), seg(2000, tcpFlagACK, 1000)}, 1},
-		{"gap", [][]byte{seg(0, tcpFlagACK, 1000), seg(2000, tcpFlagACK, 1000)}, 2},
-		{"short ends it", [][]byte{seg(0, tcpFlagACK, 1000), seg(1000, tcpFlagACK, 500), seg(1500, tcpFlagACK, 500)}, 2},
-		{"longer starts new", [][]byte{seg(0, tcpFlagACK, 500), seg(500, tcpFlagACK, 1000)}, 2},
-		{"psh ends it", [][]byte{seg(0, tcpFlagACK|tcpFlagPSH, 1000), seg(1000, tcpFlagACK, 1000)}, 2},
-		{"psh joins", [][]byte{seg(0, tcpFlagACK, 1000), seg(1000, tcpFlagACK|tcpFlagPSH, 1000)}, 1},
-		{"fin passes", [][]byte{seg(0, tcpFlagACK, 1000), seg(1000, tcpFlagACK|tcpFlagFIN, 1000)}, 2},
-		{"pure ack passes", [][]byte{seg(0, tcpFlagACK, 0), seg(0, tcpFlagACK, 0)}, 2},
-		{"bad checksum passes", [][]byte{seg(0, tcpFlagACK, 1000), seg(1000, tcpFlagACK, 1000), corrupt}, 2},
-		{"not tcp", [][]byte{{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 0x08, 0x06, 0, 1}}, 1},
+		{"in order", [][]byte{seg(0, tcpFlagACK, 1000), seg(1000, tcpFlagACK, 1000), seg(2000, tcpFlagACK, 1000)}, 1, false},
+		{"gap", [][]byte{seg(0, tcpFlagACK, 1000), seg(2000, tcpFlagACK, 1000)}, 2, false},
+		{"short ends it", [][]byte{seg(0, tcpFlagACK, 1000), seg(1000, tcpFlagACK, 500), seg(1500, tcpFlagACK, 500)}, 2, false},
+		{"longer starts new", [][]byte{seg(0, tcpFlagACK, 500), seg(500, tcpFlagACK, 1000)}, 2, false},
+		{"psh ends it", [][]byte{seg(0, tcpFlagACK|tcpFlagPSH, 1000), seg(1000, tcpFlagACK, 1000)}, 2, false},
+		{"psh joins", [][]byte{seg(0, tcpFlagACK, 1000), seg(1000, tcpFlagACK|tcpFlagPSH, 1000)}, 1, false},
+		{"fin passes", [][]byte{seg(0, tcpFlagACK, 1000), seg(1000, tcpFlagACK|tcpFlagFIN, 1000)}, 2, false},
+		{"pure ack passes", [][]byte{seg(0, tcpFlagACK, 0), seg(0, tcpFlagACK, 0)}, 2, false},
+		{"bad checksum passes", [][]byte{seg(0, tcpFlagACK, 1000), seg(1000, tcpFlagACK, 1000), corrupt}, 2, false},
+		// Covered by the UDP checksum, the TCP checksum is not read.
+		{"covered joins unread", [][]byte{seg(0, tcpFlagACK, 1000), seg(1000, tcpFlagACK, 1000), corrupt}, 1, true},
+		{"not tcp", [][]byte{{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 0x08, 0x06, 0, 1}}, 1, false},
 	} {
 		rec := &recorder{}
 		c := NewCoalescer[int](2, rec)
 		for _, f := range tc.frames {
-			c.Add(1, f)
+			c.Add(1, f, tc.covered)
 		}
 		c.Flush()
 		if len(rec.writes) != tc.writes {
@@ -233,12 +236,38 @@ func TestCoalesceRules(t *testing.T) {
 	// pass-through frame.
 	rec := &recorder{}
 	c := NewCoalescer[int](4, rec)
-	c.Add(1, seg(0, tcpFlagACK, 1000))
-	c.Add(2, seg(1000, tcpFlagACK, 1000))
-	c.Add(1, []byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 0x08, 0x06, 0, 1})
+	c.Add(1, seg(0, tcpFlagACK, 1000), false)
+	c.Add(2, seg(1000, tcpFlagACK, 1000), false)
+	c.Add(1, []byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 0x08, 0x06, 0, 1}, false)
 	c.Flush()
 	if len(rec.writes) != 3 || len(rec.writes[0]) != VnetHdrLen+len(seg(0, tcpFlagACK, 1000)) {
 		t.Fatalf("writes %d", len(rec.writes))
+	}
+}
+
+// TestCoalesceLoneSegmentFlags checks the virtio_net_hdr of a segment
+// that merged with nothing: marked valid only if its checksum was verified
+// here, else left for the kernel to verify.
+func TestCoalesceLoneSegmentFlags(t *testing.T) {
+	f := buildTCP(false, 0, tcpFlagACK, randBytes(1000, 5), nil, false)
+	for _, tc := range []struct {
+		covered bool
+		flags   uint8
+	}{{false, FlagDataValid}, {true, 0}} {
+		rec := &recorder{}
+		c := NewCoalescer[int](2, rec)
+		c.Add(1, f, tc.covered)
+		c.Flush()
+		if len(rec.writes) != 1 {
+			t.Fatalf("covered %v: %d writes, want 1", tc.covered, len(rec.writes))
+		}
+		h, err := DecodeVnetHdr(rec.writes[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Flags != tc.flags || h.GSOType != GSONone || !bytes.Equal(rec.writes[0][VnetHdrLen:], f) {
+			t.Errorf("covered %v: header %+v, want flags %#x and the frame unchanged", tc.covered, h, tc.flags)
+		}
 	}
 }
 
@@ -258,7 +287,7 @@ func TestCoalesceKeepsFlowOrder(t *testing.T) {
 			if i == 2 {
 				flags |= tcpFlagPSH
 			}
-			c.Add(1, buildTCP(false, seq, flags, p, opts, false))
+			c.Add(1, buildTCP(false, seq, flags, p, opts, false), false)
 			seq += uint32(len(p))
 		}
 	}
@@ -322,9 +351,9 @@ func FuzzCoalesce(f *testing.F) {
 	f.Add(buildTCP(false, 1, tcpFlagACK, randBytes(100, 1), nil, false), buildTCP(false, 101, tcpFlagACK, randBytes(100, 2), nil, false))
 	f.Fuzz(func(t *testing.T, a, b []byte) {
 		c := NewCoalescer[int](2, &recorder{})
-		c.Add(1, a)
-		c.Add(1, b)
-		c.Add(2, a)
+		c.Add(1, a, false)
+		c.Add(1, b, false)
+		c.Add(2, a, false)
 		c.Flush()
 	})
 }
@@ -359,7 +388,7 @@ func BenchmarkCoalesce(b *testing.B) {
 	b.SetBytes(n * 1448)
 	for i := 0; i < b.N; i++ {
 		for _, s := range segs {
-			c.Add(1, s)
+			c.Add(1, s, false)
 		}
 		c.Flush()
 	}
