@@ -178,10 +178,12 @@ func (q *Queue) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	return q.n, nil
 }
 
+// read and writev use RawSyscall, as conn's batch calls do: the TAP is
+// non-blocking, so the call never sleeps.
 func (q *Queue) read(fd uintptr) bool {
 	for q.n < len(q.bufs) {
 		b := q.bufs[q.n][q.off:]
-		r, _, e := unix.Syscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
+		r, _, e := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
 		if e == unix.EAGAIN {
 			return q.n > 0
 		}
@@ -238,7 +240,7 @@ func (q *Queue) flush() error {
 }
 
 func (q *Queue) writev(fd uintptr) bool {
-	_, _, e := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(unsafe.SliceData(q.iovs))), uintptr(len(q.iovs)))
+	_, _, e := unix.RawSyscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(unsafe.SliceData(q.iovs))), uintptr(len(q.iovs)))
 	if e == unix.EAGAIN || e == unix.EINTR {
 		return false
 	}
