@@ -90,6 +90,43 @@ type receiver struct {
 	// local GSO sends, which always carry one), so their bytes need no
 	// second check in the coalescer.
 	covered bool
+	// A one-entry cache of the demux table: a GRO run comes from one peer
+	// and mostly carries one session.
+	lastD   *demux
+	lastKey demuxKey
+	lastS   *Session
+	// Received frames not yet added to a session's counters: counting once
+	// per batch and session keeps the atomic adds (on a cache line the
+	// session's transmit pump writes too) out of the per-frame work.
+	count struct {
+		s            *Session
+		pkts, octets uint64
+	}
+}
+
+// addCount counts a frame delivered to s, flushing the previous session's
+// pending counts if s is another.
+func (r *receiver) addCount(s *Session, n int) {
+	if r.count.s != s {
+		r.flushCount()
+		r.count.s = s
+	}
+	r.count.pkts++
+	r.count.octets += uint64(n)
+}
+
+// flushCount adds the pending counts to the session's and tunnel's
+// counters.
+func (r *receiver) flushCount() {
+	s := r.count.s
+	if s == nil || r.count.pkts == 0 {
+		return
+	}
+	s.stats.rxPackets.Add(r.count.pkts)
+	s.stats.rxBytes.Add(r.count.octets)
+	s.tunnel.stats.rxPackets.Add(r.count.pkts)
+	s.tunnel.stats.rxBytes.Add(r.count.octets)
+	r.count.pkts, r.count.octets = 0, 0
 }
 
 func newReceiver(s *socket) *receiver {
@@ -120,6 +157,7 @@ func (r *receiver) batch(d *demux, msgs []conn.Msg) {
 		r.covered = false
 	}
 	r.co.Flush()
+	r.flushCount()
 }
 
 // WriteParts writes a (possibly coalesced) frame to a session's TAP.
@@ -144,7 +182,12 @@ func (r *receiver) deliver(d *demux, pkt []byte, from netip.AddrPort, truncated 
 		}
 		return
 	}
-	ss := d.sessions[demuxKey{sid, from}]
+	k := demuxKey{sid, from}
+	ss := r.lastS
+	if d != r.lastD || k != r.lastKey {
+		ss = d.sessions[k]
+		r.lastD, r.lastKey, r.lastS = d, k, ss
+	}
 	if ss == nil {
 		if t := d.tunnels[from]; t != nil {
 			t.stats.rxInvalid.Add(1)
@@ -192,11 +235,7 @@ func (r *receiver) deliver(d *demux, pkt []byte, from netip.AddrPort, truncated 
 // still goes after the session's frames it holds, so TCP sees them in
 // order.
 func (r *receiver) toTAP(s *Session, frame []byte, owned bool) {
-	t := s.tunnel
-	s.stats.rxPackets.Add(1)
-	s.stats.rxBytes.Add(uint64(len(frame)))
-	t.stats.rxPackets.Add(1)
-	t.stats.rxBytes.Add(uint64(len(frame)))
+	r.addCount(s, len(frame))
 	switch {
 	case s.vnet && owned:
 		r.co.Bypass(s, frame)

@@ -61,6 +61,9 @@ func testSession(t testing.TB, e encap.Encap, cookie, peerCookie string, l2 enca
 	s.maxFrame.Store(1518)
 	tun.sessions[101] = s
 	sock := &socket{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if e == encap.EncapIP {
+		sock.key.kind = conn.IP
+	}
 	p := &Plane{tunnels: map[uint32]*Tunnel{1: tun}}
 	tun.sock = sock
 	sock.rebuild(p)
@@ -83,6 +86,11 @@ func seqPacket(e encap.Encap, cookie string, l2 encap.L2Spec, sid uint32, frame 
 
 var frame60 = bytes.Repeat([]byte{0x5a}, 60)
 
+// receiveOne hands r one received datagram, as a batch of one.
+func receiveOne(r *receiver, d *demux, pkt []byte, from netip.AddrPort, truncated bool) {
+	r.batch(d, []conn.Msg{{Buf: pkt, N: len(pkt), Addr: from, Truncated: truncated}})
+}
+
 func TestDeliverCounts(t *testing.T) {
 	peer := netip.MustParseAddrPort("10.9.0.2:1701")
 	for _, e := range []encap.Encap{encap.EncapUDP, encap.EncapIP} {
@@ -94,7 +102,7 @@ func TestDeliverCounts(t *testing.T) {
 			rec.keep = true
 			d := sock.demux.Load()
 			send := func(pkt []byte, from netip.AddrPort, trunc bool) {
-				newReceiver(sock).deliver(d, append([]byte(nil), pkt...), from, trunc, e)
+				receiveOne(newReceiver(sock), d, append([]byte(nil), pkt...), from, trunc)
 			}
 			good := packet(e, "55667788", encap.L2SpecDefault, 101, frame60)
 			send(good, peer, false)
@@ -151,7 +159,7 @@ func TestDeliverWriteError(t *testing.T) {
 	sock, s, rec := testSession(t, encap.EncapUDP, "", "", encap.L2SpecNone)
 	rec.err = errors.New("device down")
 	buf := packet(encap.EncapUDP, "", encap.L2SpecNone, 101, frame60)
-	newReceiver(sock).deliver(sock.demux.Load(), buf, s.tunnel.remote, false, encap.EncapUDP)
+	receiveOne(newReceiver(sock), sock.demux.Load(), buf, s.tunnel.remote, false)
 	// Counted as received by L2TP, then as an error when the TAP refused
 	// it (the kernel counts the device's drop separately).
 	if st := s.Stats(); st.RxErrors != 1 || st.RxPackets != 1 {
@@ -173,6 +181,26 @@ func TestEncapsulate(t *testing.T) {
 	}
 	if &msgs[0].Buf[0] != &bufs[0][Headroom-s.tx.HeaderLen()] {
 		t.Fatal("encapsulate copied the frame")
+	}
+}
+
+// TestDeliverAfterDelete checks that the receiver's one-entry demux cache
+// does not outlive the table it came from: once the session is gone from a
+// rebuilt table, its packets are counted as invalid, not delivered.
+func TestDeliverAfterDelete(t *testing.T) {
+	sock, s, rec := testSession(t, encap.EncapUDP, "", "", encap.L2SpecNone)
+	rec.keep = true
+	r := newReceiver(sock)
+	pkt := packet(encap.EncapUDP, "", encap.L2SpecNone, 101, frame60)
+	receiveOne(r, sock.demux.Load(), pkt, s.tunnel.remote, false)
+	delete(s.tunnel.sessions, 101)
+	sock.rebuild(&Plane{tunnels: map[uint32]*Tunnel{1: s.tunnel}})
+	receiveOne(r, sock.demux.Load(), pkt, s.tunnel.remote, false)
+	if len(rec.frames) != 1 {
+		t.Errorf("delivered %d frames, want 1", len(rec.frames))
+	}
+	if st, tst := s.Stats(), s.tunnel.Stats(); st.RxPackets != 1 || tst.RxInvalid != 1 {
+		t.Errorf("session rx_packets %d, want 1; tunnel rx_invalid %d, want 1", st.RxPackets, tst.RxInvalid)
 	}
 }
 
@@ -217,10 +245,10 @@ func TestDeliverSequenced(t *testing.T) {
 		// have been copied out of it.
 		pkt := seqPacket(encap.EncapUDP, "", encap.L2SpecDefault, 101, bytes.Repeat([]byte{byte(ns)}, 60), ns, true)
 		n := copy(buf, pkt)
-		r.deliver(d, buf[:n], s.tunnel.remote, false, encap.EncapUDP)
+		receiveOne(r, d, buf[:n], s.tunnel.remote, false)
 	}
 	// A packet without a sequence number on a recv_seq session.
-	r.deliver(d, packet(encap.EncapUDP, "", encap.L2SpecDefault, 101, frame60), s.tunnel.remote, false, encap.EncapUDP)
+	receiveOne(r, d, packet(encap.EncapUDP, "", encap.L2SpecDefault, 101, frame60), s.tunnel.remote, false)
 	if len(rec.frames) != 4 {
 		t.Fatalf("delivered %d frames", len(rec.frames))
 	}
