@@ -338,13 +338,17 @@ func (s *Session) transmit(q *tap.Queue) {
 func (x *transmitter) send(msgs int, bytes uint64) bool {
 	s, t := x.s, x.s.tunnel
 	sent, err := t.sock.c.Send(x.b, msgs)
-	if err != nil && conn.IsClosed(err) {
-		return false
-	}
-	var refused *conn.ErrGSORefused
-	if errors.As(err, &refused) {
-		t.sock.log.Warn("kernel refused UDP GSO on the tunnel socket; sending one datagram per segment",
-			"local", t.sock.key.local.String(), "err", refused.Err)
+	if err != nil {
+		if conn.IsClosed(err) {
+			return false
+		}
+		// Declared here, not above: errors.As makes it escape, and the
+		// allocation must stay off the path without errors.
+		var refused *conn.ErrGSORefused
+		if errors.As(err, &refused) {
+			t.sock.log.Warn("kernel refused UDP GSO on the tunnel socket; sending one datagram per segment",
+				"local", t.sock.key.local.String(), "err", refused.Err)
+		}
 	}
 	var pkts uint64
 	for i := 0; i < msgs; i++ {

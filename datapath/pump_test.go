@@ -341,3 +341,48 @@ func BenchmarkJoinRuns(b *testing.B) {
 		}
 	}
 }
+
+// loopbackTransmitter is a transmitter whose session's socket sends n
+// 100-byte datagrams per batch to a second loopback socket, which nobody
+// reads (the kernel drops what does not fit).
+func loopbackTransmitter(tb testing.TB, n int) *transmitter {
+	tb.Helper()
+	lo := netip.MustParseAddrPort("127.0.0.1:0")
+	c, err := conn.Listen(conn.UDP, lo, conn.Options{})
+	if err != nil {
+		tb.Skipf("no loopback socket: %v", err)
+	}
+	sink, err := conn.Listen(conn.UDP, lo, conn.Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { c.Close(); sink.Close() })
+	sock := &socket{c: c, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	x := &transmitter{s: &Session{tunnel: &Tunnel{sock: sock}}, b: c.NewBatch(n)}
+	for i := range x.b.Msgs {
+		x.b.Msgs[i] = conn.Msg{Buf: make([]byte, 100), Addr: sink.LocalAddr()}
+	}
+	return x
+}
+
+// TestSendAllocs guards the transmit pump's send step, which the other
+// micro-benchmarks do not cover: an error check there once allocated on
+// every call.
+func TestSendAllocs(t *testing.T) {
+	x := loopbackTransmitter(t, 8)
+	if n := testing.AllocsPerRun(200, func() { x.send(8, 800) }); n != 0 {
+		t.Errorf("send: %v allocs per call, want 0", n)
+	}
+	if p, e := x.s.stats.txPackets.Load(), x.s.stats.txErrors.Load(); p == 0 || e != 0 {
+		t.Errorf("tx_packets %d, tx_errors %d after the sends", p, e)
+	}
+}
+
+func BenchmarkSend(b *testing.B) {
+	x := loopbackTransmitter(b, 8)
+	b.ReportAllocs()
+	b.SetBytes(800)
+	for i := 0; i < b.N; i++ {
+		x.send(8, 800)
+	}
+}
