@@ -60,7 +60,7 @@ type Plane struct {
 	closed  bool
 	offload bool
 	queues  int
-	sockBuf int // Options.SocketBuffer
+	sockBuf int // SO_RCVBUF/SO_SNDBUF for each tunnel socket, 0 for the kernel's
 }
 
 // Options tune a Plane.
@@ -85,21 +85,22 @@ func New(log *slog.Logger, o Options) *Plane {
 		log:     log,
 		offload: !o.NoOffload,
 		queues:  max(1, o.Queues),
-		sockBuf: o.SocketBuffer,
+		sockBuf: socketBuffer(o.SocketBuffer),
 		tunnels: make(map[uint32]*Tunnel),
 		sockets: make(map[sockKey]*socket),
 	}
 }
 
-// socketBuffer is the SO_RCVBUF/SO_SNDBUF to set, 0 for none.
-func (p *Plane) socketBuffer() int {
+// socketBuffer turns Options.SocketBuffer into the SO_RCVBUF/SO_SNDBUF to
+// set, 0 for none.
+func socketBuffer(o int) int {
 	switch {
-	case p.sockBuf == 0:
+	case o == 0:
 		return DefaultSocketBuffer
-	case p.sockBuf < 0:
+	case o < 0:
 		return 0
 	}
-	return p.sockBuf
+	return o
 }
 
 // Tunnel is one L2TPv3 tunnel.
@@ -237,7 +238,7 @@ func (p *Plane) socketFor(cfg *TunnelConfig) (*socket, error) {
 		UDPCsum:        cfg.UDPCsum,
 		UDP6ZeroCsumTx: !cfg.UDP6CsumTx,
 		UDP6ZeroCsumRx: !cfg.UDP6CsumRx,
-		BufBytes:       p.socketBuffer(),
+		BufBytes:       p.sockBuf,
 		Offload:        p.offload,
 	}
 	if kind == conn.IP {

@@ -277,20 +277,16 @@ type transmitter struct {
 func (s *Session) transmit(q *tap.Queue) {
 	sock := s.tunnel.sock
 	x := &transmitter{s: s, q: q}
-	n := batchSize
-	size := frameBufSize
+	// Frames per read, their buffers' size, and datagrams per frame: one,
+	// or a TSO super-frame's segments.
+	n, size, per := batchSize, frameBufSize, 1
 	if s.vnet {
-		n, size = offloadBatch, superBufSize+Headroom
+		n, size, per = offloadBatch, superBufSize+Headroom, maxSegs
 		x.hdrs = make([][]byte, n)
 		for i := range x.hdrs {
 			x.hdrs[i] = make([]byte, maxSegs*segHdrRoom)
 		}
 		x.payloads = make([][]byte, maxSegs)
-	}
-	// Datagrams per frame: one, or a TSO super-frame's segments.
-	per := 1
-	if s.vnet {
-		per = maxSegs
 	}
 	x.b = sock.c.NewBatch(n * per)
 	// Room for every segment's header and payload, plus one part per

@@ -178,6 +178,16 @@ else:
 	return $rc
 }
 
+# traffic PHASE: iperf3 both ways through the pseudowire, each checked,
+# then the end of the phase's capture
+traffic() {
+	local out
+	out=$(iperf tx -t "$SECS"); check "$1: iperf3 us -> guest: $out" noerr "$out"
+	out=$(iperf rx -t "$SECS" -R); check "$1: iperf3 guest -> us: $out" noerr "$out"
+	sleep 0.5
+	stop_tcpdump
+}
+
 # capture our packets (UDP from 10.201.0.1 to :1701) on the harness TAP
 cap_start() { # cap_start PCAP
 	ip netns exec "$NS" tcpdump -i "kp-$GUEST" -s 128 -c 400 -w "$1" 'udp and src host 10.201.0.1 and dst port 1701' 2>"$1.log" &
@@ -252,7 +262,7 @@ case_both() {
 	CASE=both
 	step "case both: guest seq both, ours seq both (reorder_timeout 0)"
 	guest_up sq-both --seq both || return
-	local pcap=$RUN/both.pcap out n first ns0 nos bad sids head
+	local pcap=$RUN/both.pcap n first ns0 nos bad sids head
 	daemon_up seq both || { check "both: ul2tpd configured" false; tail "$DLOG"; stop_daemon; stop_guest; return; }
 	cap_start "$pcap"
 	check "both: ul2tpd configured (seq both)" link_up
@@ -261,10 +271,7 @@ case_both() {
 	step "both: traffic both ways, no reordering"
 	check "both: guest pings 10.202.0.1 ($(gping && received "$RUN/both.gping.log"))" grep -q ' 0% packet loss' "$RUN/both.gping.log"
 	check "both: we ping 10.202.0.2 ($(uping && received "$RUN/both.uping.log"))" grep -q ' 0% packet loss' "$RUN/both.uping.log"
-	out=$(iperf tx -t "$SECS"); check "both: iperf3 us -> guest: $out" noerr "$out"
-	out=$(iperf rx -t "$SECS" -R); check "both: iperf3 guest -> us: $out" noerr "$out"
-	sleep 0.5
-	stop_tcpdump
+	traffic both
 	ustat U; gstat G
 	show ours U; show kernel G
 	check "both: ours send_seq 1 recv_seq 1" is "${U[send_seq]:-?}${U[recv_seq]:-?}" 11
@@ -364,7 +371,7 @@ case_lac() {
 	CASE=lac
 	step "case lac: guest seq both, ours seq none lns_mode off (follows the peer)"
 	guest_up sq-lac --seq both || return
-	local pcap=$RUN/lac.pcap out n first ns0 nos bad sids head
+	local pcap=$RUN/lac.pcap n first ns0 nos bad sids head
 	daemon_up || { check "lac: ul2tpd configured" false; tail "$DLOG"; stop_daemon; stop_guest; return; }
 	cap_start "$pcap"
 	check "lac: ul2tpd configured (no seq words)" link_up
@@ -377,10 +384,7 @@ case_lac() {
 	check "lac: ours send_seq 1 after the guest's sequenced packets" is "${U1[send_seq]:-?}" 1
 	info "kernel rx_seq_discards before the guest's first ping ${G0[rx_seq_discards]:-?}, after it ${G1[rx_seq_discards]:-?} (packets we sent before we saw an Ns)"
 	check "lac: we ping 10.202.0.2 ($(uping && received "$RUN/lac.uping.log"))" grep -q ' 0% packet loss' "$RUN/lac.uping.log"
-	out=$(iperf tx -t "$SECS"); check "lac: iperf3 us -> guest: $out" noerr "$out"
-	out=$(iperf rx -t "$SECS" -R); check "lac: iperf3 guest -> us: $out" noerr "$out"
-	sleep 0.5
-	stop_tcpdump
+	traffic lac
 	ustat U2; gstat G2
 	show ours U2; show kernel G2
 	check "lac: ours still send_seq 1, rx_seq_discards ${U2[rx_seq_discards]:-?} == 0, rx_errors ${U2[rx_errors]:-?} == 0" \

@@ -182,6 +182,7 @@ func (c *Conn) Send(b *Batch, n int) (int, error) {
 	for i := 0; i < n; i++ {
 		m := &b.Msgs[i]
 		h := &b.hdrs[i].Hdr
+		size := len(m.Buf) // the datagram's length, summed once here
 		if len(m.Parts) == 0 {
 			b.iovs[i].Base = unsafe.SliceData(m.Buf)
 			b.iovs[i].SetLen(len(m.Buf))
@@ -189,11 +190,13 @@ func (c *Conn) Send(b *Batch, n int) (int, error) {
 			h.Iovlen = 1
 		} else {
 			start := len(b.piovs)
+			size = 0
 			for _, p := range m.Parts {
 				var v unix.Iovec
 				v.Base = unsafe.SliceData(p)
 				v.SetLen(len(p))
 				b.piovs = append(b.piovs, v)
+				size += len(p)
 			}
 			h.Iov = &b.piovs[start]
 			h.SetIovlen(len(m.Parts))
@@ -206,7 +209,7 @@ func (c *Conn) Send(b *Batch, n int) (int, error) {
 		// turned off since the caller built it (another pump's send was
 		// refused): then the kernel refuses this one too, rather than
 		// sending the run as one oversized datagram.
-		if m.GSOSize > 0 && c.kind == UDP && m.GSOSize < m.Len() {
+		if m.GSOSize > 0 && c.kind == UDP && m.GSOSize < size {
 			h.Control = &b.ctrl[i][0]
 			h.SetControllen(putSegment(b.ctrl[i][:], m.GSOSize))
 		}
