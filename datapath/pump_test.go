@@ -350,7 +350,7 @@ func loopbackTransmitter(tb testing.TB, n int) *transmitter {
 	lo := netip.MustParseAddrPort("127.0.0.1:0")
 	c, err := conn.Listen(conn.UDP, lo, conn.Options{})
 	if err != nil {
-		tb.Skipf("no loopback socket: %v", err)
+		tb.Fatalf("no loopback socket: %v", err)
 	}
 	sink, err := conn.Listen(conn.UDP, lo, conn.Options{})
 	if err != nil {

@@ -60,22 +60,28 @@ var (
 )
 
 // requireE2E skips t unless the end-to-end tests can run, and returns the
-// directory holding freshly built ul2tpd and ul2tp.
+// directory holding freshly built ul2tpd and ul2tp. With CI set in the
+// environment a test that cannot run fails instead: a green CI run means
+// the end-to-end tests ran.
 func requireE2E(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end test: skipped with -short")
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: network namespaces, veth pairs and TAP devices")
+	cannot := t.Skipf
+	if os.Getenv("CI") != "" {
+		cannot = t.Fatalf
 	}
-	for _, c := range []string{"ip", "ping"} {
+	if os.Geteuid() != 0 {
+		cannot("needs root: network namespaces, veth pairs and TAP devices")
+	}
+	for _, c := range []string{"ip", "ping", "iperf3"} {
 		if _, err := exec.LookPath(c); err != nil {
-			t.Skipf("needs %s in $PATH (apt-get install iproute2 iputils-ping): %v", c, err)
+			cannot("needs %s in $PATH (make deps installs iproute2, iputils-ping, iperf3): %v", c, err)
 		}
 	}
 	if _, err := os.Stat("/dev/net/tun"); err != nil {
-		t.Skipf("needs /dev/net/tun: %v", err)
+		cannot("needs /dev/net/tun: %v", err)
 	}
 	buildOnce.Do(build)
 	if buildErr != nil {
