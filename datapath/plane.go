@@ -122,16 +122,20 @@ func (t *Tunnel) Stats() Stats { return t.stats.snapshot() }
 type Session struct {
 	cfg    SessionConfig
 	tunnel *Tunnel
-	dev    *tap.Device
-	out    frameWriter // where received frames go: the TAP's first queue
-	vnet   bool        // the TAP carries virtio_net_hdr (offloads)
-	mtu    int
+	log    *slog.Logger
+	// dev is the TAP device; out is where received frames go (the TAP's
+	// first queue). Both are replaced when the TAP is recreated after a
+	// pump failure (see life.go), so the receive pump loads them per frame.
+	dev  atomic.Pointer[tap.Device]
+	out  atomic.Pointer[tapWriter]
+	vnet bool // the TAP carries virtio_net_hdr (offloads)
+	mtu  int
 	// gsoMax is the longest datagram that may join a UDP GSO run: the
 	// path MTU less the IP and UDP headers.
 	gsoMax int
 	tx, rx encap.V3Layout
 	stats  counters
-	wg     sync.WaitGroup
+	life   lifecycle
 
 	// Sequencing: seq is guarded by seqMu (taken by the one receive pump
 	// of the session's socket and by ModifySession); its SendSeq,
@@ -139,6 +143,10 @@ type Session struct {
 	seqMu sync.Mutex
 	seq   *reorder.Receiver[rxItem]
 	keep  [][]byte // free buffers for frames in the reorder queue
+	// txSeqMu makes numbering and sending one step when several transmit
+	// pumps (TAP queues) share a session with send_seq on, so datagrams
+	// leave in the order of their Ns.
+	txSeqMu sync.Mutex
 
 	// maxFrame is the longest frame the TAP takes: MTU + Ethernet header +
 	// a VLAN tag. It is re-read from the device when a longer frame comes,
@@ -152,7 +160,7 @@ type Session struct {
 func (s *Session) fits(n int) bool {
 	now := nanotime()
 	if last := s.mtuReread.Load(); now-last > int64(time.Second) && s.mtuReread.CompareAndSwap(last, now) {
-		if mtu, err := tap.MTU(s.dev.Name()); err == nil {
+		if mtu, err := tap.MTU(s.IfName()); err == nil {
 			s.maxFrame.Store(maxFrameFor(mtu))
 		}
 	}
@@ -180,7 +188,7 @@ func (s *Session) Stats() Stats {
 }
 
 // IfName is the name of the session's TAP device.
-func (s *Session) IfName() string { return s.dev.Name() }
+func (s *Session) IfName() string { return s.dev.Load().Name() }
 
 // maxFrameFor is the longest frame a TAP with this MTU takes: the MTU, the
 // Ethernet header and a VLAN tag.
@@ -189,10 +197,15 @@ func maxFrameFor(mtu int) int32 { return int32(mtu + 14 + 4) }
 // MTU is the MTU the TAP device was created with.
 func (s *Session) MTU() int { return s.mtu }
 
-// frameWriter takes one received Ethernet frame.
+// frameWriter takes one received Ethernet frame, whole or in pieces (a
+// TAP queue, or a recorder in tests).
 type frameWriter interface {
 	Write(frame []byte) error
+	WriteParts(parts [][]byte) error
 }
+
+// tapWriter holds a frameWriter for an atomic.Pointer.
+type tapWriter struct{ frameWriter }
 
 // sockKey identifies a shareable socket.
 type sockKey struct {
@@ -362,6 +375,7 @@ func (p *Plane) AddSession(cfg SessionConfig) (*Session, error) {
 	s := &Session{
 		cfg:    cfg,
 		tunnel: t,
+		log:    p.log,
 		tx:     encap.V3Layout{Encap: t.cfg.Encap, Cookie: cfg.Cookie, L2Spec: cfg.L2Spec},
 		rx:     encap.V3Layout{Encap: t.cfg.Encap, Cookie: cfg.PeerCookie, L2Spec: cfg.L2Spec},
 		seq:    reorder.New[rxItem](seqConfig(&cfg)),
@@ -373,21 +387,16 @@ func (p *Plane) AddSession(cfg SessionConfig) (*Session, error) {
 	}
 	// The kernel refuses a UDP GSO send whose segments exceed the path MTU.
 	s.gsoMax = pmtu - underlayLen(&t.cfg)
-	dev, err := tap.Create(tap.Config{Name: cfg.Name, MTU: s.mtu, Offload: p.offload, Queues: p.queues})
+	s.life.tapCfg = tap.Config{Name: cfg.Name, MTU: s.mtu, Offload: p.offload, Queues: p.queues}
+	dev, err := tap.Create(s.life.tapCfg)
 	if err != nil {
 		return nil, fmt.Errorf("session %d: %w", cfg.ID, err)
 	}
-	s.dev, s.out, s.vnet = dev, dev.Queues()[0], dev.VnetHdr()
+	s.vnet = dev.VnetHdr()
 	s.maxFrame.Store(maxFrameFor(s.mtu))
 	t.sessions[cfg.ID] = s
 	t.sock.rebuild(p)
-	for _, q := range dev.Queues() {
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.transmit(q)
-		}()
-	}
+	s.start(dev)
 	p.log.Info("session created", "tunnel_id", cfg.TunnelID, "session_id", cfg.ID,
 		"peer_session_id", cfg.PeerID, "ifname", dev.Name(), "mtu", s.mtu)
 	return s, nil
@@ -438,11 +447,6 @@ func (p *Plane) DelSession(tunnelID, id uint32) error {
 	s.close()
 	p.log.Info("session deleted", "tunnel_id", tunnelID, "session_id", id)
 	return nil
-}
-
-func (s *Session) close() {
-	s.dev.Close()
-	s.wg.Wait()
 }
 
 // Close deletes every tunnel, session, device and socket and waits for the

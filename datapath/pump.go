@@ -2,6 +2,7 @@ package datapath
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"sync/atomic"
@@ -162,7 +163,7 @@ func (r *receiver) batch(d *demux, msgs []conn.Msg) {
 
 // WriteParts writes a (possibly coalesced) frame to a session's TAP.
 func (r *receiver) WriteParts(s *Session, parts [][]byte) error {
-	err := s.dev.Queues()[0].WriteParts(parts)
+	err := s.out.Load().WriteParts(parts)
 	s.tapWriteError(err)
 	return err
 }
@@ -242,7 +243,7 @@ func (r *receiver) toTAP(s *Session, frame []byte, owned bool) {
 	case s.vnet:
 		r.co.Add(s, frame, r.covered)
 	default:
-		s.tapWriteError(s.out.Write(frame))
+		s.tapWriteError(s.out.Load().Write(frame))
 	}
 }
 
@@ -273,9 +274,12 @@ type transmitter struct {
 	parts    [][]byte
 }
 
-// transmit is a TAP queue's pump: frames in, datagrams out.
-func (s *Session) transmit(q *tap.Queue) {
+// transmit is a TAP queue's pump: frames in, datagrams out. It returns nil
+// when the device or the socket is closed, and the error that stopped it
+// otherwise.
+func (s *Session) transmit(q *tap.Queue) error {
 	sock := s.tunnel.sock
+	multiQueue := s.life.tapCfg.Queues > 1
 	x := &transmitter{s: s, q: q}
 	// Frames per read, their buffers' size, and datagrams per frame: one,
 	// or a TSO super-frame's segments.
@@ -304,10 +308,16 @@ func (s *Session) transmit(q *tap.Queue) {
 	for {
 		n, err := q.Read(x.bufs, x.sizes, off)
 		if err != nil {
-			if !conn.IsClosed(err) {
-				sock.log.Error("tap read stopped", "ifname", s.dev.Name(), "err", err)
+			if conn.IsClosed(err) {
+				return nil
 			}
-			return
+			return fmt.Errorf("read from %s: %w", s.IfName(), err)
+		}
+		// With several queues and send_seq on, number and send under one
+		// lock, so datagrams leave in the order of their Ns.
+		seqLock := multiQueue && s.seq.SendSeq()
+		if seqLock {
+			s.txSeqMu.Lock()
 		}
 		var msgs int
 		var bytes uint64
@@ -318,14 +328,18 @@ func (s *Session) transmit(q *tap.Queue) {
 			bytes = s.encapsulate(x.b.Msgs[:n], x.bufs[:n], x.sizes[:n])
 			msgs = n
 		}
-		if msgs == 0 {
-			continue
+		ok := true
+		if msgs > 0 {
+			if sock.c.GSO() {
+				msgs = x.joinRuns(msgs)
+			}
+			ok = x.send(msgs, bytes)
 		}
-		if sock.c.GSO() {
-			msgs = x.joinRuns(msgs)
+		if seqLock {
+			s.txSeqMu.Unlock()
 		}
-		if !x.send(msgs, bytes) {
-			return
+		if !ok {
+			return nil
 		}
 	}
 }

@@ -32,6 +32,14 @@ func (r *frameRecorder) Write(f []byte) error {
 	return nil
 }
 
+func (r *frameRecorder) WriteParts(parts [][]byte) error {
+	var f []byte
+	for _, p := range parts {
+		f = append(f, p...)
+	}
+	return r.Write(f)
+}
+
 // testSession builds a tunnel with one session and a demux table for it,
 // without sockets or devices.
 func testSession(t testing.TB, e encap.Encap, cookie, peerCookie string, l2 encap.L2Spec) (*socket, *Session, *frameRecorder) {
@@ -55,9 +63,9 @@ func testSession(t testing.TB, e encap.Encap, cookie, peerCookie string, l2 enca
 		tunnel: tun,
 		tx:     encap.V3Layout{Encap: e, Cookie: c, L2Spec: l2},
 		rx:     encap.V3Layout{Encap: e, Cookie: pc, L2Spec: l2},
-		out:    rec,
 		seq:    reorder.New[rxItem](reorder.Config{}),
 	}
+	s.out.Store(&tapWriter{rec})
 	s.maxFrame.Store(1518)
 	tun.sessions[101] = s
 	sock := &socket{log: slog.New(slog.NewTextHandler(io.Discard, nil))}

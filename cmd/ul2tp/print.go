@@ -65,6 +65,13 @@ func printSession(w io.Writer, s api.SessionInfo) {
 		fmt.Fprintln(w)
 	}
 	fmt.Fprintf(w, "  l2spec_type %s, mtu %d\n", s.L2SpecType, s.MTU)
+	if s.State == "down" || s.PumpRestarts > 0 {
+		fmt.Fprintf(w, "  state %s, TAP recreated %d times", s.State, s.PumpRestarts)
+		if s.LastError != "" {
+			fmt.Fprintf(w, ", last error: %s", s.LastError)
+		}
+		fmt.Fprintln(w)
+	}
 	if s.Stats != nil {
 		printStats(w, s.Stats)
 	}

@@ -418,6 +418,9 @@ type sessionJSON struct {
 	SendSeq       bool       `json:"send_seq"`
 	RecvSeq       bool       `json:"recv_seq"`
 	MTU           int        `json:"mtu"`
+	State         string     `json:"state"`
+	PumpRestarts  uint64     `json:"pump_restarts"`
+	LastError     string     `json:"last_error"`
 	Stats         *statsJSON `json:"stats"`
 }
 

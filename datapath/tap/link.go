@@ -44,3 +44,22 @@ func MTU(name string) (int, error) {
 	}
 	return int(v), nil
 }
+
+// SetUp brings an interface up (IFF_UP), as "ip link set NAME up".
+func SetUp(name string) error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("set %s up: %w", name, err)
+	}
+	defer unix.Close(fd)
+	var r ifreqFlags
+	copy(r.name[:], name)
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCGIFFLAGS, uintptr(unsafe.Pointer(&r))); e != 0 {
+		return fmt.Errorf("flags of %s: %w", name, e)
+	}
+	r.flags |= unix.IFF_UP
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCSIFFLAGS, uintptr(unsafe.Pointer(&r))); e != 0 {
+		return fmt.Errorf("set %s up: %w", name, e)
+	}
+	return nil
+}

@@ -163,20 +163,26 @@ type TunnelInfo struct {
 
 // SessionInfo describes a session with iproute2's JSON keys.
 type SessionInfo struct {
-	SessionID      uint32          `json:"session_id"`
-	TunnelID       uint32          `json:"tunnel_id"`
-	PeerSessionID  uint32          `json:"peer_session_id"`
-	PeerTunnelID   uint32          `json:"peer_tunnel_id"`
-	Interface      string          `json:"interface"`
-	Cookie         string          `json:"cookie,omitempty"`
-	PeerCookie     string          `json:"peer_cookie,omitempty"`
-	L2SpecType     string          `json:"l2spec_type"`
-	SendSeq        bool            `json:"send_seq,omitempty"`
-	RecvSeq        bool            `json:"recv_seq,omitempty"`
-	LNSMode        bool            `json:"lns_mode,omitempty"`
-	ReorderTimeout uint64          `json:"reorder_timeout,omitempty"`
-	MTU            int             `json:"mtu"`
-	Stats          *datapath.Stats `json:"stats,omitempty"`
+	SessionID      uint32 `json:"session_id"`
+	TunnelID       uint32 `json:"tunnel_id"`
+	PeerSessionID  uint32 `json:"peer_session_id"`
+	PeerTunnelID   uint32 `json:"peer_tunnel_id"`
+	Interface      string `json:"interface"`
+	Cookie         string `json:"cookie,omitempty"`
+	PeerCookie     string `json:"peer_cookie,omitempty"`
+	L2SpecType     string `json:"l2spec_type"`
+	SendSeq        bool   `json:"send_seq,omitempty"`
+	RecvSeq        bool   `json:"recv_seq,omitempty"`
+	LNSMode        bool   `json:"lns_mode,omitempty"`
+	ReorderTimeout uint64 `json:"reorder_timeout,omitempty"`
+	MTU            int    `json:"mtu"`
+	// State is "up", or "down" while the daemon recreates a TAP device
+	// whose pump failed (deleted under it); PumpRestarts counts the TAPs
+	// recreated and LastError says why the last one failed.
+	State        string          `json:"state"`
+	PumpRestarts uint64          `json:"pump_restarts,omitempty"`
+	LastError    string          `json:"last_error,omitempty"`
+	Stats        *datapath.Stats `json:"stats,omitempty"`
 }
 
 // Config turns the arguments into a datapath configuration, checking each.
@@ -302,7 +308,13 @@ func SessionInfoOf(s *datapath.Session, peerTunnelID uint32, stats bool) Session
 		Interface: s.IfName(), Cookie: c.Cookie.String(), PeerCookie: c.PeerCookie.String(),
 		L2SpecType: c.L2Spec.String(), SendSeq: c.SendSeq, RecvSeq: c.RecvSeq, LNSMode: c.LNSMode,
 		ReorderTimeout: uint64(c.ReorderTimeout / time.Millisecond), MTU: s.MTU(),
+		State: "up",
 	}
+	h := s.Health()
+	if !h.Up {
+		si.State = "down"
+	}
+	si.PumpRestarts, si.LastError = h.Restarts, h.LastError
 	if stats {
 		st := s.Stats()
 		si.Stats = &st
