@@ -100,8 +100,8 @@ type receiver struct {
 	// per batch and session keeps the atomic adds (on a cache line the
 	// session's transmit pump writes too) out of the per-frame work.
 	count struct {
-		s            *Session
-		pkts, octets uint64
+		s                 *Session
+		pkts, octets, gro uint64
 	}
 }
 
@@ -114,6 +114,9 @@ func (r *receiver) addCount(s *Session, n int) {
 	}
 	r.count.pkts++
 	r.count.octets += uint64(n)
+	if r.covered {
+		r.count.gro++
+	}
 }
 
 // flushCount adds the pending counts to the session's and tunnel's
@@ -127,7 +130,10 @@ func (r *receiver) flushCount() {
 	s.stats.rxBytes.Add(r.count.octets)
 	s.tunnel.stats.rxPackets.Add(r.count.pkts)
 	s.tunnel.stats.rxBytes.Add(r.count.octets)
-	r.count.pkts, r.count.octets = 0, 0
+	if r.count.gro > 0 {
+		s.stats.rxGRODatagrams.Add(r.count.gro)
+	}
+	r.count.pkts, r.count.octets, r.count.gro = 0, 0, 0
 }
 
 func newReceiver(s *socket) *receiver {
@@ -165,6 +171,10 @@ func (r *receiver) batch(d *demux, msgs []conn.Msg) {
 func (r *receiver) WriteParts(s *Session, parts [][]byte) error {
 	err := s.out.Load().WriteParts(parts)
 	s.tapWriteError(err)
+	if len(parts) > 3 { // the vnet header, the headers, two payloads or more
+		s.stats.rxCoalescedFrames.Add(1)
+		s.stats.rxCoalescedSegments.Add(uint64(len(parts) - 2))
+	}
 	return err
 }
 
@@ -360,11 +370,15 @@ func (x *transmitter) send(msgs int, bytes uint64) bool {
 				"local", t.sock.key.local.String(), "err", refused.Err)
 		}
 	}
-	var pkts uint64
+	var pkts, gsoSends, gsoDgrams uint64
 	for i := 0; i < msgs; i++ {
 		segs := uint64(1)
 		if m := &x.b.Msgs[i]; m.GSOSize > 0 {
 			segs = uint64((m.Len() + m.GSOSize - 1) / m.GSOSize)
+			if i < sent {
+				gsoSends++
+				gsoDgrams += segs
+			}
 		}
 		if i < sent {
 			pkts += segs
@@ -378,6 +392,10 @@ func (x *transmitter) send(msgs int, bytes uint64) bool {
 	}
 	s.stats.txPackets.Add(pkts)
 	s.stats.txBytes.Add(bytes)
+	if gsoSends > 0 {
+		s.stats.txGSOSends.Add(gsoSends)
+		s.stats.txGSODatagrams.Add(gsoDgrams)
+	}
 	t.stats.txPackets.Add(pkts)
 	t.stats.txBytes.Add(bytes)
 	return true
@@ -392,6 +410,7 @@ func (x *transmitter) prepareVnet(n int) (msgs int, bytes uint64) {
 	hl := s.tx.HeaderLen()
 	remote := s.tunnel.remote
 	gso := s.tunnel.sock.c.GSO()
+	var tsoFrames, tsoSegs uint64
 	for i := 0; i < n; i++ {
 		buf := x.bufs[i]
 		frame := buf[Headroom : Headroom-offload.VnetHdrLen+x.sizes[i]]
@@ -417,6 +436,8 @@ func (x *transmitter) prepareVnet(n int) (msgs int, bytes uint64) {
 			x.txError(1)
 			continue
 		}
+		tsoFrames++
+		tsoSegs += uint64(k)
 		hdrs := x.hdrs[i]
 		for j := 0; j < k; j++ {
 			s.encode(hdrs[j*stride : j*stride+hl])
@@ -443,6 +464,10 @@ func (x *transmitter) prepareVnet(n int) (msgs int, bytes uint64) {
 			}
 			msgs++
 		}
+	}
+	if tsoFrames > 0 {
+		s.stats.txTSOFrames.Add(tsoFrames)
+		s.stats.txTSOSegments.Add(tsoSegs)
 	}
 	return msgs, bytes
 }

@@ -19,6 +19,22 @@ type Stats struct {
 	// ReorderQueueDepth is how many frames wait in the reorder queue now
 	// (sessions only; not a kernel counter).
 	ReorderQueueDepth int `json:"reorder_queue_depth,omitempty"`
+	Offload
+}
+
+// Offload counts which offload paths a session's frames took (ours, not
+// the kernel's): TSO super-frames read from the TAP and the segments they
+// were cut into; UDP GSO sends and the datagrams they carried; datagrams
+// that arrived in UDP GRO batches; super-frames coalesced for the TAP and
+// the segments merged into them.
+type Offload struct {
+	TxTSOFrames         uint64 `json:"tx_tso_frames,omitempty"`
+	TxTSOSegments       uint64 `json:"tx_tso_segments,omitempty"`
+	TxGSOSends          uint64 `json:"tx_gso_sends,omitempty"`
+	TxGSODatagrams      uint64 `json:"tx_gso_datagrams,omitempty"`
+	RxGRODatagrams      uint64 `json:"rx_gro_datagrams,omitempty"`
+	RxCoalescedFrames   uint64 `json:"rx_coalesced_frames,omitempty"`
+	RxCoalescedSegments uint64 `json:"rx_coalesced_segments,omitempty"`
 }
 
 // counters is the live, atomically updated form of Stats.
@@ -26,6 +42,9 @@ type counters struct {
 	txPackets, txBytes, txErrors                             atomic.Uint64
 	rxPackets, rxBytes, rxErrors                             atomic.Uint64
 	rxSeqDiscards, rxOOSPackets, rxCookieDiscards, rxInvalid atomic.Uint64
+
+	txTSOFrames, txTSOSegments, txGSOSends, txGSODatagrams atomic.Uint64
+	rxGRODatagrams, rxCoalescedFrames, rxCoalescedSegments atomic.Uint64
 }
 
 func (c *counters) snapshot() Stats {
@@ -40,5 +59,14 @@ func (c *counters) snapshot() Stats {
 		RxOOSPackets:     c.rxOOSPackets.Load(),
 		RxCookieDiscards: c.rxCookieDiscards.Load(),
 		RxInvalid:        c.rxInvalid.Load(),
+		Offload: Offload{
+			TxTSOFrames:         c.txTSOFrames.Load(),
+			TxTSOSegments:       c.txTSOSegments.Load(),
+			TxGSOSends:          c.txGSOSends.Load(),
+			TxGSODatagrams:      c.txGSODatagrams.Load(),
+			RxGRODatagrams:      c.rxGRODatagrams.Load(),
+			RxCoalescedFrames:   c.rxCoalescedFrames.Load(),
+			RxCoalescedSegments: c.rxCoalescedSegments.Load(),
+		},
 	}
 }

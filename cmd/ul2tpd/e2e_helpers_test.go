@@ -406,6 +406,8 @@ func (d *daemon) cliFails(want []string, args ...string) string {
 // statsJSON is the counters object of "ul2tp -j -s".
 type statsJSON = datapath.Stats
 
+type statsOffload = datapath.Offload
+
 type sessionJSON struct {
 	SessionID     uint32     `json:"session_id"`
 	TunnelID      uint32     `json:"tunnel_id"`

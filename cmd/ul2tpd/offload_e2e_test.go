@@ -20,14 +20,18 @@ func TestE2EOffloadPaths(t *testing.T) {
 		tunnelWords   []string
 		flagsA        []string
 		flagsB        []string
+		// The paths each end must (yes) or must not (no) have taken, as
+		// its offload counters show; anyPath: either.
+		pathsA, pathsB paths
 	}{
-		{"udp4-gso", "udp", "v4", []string{"udp_csum", "on"}, nil, nil},
-		{"udp4-nocsum-sendmmsg", "udp", "v4", []string{"udp_csum", "off"}, nil, nil},
-		{"udp6-gso", "udp", "v6", nil, nil, nil},
-		{"ip4-segment", "ip", "v4", nil, nil, nil},
-		{"udp4-no-offload", "udp", "v4", []string{"udp_csum", "on"}, []string{"--no-offload"}, []string{"--no-offload"}},
-		{"udp4-mixed", "udp", "v4", []string{"udp_csum", "on"}, []string{"--no-offload"}, nil},
-		{"udp4-two-queues", "udp", "v4", []string{"udp_csum", "on"}, []string{"--queues", "2"}, []string{"--queues", "2"}},
+		{"udp4-gso", "udp", "v4", []string{"udp_csum", "on"}, nil, nil, gsoPaths, gsoPaths},
+		{"udp4-nocsum-sendmmsg", "udp", "v4", []string{"udp_csum", "off"}, nil, nil, noGSOPaths, noGSOPaths},
+		{"udp6-gso", "udp", "v6", nil, nil, nil, gsoPaths, gsoPaths},
+		{"ip4-segment", "ip", "v4", nil, nil, nil, ipPaths, ipPaths},
+		{"udp4-no-offload", "udp", "v4", []string{"udp_csum", "on"}, []string{"--no-offload"}, []string{"--no-offload"}, noPaths, noPaths},
+		{"udp4-mixed", "udp", "v4", []string{"udp_csum", "on"}, []string{"--no-offload"}, nil,
+			noPaths, paths{tso: yes, gso: yes, gro: anyPath, coalesce: yes}},
+		{"udp4-two-queues", "udp", "v4", []string{"udp_csum", "on"}, []string{"--queues", "2"}, []string{"--queues", "2"}, gsoPaths, gsoPaths},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			e := newEnv(t)
@@ -70,7 +74,56 @@ func TestE2EOffloadPaths(t *testing.T) {
 				if st.RxBytes < size || st.TxBytes < size {
 					t.Errorf("%s: rx_bytes %d tx_bytes %d, want at least %d each", d.ns, st.RxBytes, st.TxBytes, size)
 				}
+				want := c.pathsA
+				if d == b {
+					want = c.pathsB
+				}
+				want.check(t, d.ns, st.Offload)
 			}
 		})
+	}
+}
+
+// want says whether an offload path must have been taken.
+type want int
+
+const (
+	anyPath want = iota
+	yes
+	no
+)
+
+// paths are the offload paths one end takes: TSO super-frames segmented,
+// UDP GSO sends, UDP GRO batches received, super-frames coalesced for the
+// TAP.
+type paths struct{ tso, gso, gro, coalesce want }
+
+var (
+	// With UDP checksums: everything. The peer's GSO sends arrive whole
+	// at a socket with UDP_GRO.
+	gsoPaths = paths{tso: yes, gso: yes, gro: yes, coalesce: yes}
+	// IPv4 UDP without checksums: no GSO (the kernel refuses it).
+	noGSOPaths = paths{tso: yes, gso: no, gro: anyPath, coalesce: yes}
+	// IP encapsulation: no UDP offloads at all.
+	ipPaths = paths{tso: yes, gso: no, gro: no, coalesce: yes}
+	noPaths = paths{tso: no, gso: no, gro: no, coalesce: no}
+)
+
+func (p paths) check(t *testing.T, who string, o statsOffload) {
+	t.Helper()
+	for _, c := range []struct {
+		name string
+		want want
+		n    uint64
+	}{
+		{"tx_tso_frames", p.tso, o.TxTSOFrames},
+		{"tx_gso_sends", p.gso, o.TxGSOSends},
+		{"rx_gro_datagrams", p.gro, o.RxGRODatagrams},
+		{"rx_coalesced_frames", p.coalesce, o.RxCoalescedFrames},
+	} {
+		if (c.want == yes && c.n == 0) || (c.want == no && c.n != 0) {
+			t.Errorf("%s: %s %d: that path was %s (offload counters %+v)", who, c.name, c.n,
+				map[want]string{yes: "not taken", no: "taken"}[c.want], o)
+		}
 	}
 }
