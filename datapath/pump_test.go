@@ -394,3 +394,52 @@ func BenchmarkSend(b *testing.B) {
 		x.send(8, 800)
 	}
 }
+
+// FuzzDeliver feeds arbitrary datagrams to the receive demultiplexer, from
+// the tunnel's peer or a stranger, over UDP or IP encapsulation: it must
+// not panic, and every datagram but a control message moves exactly one
+// of the counters that account for it (the socket's unmatched, the
+// tunnel's rx_invalid, the session's rx_packets or rx_errors).
+func FuzzDeliver(f *testing.F) {
+	frame := make([]byte, 60)
+	for _, e := range []encap.Encap{encap.EncapUDP, encap.EncapIP} {
+		f.Add(byte(e), packet(e, "11223344", encap.L2SpecDefault, 101, frame))
+		f.Add(byte(e)|2, packet(e, "11223344", encap.L2SpecDefault, 101, frame))
+		f.Add(byte(e), packet(e, "99999999", encap.L2SpecDefault, 101, frame))
+		f.Add(byte(e), seqPacket(e, "11223344", encap.L2SpecDefault, 101, frame, 7, true))
+		f.Add(byte(e), packet(e, "11223344", encap.L2SpecDefault, 102, frame))
+	}
+	f.Add(byte(0), []byte{0xc8, 0x02, 0, 12, 0, 1, 0, 0, 0, 0, 0, 0})
+	f.Add(byte(1), []byte{0, 0, 0, 0, 0x80, 0, 0, 3})
+	socks := map[encap.Encap]*socket{}
+	sessions := map[encap.Encap]*Session{}
+	for _, e := range []encap.Encap{encap.EncapUDP, encap.EncapIP} {
+		socks[e], sessions[e], _ = testSession(f, e, "55667788", "11223344", encap.L2SpecDefault)
+	}
+	f.Fuzz(func(t *testing.T, sel byte, pkt []byte) {
+		e := encap.EncapUDP
+		if sel&1 != 0 {
+			e = encap.EncapIP
+		}
+		sock, s := socks[e], sessions[e]
+		from := s.tunnel.remote
+		if sel&2 != 0 {
+			from = netip.MustParseAddrPort("10.9.9.9:1701")
+		}
+		total := func() uint64 {
+			st := s.Stats()
+			return sock.unmatched.Load() + s.tunnel.Stats().RxInvalid + st.RxPackets + st.RxErrors
+		}
+		before := total()
+		receiveOne(newReceiver(sock), sock.demux.Load(), append([]byte(nil), pkt...), from, sel&4 != 0)
+		moved := total() - before
+		_, err := encap.PeekV3SessionID(pkt, e)
+		want := uint64(1)
+		if err == encap.ErrControl && from == s.tunnel.remote {
+			want = 0 // control messages are for the control plane, not counted here
+		}
+		if moved != want && !(want == 1 && moved == 0 && s.Stats().ReorderQueueDepth > 0) {
+			t.Fatalf("counters moved by %d for one datagram (sel %#x, % x)", moved, sel, pkt)
+		}
+	})
+}
