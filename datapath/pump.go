@@ -27,8 +27,9 @@ type socket struct {
 	// demux is replaced whole whenever a tunnel or session comes or goes,
 	// so the receive pump reads it without a lock.
 	demux atomic.Pointer[demux]
-	// unmatched counts datagrams from no configured peer.
-	unmatched atomic.Uint64
+	// unmatched counts datagrams from no configured peer; rxErrors the
+	// receive calls that failed.
+	unmatched, rxErrors atomic.Uint64
 }
 
 type demuxKey struct {
@@ -69,14 +70,29 @@ func (s *socket) receive() {
 		b.Msgs[i].Buf = make([]byte, size)
 	}
 	r := newReceiver(s)
+	var wait time.Duration // backoff while receiving fails
+	var logged time.Time
 	for {
 		n, err := s.c.Recv(b)
 		if err != nil {
-			if !conn.IsClosed(err) {
-				s.log.Error("socket receive stopped", "local", s.key.local.String(), "err", err)
+			if conn.IsClosed(err) {
+				return
 			}
-			return
+			// Anything else (ENOBUFS, ENOMEM, an ICMP error queued on
+			// the socket) must not leave every tunnel on the socket
+			// without a receiver: count it, say so now and then, back
+			// off a little and go on.
+			s.rxErrors.Add(1)
+			if time.Since(logged) > 10*time.Second {
+				logged = time.Now()
+				s.log.Error("socket receive failed; retrying", "local", s.key.local.String(), "err", err,
+					"errors", s.rxErrors.Load())
+			}
+			wait = min(max(2*wait, time.Millisecond), time.Second)
+			time.Sleep(wait)
+			continue
 		}
+		wait = 0
 		r.batch(s.demux.Load(), b.Msgs[:n])
 	}
 }
