@@ -203,33 +203,10 @@ func (r *Receiver[T]) Counters() Counters {
 // through later calls, or through Flush. When Receive returns, the queue
 // holds at most Depth packets and none older than its timeout.
 func (r *Receiver[T]) Receive(now int64, hasSeq bool, ns uint32, item T, h Handler[T]) {
-	cfg := r.cfg.Load()
-	if !r.accept(cfg, hasSeq) {
-		r.drop(item, NoSequence, h)
-		return
+	if why := r.admit(now, hasSeq, ns, item); why != 0 {
+		r.drop(item, why, h)
 	}
-	timeout := int64(cfg.Timeout)
-	e := entry[T]{item: item, ns: ns & r.max, hasSeq: hasSeq, fresh: true}
-	// Packets queued without a timeout expire after a second, as the
-	// kernel's.
-	e.expires = now + cmp.Or(timeout, int64(time.Second))
-	if hasSeq {
-		if !r.inWindow(e.ns) {
-			r.drop(item, OutsideWindow, h)
-			return
-		}
-		if timeout == 0 && !r.acceptNoTimeout(e.ns) {
-			r.drop(item, OutOfSequence, h)
-			return
-		}
-		if !r.insertSorted(e) {
-			r.drop(item, OutsideWindow, h) // a duplicate of a queued one
-			return
-		}
-	} else {
-		// Behind everything queued, as the kernel's.
-		r.queue = append(r.queue, e)
-	}
+	// Even after a drop: what has expired goes.
 	r.dequeue(now, h)
 	if len(r.queue) > r.depth {
 		r.skip(now, h)
@@ -241,6 +218,33 @@ func (r *Receiver[T]) Receive(now int64, hasSeq bool, ns uint32, item T, h Handl
 		}
 	}
 	r.queued.Store(int32(len(r.queue)))
+}
+
+// admit queues a packet, or says why it is dropped.
+func (r *Receiver[T]) admit(now int64, hasSeq bool, ns uint32, item T) Reason {
+	cfg := r.cfg.Load()
+	if !r.accept(cfg, hasSeq) {
+		return NoSequence
+	}
+	timeout := int64(cfg.Timeout)
+	e := entry[T]{item: item, ns: ns & r.max, hasSeq: hasSeq, fresh: true}
+	// Packets queued without a timeout expire after a second, as the
+	// kernel's.
+	e.expires = now + cmp.Or(timeout, int64(time.Second))
+	if !hasSeq {
+		// Behind everything queued, as the kernel's.
+		r.queue = append(r.queue, e)
+		return 0
+	}
+	switch {
+	case !r.inWindow(e.ns):
+		return OutsideWindow
+	case timeout == 0 && !r.acceptNoTimeout(e.ns):
+		return OutOfSequence
+	case !r.insertSorted(e):
+		return OutsideWindow // a duplicate of a queued one
+	}
+	return 0
 }
 
 // accept applies l2tp_recv_common's rules on whether the packet carries
