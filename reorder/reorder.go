@@ -1,7 +1,10 @@
 // Package reorder is the receive side of L2TP data sequencing, with the
 // Linux kernel's rules (net/l2tp/l2tp_core.c: l2tp_recv_common,
 // l2tp_recv_data_seq, l2tp_recv_queue_skb, l2tp_recv_dequeue,
-// l2tp_seq_check_rx_window), written down in docs/sequencing.md.
+// l2tp_seq_check_rx_window), written down in docs/sequencing.md with the
+// few places where it differs: a bounded queue that skips the gap it waits
+// for when full, serial-number order across the wrap of the sequence
+// space, and expiry anywhere in the queue.
 //
 // A Receiver is a state machine fed one packet at a time with its sequence
 // number (or none) and the current time; it says which packets to deliver,
