@@ -139,7 +139,8 @@ type Session struct {
 
 	// Sequencing: seq is guarded by seqMu (taken by the one receive pump
 	// of the session's socket and by ModifySession); its SendSeq,
-	// NextNs and Idle are safe without it (the pumps).
+	// NextNs and Idle (the pumps) and Config and Counters (show
+	// session) are safe without it.
 	seqMu sync.Mutex
 	seq   *reorder.Receiver[rxItem]
 	keep  [][]byte // free buffers for frames in the reorder queue

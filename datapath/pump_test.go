@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"sync"
 	"testing"
 	"time"
 
@@ -442,4 +443,43 @@ func FuzzDeliver(f *testing.F) {
 			t.Fatalf("counters moved by %d for one datagram (sel %#x, % x)", moved, sel, pkt)
 		}
 	})
+}
+
+// TestModifySessionConcurrent changes a session's sequencing with
+// ModifySession while the pumps use it (receiving, taking Ns to send) and
+// "show session" reads it; go test -race checks it.
+func TestModifySessionConcurrent(t *testing.T) {
+	const n = 500
+	sock, s, _ := testSession(t, encap.EncapUDP, "", "", encap.L2SpecDefault)
+	p := &Plane{log: sock.log, tunnels: map[uint32]*Tunnel{1: s.tunnel}}
+	s.seq = reorder.New[rxItem](reorder.Config{Max: reorder.MaxV3, SendSeq: true})
+	r := newReceiver(sock)
+	d := sock.demux.Load()
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for i := 0; i < n; i++ {
+			timeout, lns := time.Duration(i%3)*time.Millisecond, i%2 == 0
+			if err := p.ModifySession(1, 101, SessionModify{ReorderTimeout: &timeout, LNSMode: &lns}); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for i := 0; i < n; i++ {
+			pkt := seqPacket(encap.EncapUDP, "", encap.L2SpecDefault, 101, frame60, uint32(i), true)
+			receiveOne(r, d, pkt, s.tunnel.remote, false)
+		}
+	}()
+	b := make([]byte, 64)
+	for i := 0; i < n; i++ {
+		s.encode(b)
+		if c := s.Config(); !c.SendSeq {
+			t.Fatalf("send_seq off in %+v", c)
+		}
+	}
+	wg.Wait()
 }

@@ -1,7 +1,10 @@
 // Package reorder is the receive side of L2TP data sequencing, with the
 // Linux kernel's rules (net/l2tp/l2tp_core.c: l2tp_recv_common,
 // l2tp_recv_data_seq, l2tp_recv_queue_skb, l2tp_recv_dequeue,
-// l2tp_seq_check_rx_window), written down in docs/sequencing.md.
+// l2tp_seq_check_rx_window), written down in docs/sequencing.md with the
+// few places where it differs: a bounded queue that skips the gap it waits
+// for when full, serial-number order across the wrap of the sequence
+// space, and expiry anywhere in the queue.
 //
 // A Receiver is a state machine fed one packet at a time with its sequence
 // number (or none) and the current time; it says which packets to deliver,
@@ -13,6 +16,8 @@
 package reorder
 
 import (
+	"cmp"
+	"slices"
 	"sync/atomic"
 	"time"
 )
@@ -33,7 +38,8 @@ const DefaultDepth = 64
 
 // Config is a session's sequencing configuration.
 type Config struct {
-	// Max is the largest sequence number: MaxV2 or MaxV3.
+	// Max is the largest sequence number: MaxV2 or MaxV3. It is fixed
+	// when the Receiver is made.
 	Max uint32
 	// RecvSeq drops packets without sequence numbers.
 	RecvSeq bool
@@ -45,7 +51,8 @@ type Config struct {
 	// instead of queueing them. Packets queued without a timeout, as
 	// the kernel does, expire after a second.
 	Timeout time.Duration
-	// Depth bounds the queue; 0 means DefaultDepth.
+	// Depth bounds the queue; 0 means DefaultDepth. It is fixed when the
+	// Receiver is made.
 	Depth int
 }
 
@@ -53,8 +60,9 @@ type Config struct {
 type Reason uint8
 
 const (
-	// OutsideWindow: its Ns is behind the expected one (old or duplicate);
-	// counted as an error only, as the kernel does.
+	// OutsideWindow: its Ns is behind the expected one (old or duplicate),
+	// or already waits in the queue (a duplicate); counted as an error
+	// only, as the kernel does.
 	OutsideWindow Reason = iota + 1
 	// OutOfSequence: not the expected Ns and no reorder timeout.
 	OutOfSequence
@@ -62,8 +70,6 @@ const (
 	Expired
 	// NoSequence: no Ns on a session that requires them.
 	NoSequence
-	// QueueFull: the reorder queue was full.
-	QueueFull
 )
 
 func (r Reason) String() string {
@@ -76,8 +82,6 @@ func (r Reason) String() string {
 		return "expired"
 	case NoSequence:
 		return "no sequence number"
-	case QueueFull:
-		return "queue full"
 	}
 	return "unknown"
 }
@@ -110,29 +114,34 @@ type Counters struct {
 	QueueDepth    int    `json:"reorder_queue_depth"`
 }
 
-// Receiver is one session's receive sequencing state. It is not safe for
-// concurrent use, except SendSeq, NextNs and Counters.
+// Receiver is one session's receive sequencing state. Receive, Configure
+// and Flush must not run concurrently with each other (the caller holds a
+// lock); SendSeq, NextNs, Idle, Config and Counters are safe for
+// concurrent use with everything.
 type Receiver[T any] struct {
-	cfg     Config
-	timeout int64
-	window  uint32
+	// Fixed by New.
+	max    uint32 // the largest Ns
+	window uint32 // max/2: the forward half of the sequence space
+	depth  int    // the queue bound
 
+	cfg atomic.Pointer[Config] // as last configured; Max and Depth as above
+
+	// Guarded by the caller's lock.
 	nr          uint32 // next Ns expected
 	nrOOS       uint32
 	nrOOSCount  int
-	reorderSkip bool // take the next packet's Ns as nr
-
-	queue []entry[T] // ordered as the kernel's reorder_q
+	reorderSkip bool       // take the next delivered packet's Ns as nr
+	queue       []entry[T] // sequenced entries by distance from nr; room for depth+1
 
 	sendSeq atomic.Bool
-	recvSeq atomic.Bool // cfg.RecvSeq, for Idle
 	ns      atomic.Uint32
 
 	seqDiscards, oos, errors atomic.Uint64
-	depth                    atomic.Int32
+	queued                   atomic.Int32 // len(queue), for Idle and Counters
 }
 
-// New makes a Receiver.
+// New makes a Receiver. c.Max (0: MaxV3) and c.Depth (0: DefaultDepth)
+// hold for its lifetime.
 func New[T any](c Config) *Receiver[T] {
 	if c.Max == 0 {
 		c.Max = MaxV3
@@ -140,31 +149,29 @@ func New[T any](c Config) *Receiver[T] {
 	if c.Depth <= 0 {
 		c.Depth = DefaultDepth
 	}
-	r := &Receiver[T]{queue: make([]entry[T], 0, c.Depth)}
+	r := &Receiver[T]{
+		max:    c.Max,
+		window: c.Max / 2,
+		depth:  c.Depth,
+		queue:  make([]entry[T], 0, c.Depth+1),
+	}
 	r.reorderSkip = true // the first packet's Ns sets nr
 	r.Configure(c)
 	return r
 }
 
 // Configure changes the configuration (the netlink SESSION_MODIFY
-// equivalent). The queue and the expected Ns are kept.
+// equivalent). Max and Depth stay as New set them; the queue and the
+// expected Ns are kept.
 func (r *Receiver[T]) Configure(c Config) {
-	if c.Max == 0 {
-		c.Max = r.cfg.Max
-	}
-	if c.Depth <= 0 {
-		c.Depth = cap(r.queue)
-	}
-	r.cfg = c
-	r.window = c.Max / 2
-	r.timeout = int64(c.Timeout)
+	c.Max, c.Depth = r.max, r.depth
+	r.cfg.Store(&c)
 	r.sendSeq.Store(c.SendSeq)
-	r.recvSeq.Store(c.RecvSeq)
 }
 
 // Config returns the configuration, with SendSeq as it is now.
 func (r *Receiver[T]) Config() Config {
-	c := r.cfg
+	c := *r.cfg.Load()
 	c.SendSeq = r.sendSeq.Load()
 	return c
 }
@@ -177,11 +184,11 @@ func (r *Receiver[T]) SendSeq() bool { return r.sendSeq.Load() }
 // required nor sent, and nothing waits in the queue. Such a packet may go
 // straight through instead of through Receive.
 func (r *Receiver[T]) Idle() bool {
-	return !r.recvSeq.Load() && !r.sendSeq.Load() && r.depth.Load() == 0
+	return !r.cfg.Load().RecvSeq && !r.sendSeq.Load() && r.queued.Load() == 0
 }
 
 // NextNs returns the Ns for the next packet sent and advances it.
-func (r *Receiver[T]) NextNs() uint32 { return (r.ns.Add(1) - 1) & r.cfg.Max }
+func (r *Receiver[T]) NextNs() uint32 { return (r.ns.Add(1) - 1) & r.max }
 
 // Counters returns the counters.
 func (r *Receiver[T]) Counters() Counters {
@@ -189,123 +196,131 @@ func (r *Receiver[T]) Counters() Counters {
 		RxSeqDiscards: r.seqDiscards.Load(),
 		RxOOSPackets:  r.oos.Load(),
 		RxErrors:      r.errors.Load(),
-		QueueDepth:    int(r.depth.Load()),
+		QueueDepth:    int(r.queued.Load()),
 	}
 }
 
 // Receive takes one packet: hasSeq and ns from its header, now the time
 // (any monotonic nanosecond clock). Every packet ends in exactly one of
 // h.Deliver, h.Drop, or the queue (after h.Keep); queued packets come out
-// through later calls, or through Flush.
+// through later calls, or through Flush. When Receive returns, the queue
+// holds at most Depth packets and none older than its timeout.
 func (r *Receiver[T]) Receive(now int64, hasSeq bool, ns uint32, item T, h Handler[T]) {
-	if hasSeq {
-		// The peer sends sequence numbers: a LAC follows it.
-		if !r.cfg.LNSMode && !r.sendSeq.Load() {
-			r.sendSeq.Store(true)
-		}
-	} else {
-		if r.cfg.RecvSeq {
-			r.drop(item, NoSequence, h)
-			return
-		}
-		if !r.cfg.LNSMode && r.sendSeq.Load() {
-			// The LNS asked us to stop sending sequence numbers.
-			r.sendSeq.Store(false)
-		} else if r.sendSeq.Load() {
-			// An LNS sending them is owed them by its LAC.
-			r.drop(item, NoSequence, h)
-			return
-		}
+	if why := r.admit(now, hasSeq, ns, item); why != 0 {
+		r.drop(item, why, h)
 	}
-	timeout := r.timeout
-	if timeout == 0 {
-		timeout = int64(time.Second)
-	}
-	e := entry[T]{item: item, ns: ns & r.cfg.Max, hasSeq: hasSeq, expires: now + timeout, fresh: true}
-	if hasSeq {
-		if !r.inWindow(e.ns) {
-			r.drop(item, OutsideWindow, h)
-			return
-		}
-		if r.timeout != 0 {
-			if !r.insertSorted(e) {
-				r.drop(item, QueueFull, h)
-				return
-			}
-		} else if !r.acceptNoTimeout(e) {
-			r.drop(item, OutOfSequence, h)
-			return
-		}
-	} else if !r.push(e) {
-		r.drop(item, QueueFull, h)
-		return
-	}
+	// Even after a drop: what has expired goes.
 	r.dequeue(now, h)
+	if len(r.queue) > r.depth {
+		r.skip(now, h)
+	}
 	for i := range r.queue {
 		if r.queue[i].fresh {
 			r.queue[i].fresh = false
 			r.queue[i].item = h.Keep(r.queue[i].item)
 		}
 	}
-	r.depth.Store(int32(len(r.queue)))
+	r.queued.Store(int32(len(r.queue)))
 }
+
+// admit queues a packet, or says why it is dropped.
+func (r *Receiver[T]) admit(now int64, hasSeq bool, ns uint32, item T) Reason {
+	cfg := r.cfg.Load()
+	if !r.accept(cfg, hasSeq) {
+		return NoSequence
+	}
+	timeout := int64(cfg.Timeout)
+	e := entry[T]{item: item, ns: ns & r.max, hasSeq: hasSeq, fresh: true}
+	// Packets queued without a timeout expire after a second, as the
+	// kernel's.
+	e.expires = now + cmp.Or(timeout, int64(time.Second))
+	if !hasSeq {
+		// Behind everything queued, as the kernel's.
+		r.queue = append(r.queue, e)
+		return 0
+	}
+	switch {
+	case !r.inWindow(e.ns):
+		return OutsideWindow
+	case timeout == 0 && !r.acceptNoTimeout(e.ns):
+		return OutOfSequence
+	case !r.insertSorted(e):
+		return OutsideWindow // a duplicate of a queued one
+	}
+	return 0
+}
+
+// accept applies l2tp_recv_common's rules on whether the packet carries
+// Ns, turning send_seq on or off after the peer when not in LNS mode. It
+// reports false for a packet to drop.
+func (r *Receiver[T]) accept(cfg *Config, hasSeq bool) bool {
+	if hasSeq {
+		// The peer sends sequence numbers: a LAC follows it.
+		if !cfg.LNSMode && !r.sendSeq.Load() {
+			r.sendSeq.Store(true)
+		}
+		return true
+	}
+	if cfg.RecvSeq {
+		return false
+	}
+	if !cfg.LNSMode && r.sendSeq.Load() {
+		// The LNS asked us to stop sending sequence numbers.
+		r.sendSeq.Store(false)
+		return true
+	}
+	// An LNS sending them is owed them by its LAC.
+	return !r.sendSeq.Load()
+}
+
+// dist is ns's distance ahead of nr in the sequence space.
+func (r *Receiver[T]) dist(ns uint32) uint32 { return (ns - r.nr) & r.max }
 
 // inWindow is l2tp_seq_check_rx_window: ns lies in the half of the
 // sequence space ahead of nr (nr included).
-func (r *Receiver[T]) inWindow(ns uint32) bool {
-	var d uint32
-	if ns >= r.nr {
-		d = ns - r.nr
-	} else {
-		d = r.cfg.Max + 1 - (r.nr - ns)
-	}
-	return d < r.window
-}
+func (r *Receiver[T]) inWindow(ns uint32) bool { return r.dist(ns) < r.window }
 
-// acceptNoTimeout is the kernel's no-reorder-timeout rule: queue the
+// acceptNoTimeout is the kernel's no-reorder-timeout rule: take the
 // expected packet; discard others, unless a run of more than
 // nrOOSCountMax consecutive ones says the peer moved on, in which case
 // resync to it.
-func (r *Receiver[T]) acceptNoTimeout(e entry[T]) bool {
-	if e.ns == r.nr {
-		return r.push(e)
+func (r *Receiver[T]) acceptNoTimeout(ns uint32) bool {
+	if ns == r.nr {
+		return true
 	}
-	next := (r.nrOOS + 1) & r.cfg.Max
-	if e.ns == next {
+	if ns == (r.nrOOS+1)&r.max {
 		r.nrOOSCount++
 	} else {
 		r.nrOOSCount = 0
 	}
-	r.nrOOS = e.ns
+	r.nrOOS = ns
 	if r.nrOOSCount > nrOOSCountMax {
 		r.reorderSkip = true
 	}
-	if !r.reorderSkip {
-		return false
-	}
-	return r.push(e)
+	return r.reorderSkip
 }
 
-func (r *Receiver[T]) push(e entry[T]) bool {
-	if len(r.queue) == cap(r.queue) {
-		return false
-	}
-	r.queue = append(r.queue, e)
-	return true
-}
-
-// insertSorted is l2tp_recv_queue_skb: before the first queued packet with
-// a larger Ns (a plain comparison, as the kernel's), else at the tail.
-// Inserting ahead of a queued packet counts rx_oos_packets.
+// insertSorted is l2tp_recv_queue_skb in serial-number order: before the
+// first queued sequenced packet further ahead of nr, else at the tail, so
+// the order holds across the wrap of the sequence space (the kernel
+// compares Ns plainly). Inserting ahead of a queued packet counts
+// rx_oos_packets. A packet whose Ns is already queued is refused.
+//
+// Every queued sequenced packet lies in the window ahead of nr, and nr
+// only moves to the head's Ns or past it, so the order stays right as nr
+// moves.
 func (r *Receiver[T]) insertSorted(e entry[T]) bool {
-	if len(r.queue) == cap(r.queue) {
-		return false
-	}
+	d := r.dist(e.ns)
 	for i := range r.queue {
-		if r.queue[i].ns > e.ns {
-			r.queue = append(r.queue, entry[T]{})
-			copy(r.queue[i+1:], r.queue[i:])
-			r.queue[i] = e
+		q := &r.queue[i]
+		if !q.hasSeq {
+			continue
+		}
+		switch qd := r.dist(q.ns); {
+		case qd == d:
+			return false
+		case qd > d:
+			r.queue = slices.Insert(r.queue, i, e)
 			r.oos.Add(1)
 			return true
 		}
@@ -314,43 +329,72 @@ func (r *Receiver[T]) insertSorted(e entry[T]) bool {
 	return true
 }
 
-// dequeue is l2tp_recv_dequeue: walk the queue from the head, discarding
-// expired packets (after which the next sequenced packet resyncs nr) and
-// delivering packets while they carry the expected Ns or none.
+// dequeue is l2tp_recv_dequeue: discard expired packets, then deliver
+// from the head while the packets carry the expected Ns or none; after a
+// discard the next sequenced packet resyncs nr.
 func (r *Receiver[T]) dequeue(now int64, h Handler[T]) {
-	i := 0
-	for i < len(r.queue) {
-		e := &r.queue[i]
-		if now > e.expires {
-			r.seqDiscards.Add(1)
-			r.errors.Add(1)
-			r.reorderSkip = true
-			item := e.item
-			r.remove(i)
-			h.Drop(item, Expired)
+	r.expire(now, h)
+	n := 0
+	for ; n < len(r.queue); n++ {
+		e := &r.queue[n]
+		if !e.hasSeq {
 			continue
 		}
-		if e.hasSeq {
-			if r.reorderSkip {
-				r.reorderSkip = false
-				r.nr = e.ns
-			}
-			if e.ns != r.nr {
-				return // the kernel stops here: later entries wait
-			}
-			r.nr = (r.nr + 1) & r.cfg.Max
+		if r.reorderSkip {
+			r.reorderSkip = false
+			r.nr = e.ns
 		}
-		item := e.item
-		r.remove(i)
-		h.Deliver(item)
+		if e.ns != r.nr {
+			break // later packets wait for this one's predecessors
+		}
+		r.nr = (r.nr + 1) & r.max
 	}
+	for i := 0; i < n; i++ {
+		h.Deliver(r.queue[i].item)
+	}
+	r.removeHead(n)
 }
 
-func (r *Receiver[T]) remove(i int) {
-	copy(r.queue[i:], r.queue[i+1:])
-	var zero entry[T]
-	r.queue[len(r.queue)-1] = zero
-	r.queue = r.queue[:len(r.queue)-1]
+// expire discards every queued packet older than its timeout, wherever it
+// is: the queue is in Ns order, not arrival order, and the kernel's walk,
+// which stops at the first packet out of sequence, would keep expired
+// packets behind it.
+func (r *Receiver[T]) expire(now int64, h Handler[T]) {
+	j := 0
+	for i := range r.queue {
+		if now <= r.queue[i].expires {
+			r.queue[j] = r.queue[i]
+			j++
+			continue
+		}
+		r.seqDiscards.Add(1)
+		r.errors.Add(1)
+		r.reorderSkip = true
+		h.Drop(r.queue[i].item, Expired)
+	}
+	clear(r.queue[j:])
+	r.queue = r.queue[:j]
+}
+
+// skip is what a queue over its bound does (where the kernel's queue would
+// grow until the timeout): the Ns it waits for are taken as lost, counted
+// once in rx_seq_discards, nr resyncs to the first queued packet, and what
+// is then in sequence is delivered. The head waits for a gap (dequeue
+// delivered everything else), so at least one packet goes out.
+func (r *Receiver[T]) skip(now int64, h Handler[T]) {
+	r.seqDiscards.Add(1)
+	r.reorderSkip = true
+	r.dequeue(now, h)
+}
+
+// removeHead removes the first n queued entries.
+func (r *Receiver[T]) removeHead(n int) {
+	if n == 0 {
+		return
+	}
+	k := copy(r.queue, r.queue[n:])
+	clear(r.queue[k:])
+	r.queue = r.queue[:k]
 }
 
 func (r *Receiver[T]) drop(item T, why Reason, h Handler[T]) {
@@ -363,10 +407,9 @@ func (r *Receiver[T]) drop(item T, why Reason, h Handler[T]) {
 
 // Flush drops every queued packet (when the session goes away).
 func (r *Receiver[T]) Flush(h Handler[T]) {
-	for len(r.queue) > 0 {
-		item := r.queue[0].item
-		r.remove(0)
-		h.Drop(item, Expired)
+	for _, e := range r.queue {
+		h.Drop(e.item, Expired)
 	}
-	r.depth.Store(0)
+	r.removeHead(len(r.queue))
+	r.queued.Store(0)
 }

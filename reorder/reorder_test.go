@@ -3,6 +3,7 @@ package reorder
 import (
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 )
@@ -80,12 +81,18 @@ func TestReceive(t *testing.T) {
 			[]uint32{0xfffffe, 0xffffff, 0, 1}, Counters{}},
 		{"v2 wrap at 2^16", Config{Max: MaxV2}, 0xfffe, seqs(0xfffe, 0xffff, 0, 1),
 			[]uint32{0xfffe, 0xffff, 0, 1}, Counters{}},
-		// The kernel orders its queue with a plain comparison and stops at
-		// the first packet out of sequence, so reordering across the wrap
-		// waits for the timeout and is lost.
-		{"v2 reordering across the wrap expires (as the kernel)", Config{Max: MaxV2, Timeout: time.Second}, 0xfffe,
+		// The queue is ordered by distance from nr (serial-number
+		// arithmetic), so reordering across the wrap is put right; the
+		// kernel's plain comparison would hold 0 and 1 until they expire.
+		{"v2 reordering across the wrap", Config{Max: MaxV2, Timeout: time.Second}, 0xfffe,
 			[]pkt{{0, 0xfffe, false}, {0, 0, false}, {0, 0xffff, false}, {0, 1, false}, {2000, 2, false}},
-			[]uint32{0xfffe, 2}, Counters{RxOOSPackets: 2, RxSeqDiscards: 3, RxErrors: 3}},
+			[]uint32{0xfffe, 0xffff, 0, 1, 2}, Counters{RxOOSPackets: 1}},
+		{"v3 reordering across the wrap", Config{Max: MaxV3, Timeout: time.Second}, 0xfffffd,
+			seqs(0xfffffd, 1, 0, 0xffffff, 0xfffffe, 2),
+			[]uint32{0xfffffd, 0xfffffe, 0xffffff, 0, 1, 2}, Counters{RxOOSPackets: 3}},
+		{"v2 queue straddling the wrap", Config{Max: MaxV2, Timeout: time.Second}, 0xfffd,
+			seqs(0xfffd, 2, 0xffff, 0, 1, 0xfffe),
+			[]uint32{0xfffd, 0xfffe, 0xffff, 0, 1, 2}, Counters{RxOOSPackets: 4}},
 		{"v2 in-order across the wrap with a timeout", Config{Max: MaxV2, Timeout: time.Second}, 0xfffe, seqs(0xfffe, 0xffff, 1, 0),
 			[]uint32{0xfffe, 0xffff, 0, 1}, Counters{RxOOSPackets: 1}},
 		{"v2 window edge: last inside", Config{Max: MaxV2, Timeout: time.Second}, 0xfffe, seqs(0xfffe, (0xfffe+0x7ffe+1)&0xffff),
@@ -98,8 +105,13 @@ func TestReceive(t *testing.T) {
 			[]uint32{0}, Counters{RxErrors: 1}},
 		{"first packet is checked against nr 0", Config{Max: MaxV2}, 0, seqs(0x8000, 0x8001),
 			nil, Counters{RxErrors: 2}},
+		// A full queue takes 1..4 as lost and delivers what waits.
 		{"queue bound", Config{Timeout: time.Second, Depth: 2}, 0, seqs(0, 5, 6, 7),
-			[]uint32{0}, Counters{RxSeqDiscards: 1, RxErrors: 1, QueueDepth: 2}},
+			[]uint32{0, 5, 6, 7}, Counters{RxSeqDiscards: 1}},
+		{"queue bound with a second gap", Config{Timeout: time.Second, Depth: 2}, 0, seqs(0, 5, 7, 8),
+			[]uint32{0, 5}, Counters{RxSeqDiscards: 1, QueueDepth: 2}},
+		{"duplicate of a queued packet", Config{Timeout: time.Second}, 0, seqs(0, 2, 2, 1),
+			[]uint32{0, 1, 2}, Counters{RxOOSPackets: 1, RxErrors: 1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := New[uint32](tc.cfg)
@@ -192,5 +204,135 @@ func BenchmarkReordered(b *testing.B) {
 		// Pairs swapped: 1,0,3,2,...
 		r.Receive(int64(i), true, uint32(i+1)&MaxV3, i, nop{})
 		r.Receive(int64(i), true, uint32(i)&MaxV3, i, nop{})
+	}
+}
+
+// TestFullQueueSkipsLoss: one packet lost, then more packets than the
+// queue holds, all inside the timeout. The full queue gives up on the lost
+// one (one rx_seq_discards) and delivers what waits behind it; the packets
+// after that flow through in order, long before the timeout.
+func TestFullQueueSkipsLoss(t *testing.T) {
+	r := New[uint32](Config{Timeout: time.Second})
+	h := &rec{}
+	want := []uint32{0}
+	r.Receive(0, true, 0, 0, h)
+	// 1 is lost.
+	for ns := uint32(2); ns < 2+DefaultDepth+40; ns++ {
+		r.Receive(int64(ns), true, ns, ns, h)
+		want = append(want, ns)
+	}
+	if !slices.Equal(h.delivered, want) {
+		t.Fatalf("delivered %v,\nwant %v (dropped %v)", h.delivered, want, h.dropped)
+	}
+	c := r.Counters()
+	if c != (Counters{RxSeqDiscards: 1}) {
+		t.Errorf("counters %+v, want one rx_seq_discards for the skipped Ns", c)
+	}
+	if len(h.dropped) != 0 {
+		t.Errorf("dropped %v", h.dropped)
+	}
+}
+
+// TestFullQueueDeliversGapFiller: a full queue that gets a packet from
+// inside its gap (not the expected one) skips to it: it goes out first,
+// then what was queued.
+func TestFullQueueDeliversGapFiller(t *testing.T) {
+	r := New[uint32](Config{Timeout: time.Second, Depth: 4})
+	h := &rec{}
+	r.Receive(0, true, 0, 0, h)
+	for _, ns := range []uint32{5, 6, 7, 8, 3} { // 1, 2 and 4 missing
+		r.Receive(0, true, ns, ns, h)
+	}
+	if want := []uint32{0, 3}; !slices.Equal(h.delivered, want) {
+		t.Fatalf("delivered %v, want %v (dropped %v)", h.delivered, want, h.dropped)
+	}
+	r.Receive(0, true, 4, 4, h)
+	if want := []uint32{0, 3, 4, 5, 6, 7, 8}; !slices.Equal(h.delivered, want) {
+		t.Fatalf("delivered %v, want %v (dropped %v)", h.delivered, want, h.dropped)
+	}
+	if c := r.Counters(); c != (Counters{RxSeqDiscards: 1, RxOOSPackets: 2}) {
+		t.Errorf("counters %+v", c)
+	}
+}
+
+// TestExpiryBehindWaitingHead: a queued packet that has expired is
+// discarded even when the packet at the head of the queue has not (it came
+// later with a smaller Ns): nothing is held past its timeout.
+func TestExpiryBehindWaitingHead(t *testing.T) {
+	ms := int64(time.Millisecond)
+	r := New[uint32](Config{Timeout: 100 * time.Millisecond})
+	h := &rec{}
+	r.Receive(0, true, 0, 0, h)
+	r.Receive(0, true, 3, 3, h)     // waits for 1, 2
+	r.Receive(50*ms, true, 2, 2, h) // inserted ahead of 3, waits for 1
+	r.Receive(120*ms, true, 5, 5, h)
+	// 3 expired: discarded, and the gap before 2 is given up: 2 resyncs;
+	// 5 waits for 4.
+	if want := []uint32{0, 2}; !slices.Equal(h.delivered, want) {
+		t.Fatalf("delivered %v, want %v (dropped %v)", h.delivered, want, h.dropped)
+	}
+	if want := []string{"3:expired"}; !slices.Equal(h.dropped, want) {
+		t.Errorf("dropped %v, want %v", h.dropped, want)
+	}
+	for _, e := range r.queue {
+		if e.expires < 120*ms {
+			t.Errorf("Ns %d held past its timeout", e.ns)
+		}
+	}
+}
+
+// TestConcurrentConfigure runs Configure (under the caller's lock, as
+// datapath.Plane.ModifySession) against the calls documented as safe
+// without it; go test -race checks it.
+func TestConcurrentConfigure(t *testing.T) {
+	const n = 2000
+	var mu sync.Mutex
+	r := New[int](Config{Max: MaxV2, Timeout: time.Millisecond})
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() {
+		defer wg.Done()
+		for i := 0; i < n; i++ {
+			mu.Lock()
+			r.Configure(Config{Timeout: time.Duration(i%2) * time.Millisecond, LNSMode: i%3 == 0, RecvSeq: i%5 == 0})
+			mu.Unlock()
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for i := 0; i < n; i++ {
+			mu.Lock()
+			r.Receive(int64(i), i%7 != 0, uint32(i), i, nop{})
+			mu.Unlock()
+		}
+	}()
+	ns := make([]uint32, 0, n)
+	go func() {
+		defer wg.Done()
+		for i := 0; i < n; i++ {
+			ns = append(ns, r.NextNs())
+			if c := r.Config(); c.Max != MaxV2 {
+				t.Errorf("Config().Max %#x, want %#x", c.Max, MaxV2)
+			}
+			_, _, _ = r.SendSeq(), r.Idle(), r.Counters()
+		}
+	}()
+	wg.Wait()
+	for i, v := range ns {
+		if v != uint32(i)&MaxV2 {
+			t.Fatalf("NextNs %d is %d", i, v)
+		}
+	}
+}
+
+// BenchmarkLoss loses one packet in 100 with a timeout: the queue fills
+// behind each loss and the full queue skips it.
+func BenchmarkLoss(b *testing.B) {
+	r := New[int](Config{Timeout: time.Second})
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if i%100 != 50 {
+			r.Receive(int64(i), true, uint32(i)&MaxV3, i, nop{})
+		}
 	}
 }

@@ -563,3 +563,48 @@ func TestSeqSetSession(t *testing.T) {
 		t.Errorf("unexpected datagrams: %d at B, %d at A", other, otherA)
 	}
 }
+
+// TestSeqImpairFullQueue: "seq both reorder_timeout 10000" on both ends;
+// the relay drops the first datagram of a stream of 100 sent back to back,
+// well inside the timeout. B's queue fills behind the loss; the full queue
+// gives up on the lost datagram (one rx_seq_discards) and delivers the
+// rest in order, and the session goes on carrying traffic: a ping answers
+// long before the timeout. (ul2tpd once refused every packet while its
+// queue was full, and nothing got through until the timeout.)
+func TestSeqImpairFullQueue(t *testing.T) {
+	const n = 100 // more than reorder.DefaultDepth after the loss
+	words := []string{"seq", "both", "reorder_timeout", "10000"}
+	re := newRelayEnv(t, relayOpts{sessionA: words, sessionB: words})
+	rx := listenStream(t, re.nsB, re.innerB)
+	tx := dialStream(t, re.nsA, re.innerA, re.innerB)
+	warmUp(t, tx, rx)
+	re.schedule(impair.AtoB, impair.At(map[int]impair.Action{0: {Op: impair.Drop}}))
+	b0 := countsOf(re.b.seqSession(tidB, sidB).Stats)
+	for i := 0; i < n; i++ {
+		if _, err := tx.Write(streamDatagram(i)); err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+	}
+	var want []int
+	for i := 1; i < n; i++ {
+		want = append(want, i)
+	}
+	// Bounded well below the 10 s timeout.
+	if !rx.waitFor(3*time.Second, func(got []int, _ int) bool { return len(got) >= len(want) }) {
+		got, _, _ := rx.snapshot()
+		t.Fatalf("B delivered %d of the %d datagrams after the loss within 3 s (reorder timeout 10 s): %v",
+			len(got), len(want), got)
+	}
+	if got, _, _ := rx.snapshot(); !slices.Equal(got, want) {
+		t.Errorf("B delivered %v, want %v", got, want)
+	}
+	if st := re.relay.Stats(impair.AtoB); st.Dropped != 1 || st.Received < n {
+		t.Errorf("relay A->B: %+v, want %d received and one dropped", st, n)
+	}
+	d := countsOf(re.b.seqSession(tidB, sidB).Stats).minus(b0)
+	if want := (seqCounts{RxPackets: n - 1, RxSeqDiscards: 1}); d != want {
+		t.Errorf("B's counters moved by %+v, want %+v (the skipped datagram)", d, want)
+	}
+	// The session carries traffic on, each way (ping waits 2 s a try).
+	re.ping(re.nsA, re.innerB.String())
+}
