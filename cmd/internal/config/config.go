@@ -22,7 +22,9 @@
 //	seqnum = false
 //	reorder_timeout = 0
 //
-// Keys of ours, documented in docs/config.md: udp_csum, udp6_csum_tx,
+// An absent l2spec_type means none, as in go-l2tp (the ul2tp CLI follows
+// iproute2, whose default is default). Keys of ours, documented in
+// docs/config.md: udp_csum, udp6_csum_tx,
 // udp6_csum_rx on a tunnel; seq, lns_mode and mtu on a session. go-l2tp's
 // control-protocol keys (hello_timeout, window_size, ...) are accepted and
 // ignored by static tunnels.
@@ -205,8 +207,13 @@ func convertSession(name string, tid uint32, r rawSession) (Session, error) {
 	if r.ReorderTimeout < 0 {
 		return s, fmt.Errorf("reorder_timeout %d: must not be negative", r.ReorderTimeout)
 	}
+	// go-l2tp's default sublayer is none; the CLI's (iproute2's) is default.
+	l2spec := r.L2SpecType
+	if l2spec == "" {
+		l2spec = "none"
+	}
 	a := api.SessionArgs{TunnelID: tid, SessionID: sid, PeerSessionID: psid,
-		Name: r.InterfaceName, L2SpecType: r.L2SpecType, Seq: r.Seq, LNSMode: r.LNSMode,
+		Name: r.InterfaceName, L2SpecType: l2spec, Seq: r.Seq, LNSMode: r.LNSMode,
 		MTU: r.MTU, ReorderTimeout: uint64(r.ReorderTimeout)}
 	if r.SeqNum && a.Seq == "" {
 		a.Seq = "both"

@@ -3,6 +3,8 @@ package config
 import (
 	"strings"
 	"testing"
+
+	"github.com/ul2tp/ul2tp/encap"
 )
 
 const goL2TPStatic = `
@@ -106,4 +108,30 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestL2SpecDefault checks that a session without l2spec_type gets go-l2tp's
+// default, no sublayer, unlike the CLI (iproute2's default sublayer).
+func TestL2SpecDefault(t *testing.T) {
+	base := "[tunnel.t]\npeer = \"10.0.0.2\"\ntid = 1\nptid = 2\n[tunnel.t.session.s]\nsid = 1\npsid = 2\n"
+	for _, tc := range []struct {
+		key  string
+		want encap.L2Spec
+	}{
+		{"", encap.L2SpecNone},
+		{"l2spec_type = \"none\"\n", encap.L2SpecNone},
+		{"l2spec_type = \"default\"\n", encap.L2SpecDefault},
+	} {
+		f, err := Parse(base + tc.key)
+		if err != nil {
+			t.Fatalf("Parse(%q): %v", tc.key, err)
+		}
+		c, err := f.Tunnels[0].Sessions[0].Args.Config()
+		if err != nil {
+			t.Fatalf("%q: %v", tc.key, err)
+		}
+		if c.L2Spec != tc.want {
+			t.Errorf("%q: l2spec %v, want %v", tc.key, c.L2Spec, tc.want)
+		}
+	}
 }
