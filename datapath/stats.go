@@ -4,21 +4,22 @@ import "sync/atomic"
 
 // Stats are the counters of a tunnel or session, named and meant as the
 // kernel's L2TP_ATTR_STATS. Byte counts are of the tunnelled frames, without
-// the L2TP header, as the kernel counts them.
+// the L2TP header, as the kernel counts them. The control socket sends them
+// as api.Stats (cmd/internal/api).
 type Stats struct {
-	TxPackets        uint64 `json:"tx_packets"`
-	TxBytes          uint64 `json:"tx_bytes"`
-	TxErrors         uint64 `json:"tx_errors"`
-	RxPackets        uint64 `json:"rx_packets"`
-	RxBytes          uint64 `json:"rx_bytes"`
-	RxErrors         uint64 `json:"rx_errors"`
-	RxSeqDiscards    uint64 `json:"rx_seq_discards"`
-	RxOOSPackets     uint64 `json:"rx_oos_packets"`
-	RxCookieDiscards uint64 `json:"rx_cookie_discards"`
-	RxInvalid        uint64 `json:"rx_invalid"`
+	TxPackets        uint64
+	TxBytes          uint64
+	TxErrors         uint64
+	RxPackets        uint64
+	RxBytes          uint64
+	RxErrors         uint64
+	RxSeqDiscards    uint64
+	RxOOSPackets     uint64
+	RxCookieDiscards uint64
+	RxInvalid        uint64
 	// ReorderQueueDepth is how many frames wait in the reorder queue now
 	// (sessions only; not a kernel counter).
-	ReorderQueueDepth int `json:"reorder_queue_depth,omitempty"`
+	ReorderQueueDepth int
 }
 
 // counters is the live, atomically updated form of Stats.

@@ -5,7 +5,6 @@ import (
 	"io"
 
 	"github.com/ul2tp/ul2tp/cmd/internal/api"
-	"github.com/ul2tp/ul2tp/datapath"
 )
 
 func enabled(b bool) string {
@@ -70,7 +69,7 @@ func printSession(w io.Writer, s api.SessionInfo) {
 	}
 }
 
-func printStats(w io.Writer, st *datapath.Stats) {
+func printStats(w io.Writer, st *api.Stats) {
 	fmt.Fprintf(w, "  RX: packets %d bytes %d errors %d seq_discards %d oos_packets %d cookie_discards %d invalid %d\n",
 		st.RxPackets, st.RxBytes, st.RxErrors, st.RxSeqDiscards, st.RxOOSPackets, st.RxCookieDiscards, st.RxInvalid)
 	fmt.Fprintf(w, "  TX: packets %d bytes %d errors %d\n", st.TxPackets, st.TxBytes, st.TxErrors)

@@ -41,6 +41,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/ul2tp/ul2tp/cmd/internal/api"
+	"github.com/ul2tp/ul2tp/cmd/internal/apiserver"
 )
 
 // File is a parsed configuration file.
@@ -171,7 +172,7 @@ func convertTunnel(name string, r rawTunnel) (Tunnel, error) {
 		return t, err
 	}
 	t.Args = a
-	if _, err := a.Config(); err != nil {
+	if _, err := apiserver.TunnelConfig(&a); err != nil {
 		return t, err
 	}
 	names := make([]string, 0, len(r.Session))
@@ -225,7 +226,7 @@ func convertSession(name string, tid uint32, r rawSession) (Session, error) {
 		return s, err
 	}
 	s.Args = a
-	if _, err := a.Config(); err != nil {
+	if _, err := apiserver.SessionConfig(&a); err != nil {
 		return s, err
 	}
 	return s, nil

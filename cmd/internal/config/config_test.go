@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ul2tp/ul2tp/cmd/internal/apiserver"
 	"github.com/ul2tp/ul2tp/encap"
 )
 
@@ -98,11 +99,11 @@ func FuzzParse(f *testing.F) {
 		}
 		// Whatever parses also converts into a checked configuration.
 		for _, tn := range file.Tunnels {
-			if _, err := tn.Args.Config(); err != nil {
+			if _, err := apiserver.TunnelConfig(&tn.Args); err != nil {
 				t.Fatalf("tunnel %s parsed but does not convert: %v", tn.Name, err)
 			}
 			for _, s := range tn.Sessions {
-				if _, err := s.Args.Config(); err != nil {
+				if _, err := apiserver.SessionConfig(&s.Args); err != nil {
 					t.Fatalf("session %s parsed but does not convert: %v", s.Name, err)
 				}
 			}
@@ -126,7 +127,7 @@ func TestL2SpecDefault(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Parse(%q): %v", tc.key, err)
 		}
-		c, err := f.Tunnels[0].Sessions[0].Args.Config()
+		c, err := apiserver.SessionConfig(&f.Tunnels[0].Sessions[0].Args)
 		if err != nil {
 			t.Fatalf("%q: %v", tc.key, err)
 		}
