@@ -54,7 +54,9 @@ fuzz:
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
+	cd bench && $(GO) vet ./...  # bench/ is a module of its own (the report's gonum)
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...  # = staticcheck 2026.2.2
+	cd bench && $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
 # The virtio_net_hdr byte order on a big-endian host: vet for MIPS, build
 # the offload and TAP tests, and run them under qemu-mips when installed
