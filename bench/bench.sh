@@ -405,7 +405,7 @@ run_row() {
 # ---- the run ------------------------------------------------------------
 
 log "building the report tool"
-(cd "$ROOT" && go build -o "$RUN/benchreport" ./bench/cmd/benchreport)
+(cd "$ROOT/bench" && go build -o "$RUN/benchreport" ./cmd/benchreport) # bench/ is its own module (gonum)
 
 {
 	echo "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)"

@@ -33,19 +33,20 @@ for ns in $A $B; do
 	pids+=($!)
 done
 for ns in $A $B; do for _ in $(seq 50); do [ -S "$RUN/$ns.sock" ] && break; sleep 0.1; done; done
-ua() { ip netns exec $A "$BIN/ul2tp" --socket "$RUN/$A.sock" "$@"; }
-ub() { ip netns exec $B "$BIN/ul2tp" --socket "$RUN/$B.sock" "$@"; }
+# ua and ub run ul2tp against A's or B's daemon, printing the command once
+# as one would type it in that namespace (set -x would print it twice: the
+# call and the ip netns exec inside).
+ua() { echo "$A# ul2tp $*"; ip netns exec $A "$BIN/ul2tp" --socket "$RUN/$A.sock" "$@"; }
+ub() { echo "$B# ul2tp $*"; ip netns exec $B "$BIN/ul2tp" --socket "$RUN/$B.sock" "$@"; }
 
 step "L2TPv3 over $ENCAP: tunnel 100<->200, session 101<->201, 4-byte cookies, default L2-specific sublayer"
 # UDP checksums are on by default in ul2tp (the kernel's default is off):
 # only then does the kernel segment our batches itself (UDP GSO), which is
 # several times faster. A kernel peer accepts either.
-set -x
 ua add tunnel tunnel_id 100 peer_tunnel_id 200 encap $ENCAP local 10.200.0.1 remote 10.200.0.2 udp_sport 1701 udp_dport 1701
 ua add session name l2tp0 tunnel_id 100 session_id 101 peer_session_id 201 cookie 11223344 peer_cookie 55667788 l2spec_type default
 ub add tunnel tunnel_id 200 peer_tunnel_id 100 encap $ENCAP local 10.200.0.2 remote 10.200.0.1 udp_sport 1701 udp_dport 1701
 ub add session name l2tp0 tunnel_id 200 session_id 201 peer_session_id 101 cookie 55667788 peer_cookie 11223344 l2spec_type default
-set +x
 ip -n $A addr add 10.202.0.1/24 dev l2tp0; ip -n $A link set l2tp0 up
 ip -n $B addr add 10.202.0.2/24 dev l2tp0; ip -n $B link set l2tp0 up
 ua show tunnel

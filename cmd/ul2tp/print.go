@@ -5,7 +5,6 @@ import (
 	"io"
 
 	"github.com/ul2tp/ul2tp/cmd/internal/api"
-	"github.com/ul2tp/ul2tp/datapath"
 )
 
 func enabled(b bool) string {
@@ -77,11 +76,11 @@ func printSession(w io.Writer, s api.SessionInfo) {
 	}
 }
 
-func printStats(w io.Writer, st *datapath.Stats) {
+func printStats(w io.Writer, st *api.Stats) {
 	fmt.Fprintf(w, "  RX: packets %d bytes %d errors %d seq_discards %d oos_packets %d cookie_discards %d invalid %d\n",
 		st.RxPackets, st.RxBytes, st.RxErrors, st.RxSeqDiscards, st.RxOOSPackets, st.RxCookieDiscards, st.RxInvalid)
 	fmt.Fprintf(w, "  TX: packets %d bytes %d errors %d\n", st.TxPackets, st.TxBytes, st.TxErrors)
-	if o := st.Offload; o != (datapath.Offload{}) {
+	if o := st; o.TxTSOFrames+o.TxGSOSends+o.RxGRODatagrams+o.RxCoalescedFrames != 0 {
 		fmt.Fprintf(w, "  offload: tso_frames %d tso_segments %d gso_sends %d gso_datagrams %d gro_datagrams %d coalesced_frames %d coalesced_segments %d\n",
 			o.TxTSOFrames, o.TxTSOSegments, o.TxGSOSends, o.TxGSODatagrams, o.RxGRODatagrams, o.RxCoalescedFrames, o.RxCoalescedSegments)
 	}

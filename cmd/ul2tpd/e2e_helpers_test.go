@@ -11,7 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/ul2tp/ul2tp/datapath"
+	"github.com/ul2tp/ul2tp/cmd/internal/api"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -403,10 +403,9 @@ func (d *daemon) cliFails(want []string, args ...string) string {
 
 // JSON shapes of "ul2tp -j [-s] show ...", written from iproute2's keys
 // rather than taken from package api, so that renaming a key breaks the test.
-// statsJSON is the counters object of "ul2tp -j -s".
-type statsJSON = datapath.Stats
-
-type statsOffload = datapath.Offload
+// statsJSON is the counters object of "ul2tp -j -s": package api's, whose
+// keys TestStatsKeys in cmd/internal/apiserver pins to iproute2's.
+type statsJSON = api.Stats
 
 type sessionJSON struct {
 	SessionID     uint32     `json:"session_id"`

@@ -19,6 +19,7 @@ import (
 	"syscall"
 
 	"github.com/ul2tp/ul2tp/cmd/internal/api"
+	"github.com/ul2tp/ul2tp/cmd/internal/apiserver"
 	"github.com/ul2tp/ul2tp/cmd/internal/config"
 	"github.com/ul2tp/ul2tp/datapath"
 )
@@ -78,7 +79,7 @@ func run() error {
 
 	plane := datapath.New(log, datapath.Options{NoOffload: *noOffload, Queues: *queues, SocketBuffer: socketBuffer})
 	defer plane.Close()
-	handler := &api.Handler{Plane: plane, Log: log}
+	handler := &apiserver.Handler{Plane: plane, Log: log}
 	if file != nil {
 		if err := apply(handler, file); err != nil {
 			return err
@@ -92,7 +93,7 @@ func run() error {
 			}
 		}()
 	}
-	l, err := api.Listen(*socket)
+	l, err := apiserver.Listen(*socket)
 	if err != nil {
 		return err
 	}
@@ -104,7 +105,7 @@ func run() error {
 }
 
 // apply creates the configuration file's tunnels and sessions.
-func apply(h *api.Handler, f *config.File) error {
+func apply(h *apiserver.Handler, f *config.File) error {
 	for _, t := range f.Tunnels {
 		resp := h.Handle(api.Request{Op: api.OpAddTunnel, Tunnel: &t.Args})
 		if resp.Error != "" {

@@ -78,7 +78,7 @@ func TestE2EOffloadPaths(t *testing.T) {
 				if d == b {
 					want = c.pathsB
 				}
-				want.check(t, d.ns, st.Offload)
+				want.check(t, d.ns, st)
 			}
 		})
 	}
@@ -109,7 +109,7 @@ var (
 	noPaths = paths{tso: no, gso: no, gro: no, coalesce: no}
 )
 
-func (p paths) check(t *testing.T, who string, o statsOffload) {
+func (p paths) check(t *testing.T, who string, o *statsJSON) {
 	t.Helper()
 	for _, c := range []struct {
 		name string

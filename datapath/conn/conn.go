@@ -78,15 +78,27 @@ func Listen(kind Kind, local netip.AddrPort, o Options) (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("socket %s %s: %w", kind, local, err)
 	}
-	c, err := setup(fd, kind, v6, local, o)
-	if err != nil {
+	// Until os.NewFile takes it, fd is closed here; after, only by f.
+	c := &Conn{kind: kind, v6: v6, local: local}
+	if err := c.setup(fd, o); err != nil {
 		unix.Close(fd)
 		return nil, err
+	}
+	c.f = os.NewFile(uintptr(fd), fmt.Sprintf("%s:%s", kind, c.local))
+	if c.rc, err = syscallConn(c.f); err != nil {
+		c.f.Close()
+		return nil, fmt.Errorf("%s %s: %w", kind, c.local, err)
 	}
 	return c, nil
 }
 
-func setup(fd int, kind Kind, v6 bool, local netip.AddrPort, o Options) (*Conn, error) {
+// syscallConn is (*os.File).SyscallConn; tests replace it to fail.
+var syscallConn = (*os.File).SyscallConn
+
+// setup sets the socket options o asks for on fd and binds it to c.local,
+// filling in c.local's port and c's offload state. It leaves fd open.
+func (c *Conn) setup(fd int, o Options) error {
+	kind, v6, local := c.kind, c.v6, c.local
 	opt := func(level, name, v int, what string) error {
 		if err := unix.SetsockoptInt(fd, level, name, v); err != nil {
 			return fmt.Errorf("%s on %s %s: %w", what, kind, local, err)
@@ -95,7 +107,7 @@ func setup(fd int, kind Kind, v6 bool, local netip.AddrPort, o Options) (*Conn, 
 	}
 	if o.Reuse {
 		if err := opt(unix.SOL_SOCKET, unix.SO_REUSEPORT, 1, "SO_REUSEPORT"); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if o.BufBytes > 0 {
@@ -110,31 +122,31 @@ func setup(fd int, kind Kind, v6 bool, local netip.AddrPort, o Options) (*Conn, 
 	// (it sets ignore_df), rather than refuse them with EMSGSIZE.
 	if v6 {
 		if err := opt(unix.IPPROTO_IPV6, unix.IPV6_MTU_DISCOVER, unix.IPV6_PMTUDISC_DONT, "IPV6_MTU_DISCOVER"); err != nil {
-			return nil, err
+			return err
 		}
 		if kind == UDP {
 			// Raw sockets refuse IPV6_V6ONLY; they never see IPv4.
 			if err := opt(unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1, "IPV6_V6ONLY"); err != nil {
-				return nil, err
+				return err
 			}
 		}
 	} else if err := opt(unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, unix.IP_PMTUDISC_DONT, "IP_MTU_DISCOVER"); err != nil {
-		return nil, err
+		return err
 	}
 	if kind == UDP {
 		if !v6 && !o.UDPCsum {
 			if err := opt(unix.SOL_SOCKET, unix.SO_NO_CHECK, 1, "SO_NO_CHECK"); err != nil {
-				return nil, err
+				return err
 			}
 		}
 		if v6 && o.UDP6ZeroCsumTx {
 			if err := opt(unix.IPPROTO_UDP, unix.UDP_NO_CHECK6_TX, 1, "UDP_NO_CHECK6_TX"); err != nil {
-				return nil, err
+				return err
 			}
 		}
 		if v6 && o.UDP6ZeroCsumRx {
 			if err := opt(unix.IPPROTO_UDP, unix.UDP_NO_CHECK6_RX, 1, "UDP_NO_CHECK6_RX"); err != nil {
-				return nil, err
+				return err
 			}
 		}
 	}
@@ -148,22 +160,16 @@ func setup(fd int, kind Kind, v6 bool, local netip.AddrPort, o Options) (*Conn, 
 	}
 	sa := sockaddr(local, kind)
 	if err := unix.Bind(fd, sa); err != nil {
-		return nil, fmt.Errorf("bind %s %s: %w", kind, local, err)
+		return fmt.Errorf("bind %s %s: %w", kind, local, err)
 	}
 	if kind == UDP && local.Port() == 0 {
 		if got, err := unix.Getsockname(fd); err == nil {
-			local = fromSockaddr(got)
+			c.local = fromSockaddr(got)
 		}
 	}
-	f := os.NewFile(uintptr(fd), fmt.Sprintf("%s:%s", kind, local))
-	rc, err := f.SyscallConn()
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("%s %s: %w", kind, local, err)
-	}
-	c := &Conn{f: f, rc: rc, kind: kind, v6: v6, local: local, gro: gro}
+	c.gro = gro
 	c.gso.Store(gso)
-	return c, nil
+	return nil
 }
 
 // LocalAddr is the bound address; for UDP the port is the one bound.

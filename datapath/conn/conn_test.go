@@ -5,8 +5,11 @@ import (
 	"errors"
 	"net/netip"
 	"os"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func pair(t testing.TB, addr string) (*Conn, *Conn) {
@@ -225,4 +228,38 @@ func skipUnlessCI(t *testing.T, format string, args ...any) {
 		t.Fatalf(format, args...)
 	}
 	t.Skipf(format, args...)
+}
+
+// TestListenFailureClosesOnce checks that when Listen fails after wrapping
+// its socket in an os.File, it closes the descriptor once: a second close
+// would close whatever another goroutine had opened on the number since.
+func TestListenFailureClosesOnce(t *testing.T) {
+	other, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	reused := -1
+	syscallConn = func(f *os.File) (syscall.RawConn, error) {
+		// Free the socket's number as Listen's own close would, and let
+		// "another goroutine" take it before Listen goes on.
+		fd := int(f.Fd())
+		f.Close()
+		if err := unix.Dup3(int(other.Fd()), fd, unix.O_CLOEXEC); err != nil {
+			t.Errorf("dup3: %v", err)
+		}
+		reused = fd
+		return nil, errors.New("injected failure")
+	}
+	defer func() { syscallConn = (*os.File).SyscallConn }()
+	if _, err := Listen(UDP, netip.MustParseAddrPort("127.0.0.1:0"), Options{}); err == nil {
+		t.Fatal("Listen succeeded despite the injected failure")
+	}
+	if reused < 0 {
+		t.Fatal("the injected failure was not reached")
+	}
+	defer unix.Close(reused)
+	if _, err := unix.FcntlInt(uintptr(reused), unix.F_GETFD, 0); err != nil {
+		t.Fatalf("descriptor %d, opened by someone else after Listen freed it, was closed again: %v", reused, err)
+	}
 }

@@ -307,6 +307,23 @@ func TestCoalesceKeepsFlowOrder(t *testing.T) {
 	}
 }
 
+// TestVnetHdrLittleEndian pins the header's wire layout: little-endian on
+// every host (run it on a big-endian one too, e.g. GOARCH=mips under
+// qemu-mips).
+func TestVnetHdrLittleEndian(t *testing.T) {
+	h := VnetHdr{Flags: FlagNeedsCsum, GSOType: GSOTCPv6, HdrLen: 0x0102, GSOSize: 0x0304, CsumStart: 0x0506, CsumOffset: 0x0708}
+	want := []byte{FlagNeedsCsum, GSOTCPv6, 0x02, 0x01, 0x04, 0x03, 0x06, 0x05, 0x08, 0x07}
+	b := make([]byte, VnetHdrLen)
+	h.Encode(b)
+	if !bytes.Equal(b, want) {
+		t.Fatalf("Encode(%v) = % x, want % x", h, b, want)
+	}
+	got, err := DecodeVnetHdr(want)
+	if err != nil || got != h {
+		t.Fatalf("DecodeVnetHdr(% x) = %v, %v; want %v", want, got, err, h)
+	}
+}
+
 func TestCompleteChecksum(t *testing.T) {
 	f := buildTCP(false, 1, tcpFlagACK, randBytes(333, 9), nil, true)
 	tf, _ := parseTCP(f)

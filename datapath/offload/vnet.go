@@ -29,8 +29,9 @@ const (
 )
 
 // VnetHdr is struct virtio_net_hdr. Offsets count from the start of the
-// Ethernet header. Multi-byte fields are little-endian (x86 and arm64
-// TAPs, which use the host's order by default).
+// Ethernet header. Multi-byte fields are little-endian on every host:
+// package tap sets TUNSETVNETLE, so the kernel reads them in that order on
+// big-endian hosts too (a TAP's default is the host's order).
 type VnetHdr struct {
 	Flags      uint8
 	GSOType    uint8

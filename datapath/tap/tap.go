@@ -8,6 +8,7 @@
 package tap
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -34,6 +35,8 @@ type Config struct {
 	// written then starts with a virtio_net_hdr, and reads may return TCP
 	// super-frames of up to 64 KiB. If the kernel refuses the offloads the
 	// device still has the header, without them (see Device.Offloads).
+	// The header's fields are little-endian (TUNSETVNETLE) on every host;
+	// Create fails on a big-endian host whose kernel refuses that.
 	Offload bool
 }
 
@@ -113,6 +116,11 @@ func Create(c Config) (*Device, error) {
 		}
 		d.name = unix.ByteSliceToString(req.name[:])
 		if c.Offload && i == 0 {
+			if err := setVnetLE(fd); err != nil {
+				unix.Close(fd)
+				d.Close()
+				return nil, fmt.Errorf("tap %s: %w", d.name, err)
+			}
 			off := uintptr(tunFCsum | tunFTSO4 | tunFTSO6 | tunFTSOECN)
 			_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.TUNSETOFFLOAD, off)
 			d.offloads = e == 0
@@ -137,6 +145,27 @@ func Create(c Config) (*Device, error) {
 		}
 	}
 	return d, nil
+}
+
+// setVnetLE makes the kernel read and write the device's virtio_net_hdr
+// fields little-endian (TUNSETVNETLE), the order package offload encodes.
+// Without it a TAP uses the host's order, which differs on big-endian hosts.
+// A kernel that refuses the call still uses little-endian on a
+// little-endian host, so the refusal matters only on a big-endian one.
+func setVnetLE(fd int) error {
+	one := int32(1)
+	_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.TUNSETVNETLE, uintptr(unsafe.Pointer(&one)))
+	if e == 0 || nativeLittleEndian() {
+		return nil
+	}
+	return fmt.Errorf("TUNSETVNETLE: %w (a big-endian host needs it for offloads; run without them)", e)
+}
+
+// nativeLittleEndian reports whether the host stores integers little-endian.
+func nativeLittleEndian() bool {
+	var b [2]byte
+	binary.NativeEndian.PutUint16(b[:], 1)
+	return b[0] == 1
 }
 
 // Name is the interface name the kernel gave the device.

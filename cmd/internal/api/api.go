@@ -8,13 +8,7 @@ package api
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"net/netip"
-	"time"
-
-	"github.com/ul2tp/ul2tp/datapath"
-	"github.com/ul2tp/ul2tp/encap"
 )
 
 // DefaultSocket is where ul2tpd listens unless told otherwise.
@@ -85,33 +79,6 @@ type SetSessionArgs struct {
 	LNSMode        *bool   `json:"lns_mode,omitempty"`
 }
 
-// Modify turns the arguments into a datapath change.
-func (a *SetSessionArgs) Modify() (datapath.SessionModify, error) {
-	var m datapath.SessionModify
-	if a.TunnelID == 0 {
-		return m, &datapath.FieldError{Field: "tunnel_id", Value: a.TunnelID, Reason: "must be 1..4294967295"}
-	}
-	if a.SessionID == 0 {
-		return m, &datapath.FieldError{Field: "session_id", Value: a.SessionID, Reason: "must be 1..4294967295"}
-	}
-	if a.Seq != "" {
-		send, recv, err := ParseSeq(a.Seq)
-		if err != nil {
-			return m, err
-		}
-		m.SendSeq, m.RecvSeq = &send, &recv
-	}
-	if a.ReorderTimeout != nil {
-		if *a.ReorderTimeout > uint64(time.Hour/time.Millisecond) {
-			return m, &datapath.FieldError{Field: "reorder_timeout", Value: *a.ReorderTimeout, Reason: "longer than an hour"}
-		}
-		d := time.Duration(*a.ReorderTimeout) * time.Millisecond
-		m.ReorderTimeout = &d
-	}
-	m.LNSMode = a.LNSMode
-	return m, nil
-}
-
 // Response answers a Request.
 type Response struct {
 	// Error is empty on success. Code classifies it: "exists",
@@ -130,35 +97,20 @@ const (
 	CodeFailed   = "failed"
 )
 
-// ErrorResponse classifies err.
-func ErrorResponse(err error) Response {
-	code := CodeFailed
-	var fe *datapath.FieldError
-	switch {
-	case errors.Is(err, datapath.ErrExists):
-		code = CodeExists
-	case errors.Is(err, datapath.ErrNotFound):
-		code = CodeNotFound
-	case errors.As(err, &fe):
-		code = CodeInvalid
-	}
-	return Response{Error: err.Error(), Code: code}
-}
-
 // TunnelInfo describes a tunnel with iproute2's JSON keys.
 type TunnelInfo struct {
-	TunnelID     uint32          `json:"tunnel_id"`
-	Encap        string          `json:"encap"`
-	Local        string          `json:"local"`
-	Peer         string          `json:"peer"`
-	PeerTunnelID uint32          `json:"peer_tunnel"`
-	LocalPort    uint16          `json:"local_port,omitempty"`
-	PeerPort     uint16          `json:"peer_port,omitempty"`
-	Checksum     *bool           `json:"checksum,omitempty"`
-	ChecksumTx   *bool           `json:"checksum_tx,omitempty"`
-	ChecksumRx   *bool           `json:"checksum_rx,omitempty"`
-	Sessions     int             `json:"sessions"`
-	Stats        *datapath.Stats `json:"stats,omitempty"`
+	TunnelID     uint32 `json:"tunnel_id"`
+	Encap        string `json:"encap"`
+	Local        string `json:"local"`
+	Peer         string `json:"peer"`
+	PeerTunnelID uint32 `json:"peer_tunnel"`
+	LocalPort    uint16 `json:"local_port,omitempty"`
+	PeerPort     uint16 `json:"peer_port,omitempty"`
+	Checksum     *bool  `json:"checksum,omitempty"`
+	ChecksumTx   *bool  `json:"checksum_tx,omitempty"`
+	ChecksumRx   *bool  `json:"checksum_rx,omitempty"`
+	Sessions     int    `json:"sessions"`
+	Stats        *Stats `json:"stats,omitempty"`
 }
 
 // SessionInfo describes a session with iproute2's JSON keys.
@@ -179,85 +131,10 @@ type SessionInfo struct {
 	// State is "up", or "down" while the daemon recreates a TAP device
 	// whose pump failed (deleted under it); PumpRestarts counts the TAPs
 	// recreated and LastError says why the last one failed.
-	State        string          `json:"state"`
-	PumpRestarts uint64          `json:"pump_restarts,omitempty"`
-	LastError    string          `json:"last_error,omitempty"`
-	Stats        *datapath.Stats `json:"stats,omitempty"`
-}
-
-// Config turns the arguments into a datapath configuration, checking each.
-func (a *TunnelArgs) Config() (datapath.TunnelConfig, error) {
-	c := datapath.TunnelConfig{
-		ID: a.TunnelID, PeerID: a.PeerTunnelID,
-		UDPSport: a.UDPSport, UDPDport: a.UDPDport,
-		// udp_csum defaults to on, unlike the kernel (off for IPv4): only a
-		// socket with checksums may use UDP GSO (docs/performance.md).
-		UDPCsum:    true,
-		UDP6CsumTx: true, UDP6CsumRx: true,
-	}
-	if a.Encap != "" {
-		e, err := encap.ParseEncap(a.Encap)
-		if err != nil {
-			return c, &datapath.FieldError{Field: "encap", Value: a.Encap, Reason: "want udp or ip"}
-		}
-		c.Encap = e
-	}
-	var err error
-	if c.Remote, err = parseAddr("remote", a.Remote); err != nil {
-		return c, err
-	}
-	if c.Local, err = parseAddr("local", a.Local); err != nil {
-		return c, err
-	}
-	if a.UDPCsum != nil {
-		c.UDPCsum = *a.UDPCsum
-	}
-	if a.UDP6CsumTx != nil {
-		c.UDP6CsumTx = *a.UDP6CsumTx
-	}
-	if a.UDP6CsumRx != nil {
-		c.UDP6CsumRx = *a.UDP6CsumRx
-	}
-	return c, c.Check()
-}
-
-func parseAddr(field, s string) (netip.Addr, error) {
-	if s == "" || s == "any" {
-		return netip.Addr{}, nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return a, &datapath.FieldError{Field: field, Value: s, Reason: "not an IP address"}
-	}
-	return a, nil
-}
-
-// Config turns the arguments into a datapath configuration, checking each.
-func (a *SessionArgs) Config() (datapath.SessionConfig, error) {
-	c := datapath.SessionConfig{
-		TunnelID: a.TunnelID, ID: a.SessionID, PeerID: a.PeerSessionID,
-		Name: a.Name, L2Spec: encap.L2SpecDefault, LNSMode: a.LNSMode, MTU: a.MTU,
-		ReorderTimeout: time.Duration(a.ReorderTimeout) * time.Millisecond,
-	}
-	var err error
-	if c.Cookie, err = encap.ParseCookie(a.Cookie); err != nil {
-		return c, &datapath.FieldError{Field: "cookie", Value: a.Cookie, Reason: "want 8 or 16 hex digits"}
-	}
-	if c.PeerCookie, err = encap.ParseCookie(a.PeerCookie); err != nil {
-		return c, &datapath.FieldError{Field: "peer_cookie", Value: a.PeerCookie, Reason: "want 8 or 16 hex digits"}
-	}
-	if a.L2SpecType != "" {
-		if c.L2Spec, err = encap.ParseL2Spec(a.L2SpecType); err != nil {
-			return c, &datapath.FieldError{Field: "l2spec_type", Value: a.L2SpecType, Reason: "want none or default"}
-		}
-	}
-	if c.SendSeq, c.RecvSeq, err = ParseSeq(a.Seq); err != nil {
-		return c, err
-	}
-	if a.ReorderTimeout > uint64(time.Hour/time.Millisecond) {
-		return c, &datapath.FieldError{Field: "reorder_timeout", Value: a.ReorderTimeout, Reason: "longer than an hour"}
-	}
-	return c, c.Check()
+	State        string `json:"state"`
+	PumpRestarts uint64 `json:"pump_restarts,omitempty"`
+	LastError    string `json:"last_error,omitempty"`
+	Stats        *Stats `json:"stats,omitempty"`
 }
 
 // ParseSeq reads iproute2's seq word.
@@ -272,54 +149,35 @@ func ParseSeq(s string) (send, recv bool, err error) {
 	case "both":
 		return true, true, nil
 	}
-	return false, false, &datapath.FieldError{Field: "seq", Value: s, Reason: "want none, send, recv or both"}
+	return false, false, fmt.Errorf("invalid seq %s: want none, send, recv or both", s)
 }
 
-// TunnelInfoOf describes t.
-func TunnelInfoOf(t *datapath.Tunnel, sessions int, stats bool) TunnelInfo {
-	c := t.Config()
-	ti := TunnelInfo{
-		TunnelID: c.ID, PeerTunnelID: c.PeerID, Encap: map[encap.Encap]string{encap.EncapUDP: "UDP", encap.EncapIP: "IP"}[c.Encap],
-		Local: "any", Peer: c.Remote.String(), Sessions: sessions,
-	}
-	if c.Local.IsValid() {
-		ti.Local = c.Local.String()
-	}
-	if c.Encap == encap.EncapUDP {
-		ti.LocalPort, ti.PeerPort = c.UDPSport, c.UDPDport
-		if c.Remote.Is4() {
-			ti.Checksum = &c.UDPCsum
-		} else {
-			ti.ChecksumTx, ti.ChecksumRx = &c.UDP6CsumTx, &c.UDP6CsumRx
-		}
-	}
-	if stats {
-		st := t.Stats()
-		ti.Stats = &st
-	}
-	return ti
-}
-
-// SessionInfoOf describes s.
-func SessionInfoOf(s *datapath.Session, peerTunnelID uint32, stats bool) SessionInfo {
-	c := s.Config()
-	si := SessionInfo{
-		SessionID: c.ID, TunnelID: c.TunnelID, PeerSessionID: c.PeerID, PeerTunnelID: peerTunnelID,
-		Interface: s.IfName(), Cookie: c.Cookie.String(), PeerCookie: c.PeerCookie.String(),
-		L2SpecType: c.L2Spec.String(), SendSeq: c.SendSeq, RecvSeq: c.RecvSeq, LNSMode: c.LNSMode,
-		ReorderTimeout: uint64(c.ReorderTimeout / time.Millisecond), MTU: s.MTU(),
-		State: "up",
-	}
-	h := s.Health()
-	if !h.Up {
-		si.State = "down"
-	}
-	si.PumpRestarts, si.LastError = h.Restarts, h.LastError
-	if stats {
-		st := s.Stats()
-		si.Stats = &st
-	}
-	return si
+// Stats are the counters of a tunnel or session, named and meant as the
+// kernel's L2TP_ATTR_STATS (iproute2's JSON keys). Byte counts are of the
+// tunnelled frames, without the L2TP header, as the kernel counts them.
+type Stats struct {
+	TxPackets        uint64 `json:"tx_packets"`
+	TxBytes          uint64 `json:"tx_bytes"`
+	TxErrors         uint64 `json:"tx_errors"`
+	RxPackets        uint64 `json:"rx_packets"`
+	RxBytes          uint64 `json:"rx_bytes"`
+	RxErrors         uint64 `json:"rx_errors"`
+	RxSeqDiscards    uint64 `json:"rx_seq_discards"`
+	RxOOSPackets     uint64 `json:"rx_oos_packets"`
+	RxCookieDiscards uint64 `json:"rx_cookie_discards"`
+	RxInvalid        uint64 `json:"rx_invalid"`
+	// ReorderQueueDepth is how many frames wait in the reorder queue now
+	// (sessions only; not a kernel counter).
+	ReorderQueueDepth int `json:"reorder_queue_depth,omitempty"`
+	// Which offload paths a session's frames took (ours, not the
+	// kernel's), present when not zero: docs/api.md.
+	TxTSOFrames         uint64 `json:"tx_tso_frames,omitempty"`
+	TxTSOSegments       uint64 `json:"tx_tso_segments,omitempty"`
+	TxGSOSends          uint64 `json:"tx_gso_sends,omitempty"`
+	TxGSODatagrams      uint64 `json:"tx_gso_datagrams,omitempty"`
+	RxGRODatagrams      uint64 `json:"rx_gro_datagrams,omitempty"`
+	RxCoalescedFrames   uint64 `json:"rx_coalesced_frames,omitempty"`
+	RxCoalescedSegments uint64 `json:"rx_coalesced_segments,omitempty"`
 }
 
 // Marshal encodes v as one line.

@@ -22,7 +22,9 @@
 //	seqnum = false
 //	reorder_timeout = 0
 //
-// Keys of ours, documented in docs/config.md: udp_csum, udp6_csum_tx,
+// An absent l2spec_type means none, as in go-l2tp (the ul2tp CLI follows
+// iproute2, whose default is default). Keys of ours, documented in
+// docs/config.md: udp_csum, udp6_csum_tx,
 // udp6_csum_rx on a tunnel; seq, lns_mode and mtu on a session. go-l2tp's
 // control-protocol keys (hello_timeout, window_size, ...) are accepted and
 // ignored by static tunnels.
@@ -39,6 +41,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/ul2tp/ul2tp/cmd/internal/api"
+	"github.com/ul2tp/ul2tp/cmd/internal/apiserver"
 )
 
 // File is a parsed configuration file.
@@ -169,7 +172,7 @@ func convertTunnel(name string, r rawTunnel) (Tunnel, error) {
 		return t, err
 	}
 	t.Args = a
-	if _, err := a.Config(); err != nil {
+	if _, err := apiserver.TunnelConfig(&a); err != nil {
 		return t, err
 	}
 	names := make([]string, 0, len(r.Session))
@@ -205,8 +208,13 @@ func convertSession(name string, tid uint32, r rawSession) (Session, error) {
 	if r.ReorderTimeout < 0 {
 		return s, fmt.Errorf("reorder_timeout %d: must not be negative", r.ReorderTimeout)
 	}
+	// go-l2tp's default sublayer is none; the CLI's (iproute2's) is default.
+	l2spec := r.L2SpecType
+	if l2spec == "" {
+		l2spec = "none"
+	}
 	a := api.SessionArgs{TunnelID: tid, SessionID: sid, PeerSessionID: psid,
-		Name: r.InterfaceName, L2SpecType: r.L2SpecType, Seq: r.Seq, LNSMode: r.LNSMode,
+		Name: r.InterfaceName, L2SpecType: l2spec, Seq: r.Seq, LNSMode: r.LNSMode,
 		MTU: r.MTU, ReorderTimeout: uint64(r.ReorderTimeout)}
 	if r.SeqNum && a.Seq == "" {
 		a.Seq = "both"
@@ -218,7 +226,7 @@ func convertSession(name string, tid uint32, r rawSession) (Session, error) {
 		return s, err
 	}
 	s.Args = a
-	if _, err := a.Config(); err != nil {
+	if _, err := apiserver.SessionConfig(&a); err != nil {
 		return s, err
 	}
 	return s, nil

@@ -3,6 +3,9 @@ package config
 import (
 	"strings"
 	"testing"
+
+	"github.com/ul2tp/ul2tp/cmd/internal/apiserver"
+	"github.com/ul2tp/ul2tp/encap"
 )
 
 const goL2TPStatic = `
@@ -96,14 +99,40 @@ func FuzzParse(f *testing.F) {
 		}
 		// Whatever parses also converts into a checked configuration.
 		for _, tn := range file.Tunnels {
-			if _, err := tn.Args.Config(); err != nil {
+			if _, err := apiserver.TunnelConfig(&tn.Args); err != nil {
 				t.Fatalf("tunnel %s parsed but does not convert: %v", tn.Name, err)
 			}
 			for _, s := range tn.Sessions {
-				if _, err := s.Args.Config(); err != nil {
+				if _, err := apiserver.SessionConfig(&s.Args); err != nil {
 					t.Fatalf("session %s parsed but does not convert: %v", s.Name, err)
 				}
 			}
 		}
 	})
+}
+
+// TestL2SpecDefault checks that a session without l2spec_type gets go-l2tp's
+// default, no sublayer, unlike the CLI (iproute2's default sublayer).
+func TestL2SpecDefault(t *testing.T) {
+	base := "[tunnel.t]\npeer = \"10.0.0.2\"\ntid = 1\nptid = 2\n[tunnel.t.session.s]\nsid = 1\npsid = 2\n"
+	for _, tc := range []struct {
+		key  string
+		want encap.L2Spec
+	}{
+		{"", encap.L2SpecNone},
+		{"l2spec_type = \"none\"\n", encap.L2SpecNone},
+		{"l2spec_type = \"default\"\n", encap.L2SpecDefault},
+	} {
+		f, err := Parse(base + tc.key)
+		if err != nil {
+			t.Fatalf("Parse(%q): %v", tc.key, err)
+		}
+		c, err := apiserver.SessionConfig(&f.Tunnels[0].Sessions[0].Args)
+		if err != nil {
+			t.Fatalf("%q: %v", tc.key, err)
+		}
+		if c.L2Spec != tc.want {
+			t.Errorf("%q: l2spec %v, want %v", tc.key, c.L2Spec, tc.want)
+		}
+	}
 }

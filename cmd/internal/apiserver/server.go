@@ -1,4 +1,6 @@
-package api
+// Package apiserver is ul2tpd's side of package api: it checks requests,
+// applies them to a datapath.Plane, and serves the control socket.
+package apiserver
 
 import (
 	"bufio"
@@ -12,6 +14,7 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/ul2tp/ul2tp/cmd/internal/api"
 	"github.com/ul2tp/ul2tp/datapath"
 )
 
@@ -25,83 +28,83 @@ type Handler struct {
 }
 
 // Handle runs one request.
-func (h *Handler) Handle(req Request) Response {
+func (h *Handler) Handle(req api.Request) api.Response {
 	switch req.Op {
-	case OpAddTunnel:
+	case api.OpAddTunnel:
 		if req.Tunnel == nil {
 			return invalid("tunnel", "missing")
 		}
-		cfg, err := req.Tunnel.Config()
+		cfg, err := TunnelConfig(req.Tunnel)
 		if err != nil {
 			return ErrorResponse(err)
 		}
 		if _, err := h.Plane.AddTunnel(cfg); err != nil {
 			return ErrorResponse(err)
 		}
-		return Response{}
-	case OpDelTunnel:
+		return api.Response{}
+	case api.OpDelTunnel:
 		if req.Tunnel == nil || req.Tunnel.TunnelID == 0 {
 			return invalid("tunnel_id", "missing")
 		}
 		if err := h.Plane.DelTunnel(req.Tunnel.TunnelID); err != nil {
 			return ErrorResponse(err)
 		}
-		return Response{}
-	case OpShowTunnel:
+		return api.Response{}
+	case api.OpShowTunnel:
 		var id uint32
 		if req.Tunnel != nil {
 			id = req.Tunnel.TunnelID
 		}
-		var resp Response
+		var resp api.Response
 		for _, t := range h.Plane.Tunnels() {
 			if id != 0 && t.Config().ID != id {
 				continue
 			}
 			n := len(h.Plane.Sessions(t.Config().ID))
-			resp.Tunnels = append(resp.Tunnels, TunnelInfoOf(t, n, req.Stats))
+			resp.Tunnels = append(resp.Tunnels, TunnelInfo(t, n, req.Stats))
 		}
 		if id != 0 && len(resp.Tunnels) == 0 {
 			return ErrorResponse(fmt.Errorf("tunnel %d: %w", id, datapath.ErrNotFound))
 		}
 		return resp
-	case OpAddSession:
+	case api.OpAddSession:
 		if req.Session == nil {
 			return invalid("session", "missing")
 		}
-		cfg, err := req.Session.Config()
+		cfg, err := SessionConfig(req.Session)
 		if err != nil {
 			return ErrorResponse(err)
 		}
 		if _, err := h.Plane.AddSession(cfg); err != nil {
 			return ErrorResponse(err)
 		}
-		return Response{}
-	case OpDelSession:
+		return api.Response{}
+	case api.OpDelSession:
 		if req.Session == nil || req.Session.TunnelID == 0 || req.Session.SessionID == 0 {
 			return invalid("tunnel_id/session_id", "missing")
 		}
 		if err := h.Plane.DelSession(req.Session.TunnelID, req.Session.SessionID); err != nil {
 			return ErrorResponse(err)
 		}
-		return Response{}
-	case OpSetSession:
+		return api.Response{}
+	case api.OpSetSession:
 		if req.Set == nil {
 			return invalid("set", "missing")
 		}
-		m, err := req.Set.Modify()
+		m, err := SessionModify(req.Set)
 		if err != nil {
 			return ErrorResponse(err)
 		}
 		if err := h.Plane.ModifySession(req.Set.TunnelID, req.Set.SessionID, m); err != nil {
 			return ErrorResponse(err)
 		}
-		return Response{}
-	case OpShowSession:
+		return api.Response{}
+	case api.OpShowSession:
 		var tid, sid uint32
 		if req.Session != nil {
 			tid, sid = req.Session.TunnelID, req.Session.SessionID
 		}
-		var resp Response
+		var resp api.Response
 		for _, s := range h.Plane.Sessions(tid) {
 			c := s.Config()
 			if sid != 0 && c.ID != sid {
@@ -111,7 +114,7 @@ func (h *Handler) Handle(req Request) Response {
 			if t := h.Plane.Tunnel(c.TunnelID); t != nil {
 				ptid = t.Config().PeerID
 			}
-			resp.Sessions = append(resp.Sessions, SessionInfoOf(s, ptid, req.Stats))
+			resp.Sessions = append(resp.Sessions, SessionInfo(s, ptid, req.Stats))
 		}
 		if sid != 0 && len(resp.Sessions) == 0 {
 			return ErrorResponse(fmt.Errorf("session %d: %w", sid, datapath.ErrNotFound))
@@ -121,7 +124,7 @@ func (h *Handler) Handle(req Request) Response {
 	return invalid("op", fmt.Sprintf("%q unknown", req.Op))
 }
 
-func invalid(field, reason string) Response {
+func invalid(field, reason string) api.Response {
 	return ErrorResponse(&datapath.FieldError{Field: field, Value: "", Reason: reason})
 }
 
@@ -180,8 +183,8 @@ func (h *Handler) serveConn(ctx context.Context, c net.Conn) {
 	sc := bufio.NewScanner(c)
 	sc.Buffer(make([]byte, 4096), maxRequest)
 	for sc.Scan() {
-		var req Request
-		var resp Response
+		var req api.Request
+		var resp api.Response
 		if err := json.Unmarshal(sc.Bytes(), &req); err != nil {
 			resp = invalid("request", "not JSON: "+err.Error())
 		} else {
@@ -190,7 +193,7 @@ func (h *Handler) serveConn(ctx context.Context, c net.Conn) {
 		if resp.Error != "" {
 			h.Log.Info("request failed", "op", req.Op, "err", resp.Error)
 		}
-		b, err := Marshal(resp)
+		b, err := api.Marshal(resp)
 		if err != nil {
 			return
 		}

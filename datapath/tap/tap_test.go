@@ -1,0 +1,75 @@
+package tap
+
+import (
+	"os"
+	"runtime"
+	"testing"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// requireTAP skips t (fails it with CI set) unless it may create TAP devices.
+func requireTAP(t *testing.T) {
+	t.Helper()
+	why := ""
+	if os.Geteuid() != 0 {
+		why = "needs root to create TAP devices"
+	} else if _, err := os.Stat("/dev/net/tun"); err != nil {
+		why = "needs /dev/net/tun: " + err.Error()
+	}
+	if why == "" {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal(why)
+	}
+	t.Skip(why)
+}
+
+// inNetns runs f on a thread in a network namespace of its own, so the
+// devices f makes never appear on the host. The thread is not unlocked, so
+// it exits with the goroutine and the namespace goes with it.
+func inNetns(t *testing.T, f func() error) {
+	t.Helper()
+	done := make(chan error)
+	go func() {
+		runtime.LockOSThread()
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			done <- err
+			return
+		}
+		done <- f()
+	}()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestOffloadVnetLE checks that a device with a virtio_net_hdr reads it
+// little-endian, the order package offload writes, whatever the host's order.
+func TestOffloadVnetLE(t *testing.T) {
+	requireTAP(t)
+	inNetns(t, func() error {
+		d, err := Create(Config{Name: "ul2tptest%d", Queues: 2, Offload: true})
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		for i, q := range d.Queues() {
+			var le int32
+			var e unix.Errno
+			err := q.rc.Control(func(fd uintptr) {
+				_, _, e = unix.Syscall(unix.SYS_IOCTL, fd, unix.TUNGETVNETLE, uintptr(unsafe.Pointer(&le)))
+			})
+			if err != nil || e != 0 {
+				t.Errorf("queue %d: TUNGETVNETLE: %v %v", i, err, e)
+				continue
+			}
+			if le != 1 {
+				t.Errorf("queue %d: TUNGETVNETLE = %d, want 1 (virtio_net_hdr little-endian)", i, le)
+			}
+		}
+		return nil
+	})
+}
