@@ -142,7 +142,7 @@ func TestE2ETAPRecreated(t *testing.T) {
 func TestE2ESendSeqQueues(t *testing.T) {
 	p := newPseudowire(t, "sq0", []string{"--queues", "2"}, []string{"seq", "both", "reorder_timeout", "100"})
 	before := p.b.session(2, 22).Stats
-	p.e.iperf(p.e.nsA, p.e.nsB, p.innerB, 3, "-P", "4")
+	p.e.iperf(p.e.nsA, p.e.nsB, p.innerB, 3, "-u", "-b", "400M", "-l", "1000", "-P", "4")
 	after := p.b.session(2, 22).Stats
 	d, o := after.RxSeqDiscards-before.RxSeqDiscards, after.RxOOSPackets-before.RxOOSPackets
 	t.Logf("B: %d datagrams, %d rx_oos_packets, %d rx_seq_discards", after.RxPackets-before.RxPackets, o, d)
