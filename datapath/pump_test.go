@@ -515,3 +515,30 @@ func TestTransmitSmallMSS(t *testing.T) {
 		got += n
 	}
 }
+
+// BenchmarkPrepareVnet segments a batch of 64 KiB super-frames at the
+// usual MSS into UDP GSO runs (without sending them).
+func BenchmarkPrepareVnet(b *testing.B) {
+	c, err := conn.Listen(conn.UDP, netip.MustParseAddrPort("127.0.0.1:0"), conn.Options{Offload: true, UDPCsum: true})
+	if err != nil {
+		b.Skipf("no loopback socket: %v", err)
+	}
+	b.Cleanup(func() { c.Close() })
+	_, s, _ := testSession(b, encap.EncapUDP, "", "", encap.L2SpecDefault)
+	s.tunnel.sock.c, s.vnet = c, true
+	s.gsoMax.Store(1472)
+	s.pmtuReread.Store(1 << 62) // no re-read of the path MTU in the loop
+	x := newTransmitter(s, nil)
+	for i := range x.bufs {
+		x.sizes[i] = tcpSuperFrame(x.bufs[i], 65000, 1448)
+	}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(x.bufs) * 65000))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		x.reset()
+		if msgs, _ := x.prepareVnet(len(x.bufs)); msgs == 0 {
+			b.Fatal("nothing prepared")
+		}
+	}
+}

@@ -344,6 +344,19 @@ func FuzzSegment(f *testing.F) {
 			t.Fatalf("%d segments of stride %d carry %d bytes of %d", n, stride, total, len(frame))
 		}
 		_ = CompleteChecksum(frame, h)
+		// The same in chunks of up to 7 segments, from wherever the
+		// last chunk ended.
+		s, err := ParseTSO(frame, h)
+		if err != nil || s.Segments() != n {
+			t.Fatalf("ParseTSO: %v, %d segments; SegmentTCP made %d", err, s.Segments(), n)
+		}
+		chunk := 0
+		for first := 0; first < n; first += chunk {
+			chunk, _ = s.Segment(first, hdrs, 16, payloads[:7])
+			if chunk == 0 {
+				t.Fatalf("no segment written from %d of %d", first, n)
+			}
+		}
 	})
 }
 
