@@ -451,7 +451,9 @@ func (x *transmitter) growBuffers() {
 // checksum); TSO super-frames are split into segments, each with its own
 // L2TP header, and sent as UDP GSO batches where the socket and the path
 // take them. A super-frame whose segments do not all fit the batch sends
-// the batch on the way.
+// the batch on the way; should that find the socket closed (it is not
+// while the pump runs: a tunnel's sessions go before its socket), the
+// rest of the read is dropped and the pump's next read ends it.
 func (x *transmitter) prepareVnet(n int) (msgs int, bytes uint64) {
 	limit := x.s.gsoLimit()
 	for i := 0; i < n; i++ {
