@@ -20,22 +20,26 @@ const (
 	// Headroom is the space left in front of each frame read from a TAP for
 	// the L2TP header to be written into.
 	Headroom = 64
-	// frameBufSize holds a frame of up to 16 KiB read from a TAP.
-	frameBufSize = Headroom + 16384
-	// dgramBufSize holds a datagram of up to 16 KiB (jumbo underlays).
-	dgramBufSize = 16384
+	// dgramBufSize holds the longest datagram (64 KiB less the headers),
+	// or a UDP GRO receive, whatever the sessions' MTUs: a socket is
+	// shared by tunnels and sessions, and frames of a session whose MTU
+	// exceeds the path's arrive as IP fragments, put back together.
+	dgramBufSize = 65536 + 64
 	// batchSize is how many frames or datagrams one system call moves.
 	batchSize = 32
 	// DefaultSocketBuffer sizes each tunnel socket's kernel buffers
 	// (SO_RCVBUF, SO_SNDBUF) unless Options say otherwise.
 	DefaultSocketBuffer = 4 << 20
 
-	// With offloads: a TAP read or a UDP GRO receive holds up to 64 KiB.
+	// With offloads: a TAP read holds up to 64 KiB.
 	superBufSize = 65536 + 64
 	// offloadBatch is how many super-frames one TAP read pass takes.
 	offloadBatch = 8
-	// maxSegs bounds the segments of one TSO super-frame (64 KiB at the
-	// smallest MSS the kernel hands over, plus slack).
+	// maxSegs is the room for TSO segments per super-frame of a batch: at
+	// the usual MSS a super-frame of 64 KiB has 45 segments. The room is
+	// shared by the batch's frames; a super-frame with more segments than
+	// are left (a small MSS: TCP's may be as low as 36 bytes, which makes
+	// over 1,800) sends the batch and goes on with the rest.
 	maxSegs = 64
 	// segHdrRoom holds one segment's headers: L2TP (at most Headroom) and
 	// Ethernet with two VLAN tags, IP with options and TCP with options.
@@ -131,8 +135,13 @@ type Session struct {
 	vnet bool // the TAP carries virtio_net_hdr (offloads)
 	mtu  int
 	// gsoMax is the longest datagram that may join a UDP GSO run: the
-	// path MTU less the IP and UDP headers.
-	gsoMax int
+	// path MTU less the IP and UDP headers (the kernel refuses a GSO send
+	// whose segments exceed the device's MTU). It is re-read from the
+	// routing table at most once a second (gsoLimit).
+	gsoMax     atomic.Int32
+	pmtuReread atomic.Int64 // nanotime of the last re-read
+	// drops limits the log lines about frames that could not be sent.
+	drops  dropLog
 	tx, rx encap.V3Layout
 	stats  counters
 	life   lifecycle
@@ -168,6 +177,45 @@ func (s *Session) fits(n int) bool {
 		}
 	}
 	return n <= int(s.maxFrame.Load())
+}
+
+// gsoLimit re-reads the path MTU toward the peer (at most once a second)
+// and returns the longest datagram that may join a UDP GSO run.
+func (s *Session) gsoLimit() int {
+	now := nanotime()
+	if last := s.pmtuReread.Load(); now-last > int64(time.Second) && s.pmtuReread.CompareAndSwap(last, now) {
+		s.gsoMax.Store(int32(conn.PathMTU(s.tunnel.cfg.Remote) - underlayLen(&s.tunnel.cfg)))
+	}
+	return int(s.gsoMax.Load())
+}
+
+// dropLogEvery is the least time between two log lines of one session
+// about frames it could not send (they are all counted in tx_errors).
+const dropLogEvery = 10 * time.Second
+
+// dropLog counts the frames a session could not send since it last
+// logged about them, and when that was.
+type dropLog struct {
+	count atomic.Uint64
+	last  atomic.Int64 // nanotime, 0 for never
+}
+
+// logDrop notes n frames (or segments) of size bytes that could not be
+// sent, and why, and logs it unless the session did less than
+// dropLogEvery ago.
+func (s *Session) logDrop(n uint64, why string, err error, size int) {
+	s.drops.count.Add(n)
+	now := nanotime()
+	last := s.drops.last.Load()
+	if last != 0 && now-last < int64(dropLogEvery) || !s.drops.last.CompareAndSwap(last, now) {
+		return
+	}
+	args := []any{"tunnel_id", s.cfg.TunnelID, "session_id", s.cfg.ID, "frames", s.drops.count.Swap(0),
+		"reason", why, "bytes", size, "mtu", s.maxFrame.Load() - 18}
+	if err != nil {
+		args = append(args, "err", err.Error())
+	}
+	s.tunnel.sock.log.Warn("frames not sent (counted in tx_errors; logged at most every "+dropLogEvery.String()+")", args...)
 }
 
 // Config returns the session's configuration, with the sequencing options
@@ -388,8 +436,8 @@ func (p *Plane) AddSession(cfg SessionConfig) (*Session, error) {
 	if s.mtu == 0 {
 		s.mtu = pmtu - Overhead(&t.cfg, &cfg)
 	}
-	// The kernel refuses a UDP GSO send whose segments exceed the path MTU.
-	s.gsoMax = pmtu - underlayLen(&t.cfg)
+	s.gsoMax.Store(int32(pmtu - underlayLen(&t.cfg)))
+	s.pmtuReread.Store(nanotime())
 	s.life.tapCfg = tap.Config{Name: cfg.Name, MTU: s.mtu, Offload: p.offload, Queues: p.queues}
 	dev, err := tap.Create(s.life.tapCfg)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/netip"
 	"sync/atomic"
 	"syscall"
@@ -61,13 +62,9 @@ func (s *socket) rebuild(p *Plane) {
 
 // receive is the socket's receive pump: datagrams in, frames out to TAPs.
 func (s *socket) receive() {
-	size := dgramBufSize
-	if s.c.GRO() {
-		size = superBufSize
-	}
 	b := s.c.NewBatch(batchSize)
 	for i := range b.Msgs {
-		b.Msgs[i].Buf = make([]byte, size)
+		b.Msgs[i].Buf = make([]byte, dgramBufSize)
 	}
 	r := newReceiver(s)
 	var wait time.Duration // backoff while receiving fails
@@ -291,14 +288,51 @@ type transmitter struct {
 	b     *conn.Batch
 	bufs  [][]byte
 	sizes []int
-	// For TSO super-frames: per frame, the segments' headers (each with
-	// room for the L2TP header in front); per segment, its payload (a slice
-	// of the frame); and the I/O vectors of the batch, header and payload
-	// alternating.
-	hdrs     [][]byte
+	off   int // where a frame (or its virtio_net_hdr) starts in its buffer
+	grow  bool
+	// For TSO super-frames, shared by the frames of a batch in order: the
+	// segments' headers (each with room for the L2TP header in front),
+	// used up to hdrsUsed; per segment, its payload (a slice of the
+	// frame), used up to segsUsed; and the I/O vectors of the batch,
+	// header and payload alternating.
+	hdrs     []byte
+	hdrsUsed int
 	payloads [][]byte
+	segsUsed int
 	parts    [][]byte
 }
+
+// newTransmitter allocates a transmit pump's buffers: for a TAP without
+// offloads, frames of the TAP's MTU; with them, super-frames of 64 KiB and
+// room for the segments of a batch.
+func newTransmitter(s *Session, q *tap.Queue) *transmitter {
+	x := &transmitter{s: s, q: q}
+	// Frames per read, their buffers' size, and datagrams per batch.
+	n, size, msgs := batchSize, frameBufFor(s.maxFrame.Load()), batchSize
+	x.off = Headroom
+	if s.vnet {
+		n, size, msgs = offloadBatch, superBufSize+Headroom, offloadBatch*maxSegs
+		x.off = Headroom - offload.VnetHdrLen
+		x.hdrs = make([]byte, msgs*segHdrRoom)
+		x.payloads = make([][]byte, msgs)
+	}
+	x.b = s.tunnel.sock.c.NewBatch(msgs)
+	// Room for every segment's header and payload, plus one part per
+	// datagram joined into a GSO run.
+	x.parts = make([][]byte, 0, 3*msgs)
+	x.bufs = make([][]byte, n)
+	x.sizes = make([]int, n)
+	for i := range x.bufs {
+		x.bufs[i] = make([]byte, size)
+	}
+	return x
+}
+
+// frameBufFor is the size of a buffer for frames of up to maxFrame bytes
+// read from a TAP without offloads: the headroom, the frame, a second VLAN
+// tag, and one byte more, so a frame that fills the buffer is known to
+// have been cut short.
+func frameBufFor(maxFrame int32) int { return Headroom + int(maxFrame) + 4 + 1 }
 
 // transmit is a TAP queue's pump: frames in, datagrams out. It returns nil
 // when the device or the socket is closed, and the error that stopped it
@@ -306,33 +340,9 @@ type transmitter struct {
 func (s *Session) transmit(q *tap.Queue) error {
 	sock := s.tunnel.sock
 	multiQueue := s.life.tapCfg.Queues > 1
-	x := &transmitter{s: s, q: q}
-	// Frames per read, their buffers' size, and datagrams per frame: one,
-	// or a TSO super-frame's segments.
-	n, size, per := batchSize, frameBufSize, 1
-	if s.vnet {
-		n, size, per = offloadBatch, superBufSize+Headroom, maxSegs
-		x.hdrs = make([][]byte, n)
-		for i := range x.hdrs {
-			x.hdrs[i] = make([]byte, maxSegs*segHdrRoom)
-		}
-		x.payloads = make([][]byte, maxSegs)
-	}
-	x.b = sock.c.NewBatch(n * per)
-	// Room for every segment's header and payload, plus one part per
-	// datagram joined into a GSO run.
-	x.parts = make([][]byte, 0, 3*n*per)
-	x.bufs = make([][]byte, n)
-	x.sizes = make([]int, n)
-	for i := range x.bufs {
-		x.bufs[i] = make([]byte, size)
-	}
-	off := Headroom
-	if s.vnet {
-		off = Headroom - offload.VnetHdrLen
-	}
+	x := newTransmitter(s, q)
 	for {
-		n, err := q.Read(x.bufs, x.sizes, off)
+		n, err := q.Read(x.bufs, x.sizes, x.off)
 		if err != nil {
 			if conn.IsClosed(err) {
 				return nil
@@ -347,12 +357,11 @@ func (s *Session) transmit(q *tap.Queue) error {
 		}
 		var msgs int
 		var bytes uint64
-		x.parts = x.parts[:0]
+		x.reset()
 		if s.vnet {
 			msgs, bytes = x.prepareVnet(n)
 		} else {
-			bytes = s.encapsulate(x.b.Msgs[:n], x.bufs[:n], x.sizes[:n])
-			msgs = n
+			msgs, bytes = x.prepare(n)
 		}
 		ok := true
 		if msgs > 0 {
@@ -370,10 +379,28 @@ func (s *Session) transmit(q *tap.Queue) error {
 	}
 }
 
-// send hands msgs datagrams to the socket and counts them.
+// reset empties the batch's I/O vectors and segment room.
+func (x *transmitter) reset() {
+	x.parts = x.parts[:0]
+	x.hdrsUsed, x.segsUsed = 0, 0
+}
+
+// flush sends the msgs datagrams prepared so far in the middle of a read
+// batch (a super-frame's segments did not all fit) and empties the batch.
+func (x *transmitter) flush(msgs int, bytes uint64) bool {
+	if x.s.tunnel.sock.c.GSO() {
+		msgs = x.joinRuns(msgs)
+	}
+	ok := x.send(msgs, bytes)
+	x.reset()
+	return ok
+}
+
+// send hands msgs datagrams to the socket and counts them: the ones the
+// kernel refused as tx_errors, and only the others as sent.
 func (x *transmitter) send(msgs int, bytes uint64) bool {
 	s, t := x.s, x.s.tunnel
-	sent, err := t.sock.c.Send(x.b, msgs)
+	_, err := t.sock.c.Send(x.b, msgs)
 	if err != nil {
 		if conn.IsClosed(err) {
 			return false
@@ -386,25 +413,25 @@ func (x *transmitter) send(msgs int, bytes uint64) bool {
 				"local", t.sock.key.local.String(), "err", refused.Err)
 		}
 	}
+	hl := uint64(s.tx.HeaderLen())
 	var pkts, gsoSends, gsoDgrams uint64
 	for i := 0; i < msgs; i++ {
+		m := &x.b.Msgs[i]
 		segs := uint64(1)
-		if m := &x.b.Msgs[i]; m.GSOSize > 0 {
+		if m.GSOSize > 0 {
 			segs = uint64((m.Len() + m.GSOSize - 1) / m.GSOSize)
-			if i < sent {
+			if m.Err == nil {
 				gsoSends++
 				gsoDgrams += segs
 			}
 		}
-		if i < sent {
+		if m.Err == nil {
 			pkts += segs
-		} else {
-			s.stats.txErrors.Add(segs)
-			t.stats.txErrors.Add(segs)
+			continue
 		}
-	}
-	if sent < msgs {
-		bytes = 0 // unknown split; rare
+		l := m.Len()
+		bytes -= uint64(l) - segs*hl
+		x.drop(segs, "the tunnel socket refused it", m.Err, l)
 	}
 	s.stats.txPackets.Add(pkts)
 	s.stats.txBytes.Add(bytes)
@@ -417,75 +444,178 @@ func (x *transmitter) send(msgs int, bytes uint64) bool {
 	return true
 }
 
+// prepare encapsulates n frames read from a TAP without offloads in place
+// and points the batch at them. A frame cut short by its buffer is
+// dropped.
+func (x *transmitter) prepare(n int) (msgs int, bytes uint64) {
+	s := x.s
+	start := Headroom - s.tx.HeaderLen()
+	for i := 0; i < n; i++ {
+		if x.truncated(i) {
+			continue
+		}
+		buf := x.bufs[i]
+		s.encode(buf[start:Headroom])
+		m := &x.b.Msgs[msgs]
+		m.Buf, m.Parts, m.Addr, m.GSOSize = buf[start:Headroom+x.sizes[i]], nil, s.tunnel.remote, 0
+		msgs++
+		bytes += uint64(x.sizes[i])
+	}
+	x.growBuffers()
+	return msgs, bytes
+}
+
+// truncated reports whether frame i filled its buffer: the TAP cuts a
+// frame longer than the buffer short (its MTU was raised), so it is
+// dropped, counted as an error, and the buffers grow to the TAP's new MTU
+// once the batch is sent.
+func (x *transmitter) truncated(i int) bool {
+	if x.sizes[i] < len(x.bufs[i])-x.off {
+		return false
+	}
+	x.drop(1, "longer than the read buffer", nil, x.sizes[i])
+	if !x.s.vnet {
+		x.s.fits(math.MaxInt32) // re-reads the TAP's MTU, at most once a second
+		x.grow = x.grow || frameBufFor(x.s.maxFrame.Load()) > len(x.bufs[i])
+	}
+	return true
+}
+
+// growBuffers makes new frame buffers for the TAP's MTU, after a frame
+// was cut short. The batch being sent keeps the old ones alive.
+func (x *transmitter) growBuffers() {
+	if !x.grow {
+		return
+	}
+	x.grow = false
+	size := frameBufFor(x.s.maxFrame.Load())
+	for i := range x.bufs {
+		x.bufs[i] = make([]byte, size)
+	}
+}
+
 // prepareVnet turns n frames read with a virtio_net_hdr into datagrams:
 // small frames are encapsulated in place (after completing a partial
 // checksum); TSO super-frames are split into segments, each with its own
-// L2TP header, and sent as UDP GSO batches where the socket can.
+// L2TP header, and sent as UDP GSO batches where the socket and the path
+// take them. A super-frame whose segments do not all fit the batch sends
+// the batch on the way; should that find the socket closed (it is not
+// while the pump runs: a tunnel's sessions go before its socket), the
+// rest of the read is dropped and the pump's next read ends it.
 func (x *transmitter) prepareVnet(n int) (msgs int, bytes uint64) {
-	s := x.s
-	hl := s.tx.HeaderLen()
-	remote := s.tunnel.remote
-	gso := s.tunnel.sock.c.GSO()
-	var tsoFrames, tsoSegs uint64
+	limit := x.s.gsoLimit()
 	for i := 0; i < n; i++ {
+		if x.truncated(i) {
+			continue
+		}
 		buf := x.bufs[i]
 		frame := buf[Headroom : Headroom-offload.VnetHdrLen+x.sizes[i]]
 		h, err := offload.DecodeVnetHdr(buf[Headroom-offload.VnetHdrLen:])
 		if err != nil || len(frame) < 14 {
-			x.txError(1)
+			x.drop(1, "no virtio_net_hdr", err, x.sizes[i])
 			continue
 		}
+		if msgs == len(x.b.Msgs) {
+			if !x.flush(msgs, bytes) {
+				return 0, 0
+			}
+			msgs, bytes = 0, 0
+		}
 		if h.GSOType == offload.GSONone {
-			if offload.CompleteChecksum(frame, h) != nil {
-				x.txError(1)
+			if err := offload.CompleteChecksum(frame, h); err != nil {
+				x.drop(1, "checksum offset outside the frame", err, len(frame))
 				continue
 			}
-			s.encode(buf[Headroom-hl : Headroom])
+			hl := x.s.tx.HeaderLen()
+			x.s.encode(buf[Headroom-hl : Headroom])
 			m := &x.b.Msgs[msgs]
-			m.Buf, m.Parts, m.Addr, m.GSOSize = buf[Headroom-hl:Headroom+len(frame)], nil, remote, 0
+			m.Buf, m.Parts, m.Addr, m.GSOSize = buf[Headroom-hl:Headroom+len(frame)], nil, x.s.tunnel.remote, 0
 			msgs++
 			bytes += uint64(len(frame))
 			continue
 		}
-		k, stride, err := offload.SegmentTCP(frame, h, x.hdrs[i], hl, x.payloads)
-		if err != nil {
-			x.txError(1)
-			continue
+		var ok bool
+		if msgs, bytes, ok = x.segment(frame, h, msgs, bytes, limit); !ok {
+			return 0, 0
 		}
-		tsoFrames++
-		tsoSegs += uint64(k)
-		hdrs := x.hdrs[i]
-		for j := 0; j < k; j++ {
-			s.encode(hdrs[j*stride : j*stride+hl])
-			bytes += uint64(stride - hl + len(x.payloads[j]))
-		}
-		// One datagram per segment, or with UDP GSO runs of segments,
-		// each run under the datagram limit; every segment but a run's
-		// last is stride+mss bytes, the GSO size.
-		size := stride + int(h.GSOSize)
-		per := 1
-		if gso {
-			per = max(1, min(maxGSOBytes/size, maxGSOSegs))
-		}
-		for j := 0; j < k; j += per {
-			end := min(j+per, k)
-			start := len(x.parts)
-			for jj := j; jj < end; jj++ {
-				x.parts = append(x.parts, hdrs[jj*stride:(jj+1)*stride], x.payloads[jj])
-			}
-			m := &x.b.Msgs[msgs]
-			m.Buf, m.Parts, m.Addr, m.GSOSize = nil, x.parts[start:len(x.parts):len(x.parts)], remote, 0
-			if end-j > 1 {
-				m.GSOSize = size
-			}
-			msgs++
-		}
-	}
-	if tsoFrames > 0 {
-		s.stats.txTSOFrames.Add(tsoFrames)
-		s.stats.txTSOSegments.Add(tsoSegs)
 	}
 	return msgs, bytes
+}
+
+// segment cuts a TSO super-frame into segments, each with its own L2TP
+// header, added to the batch from msgs on: as many as the batch has room
+// for, then the batch is sent and the rest follow. It returns the batch's
+// new length and bytes, and false if the socket is closed.
+func (x *transmitter) segment(frame []byte, h offload.VnetHdr, msgs int, bytes uint64, limit int) (int, uint64, bool) {
+	tso, err := offload.ParseTSO(frame, h)
+	if err != nil {
+		x.drop(1, "TSO super-frame without TCP headers", err, len(frame))
+		return msgs, bytes, true
+	}
+	hl := x.s.tx.HeaderLen()
+	x.s.stats.txTSOFrames.Add(1)
+	x.s.stats.txTSOSegments.Add(uint64(tso.Segments()))
+	for first := 0; first < tso.Segments(); {
+		room := min(len(x.b.Msgs)-msgs, len(x.payloads)-x.segsUsed)
+		k, stride := tso.Segment(first, x.hdrs[x.hdrsUsed:], hl, x.payloads[x.segsUsed:x.segsUsed+room])
+		if k == 0 {
+			if msgs == 0 {
+				x.drop(uint64(tso.Segments()-first), "segment headers longer than their room", nil, len(frame))
+				return msgs, bytes, true
+			}
+			if !x.flush(msgs, bytes) {
+				return 0, 0, false
+			}
+			msgs, bytes = 0, 0
+			continue
+		}
+		hdrs := x.hdrs[x.hdrsUsed : x.hdrsUsed+k*stride]
+		payloads := x.payloads[x.segsUsed : x.segsUsed+k]
+		x.hdrsUsed += k * stride
+		x.segsUsed += k
+		for j := range payloads {
+			x.s.encode(hdrs[j*stride : j*stride+hl])
+			bytes += uint64(stride - hl + len(payloads[j]))
+		}
+		msgs = x.addSegments(msgs, hdrs, payloads, stride, stride+int(h.GSOSize), limit)
+		first += k
+	}
+	return msgs, bytes, true
+}
+
+// addSegments points the batch, from msgs on, at segments (headers hdrs,
+// stride bytes each, and payloads): one datagram per segment, or with UDP
+// GSO runs of segments, each run under the datagram limit. Every segment
+// but a super-frame's last is size bytes, the GSO size; runs are only for
+// segments that fit the path (limit), so the kernel does not refuse them:
+// longer ones go one datagram each, and the kernel fragments them.
+func (x *transmitter) addSegments(msgs int, hdrs []byte, payloads [][]byte, stride, size, limit int) int {
+	per := 1
+	if x.s.tunnel.sock.c.GSO() && size <= limit {
+		per = max(1, min(maxGSOBytes/size, maxGSOSegs))
+	}
+	k := len(payloads)
+	for j := 0; j < k; j += per {
+		end := min(j+per, k)
+		start := len(x.parts)
+		for jj := j; jj < end; jj++ {
+			x.parts = append(x.parts, hdrs[jj*stride:(jj+1)*stride], payloads[jj])
+		}
+		m := &x.b.Msgs[msgs]
+		m.Buf, m.Parts, m.Addr, m.GSOSize = nil, x.parts[start:len(x.parts):len(x.parts)], x.s.tunnel.remote, 0
+		if end-j > 1 {
+			m.GSOSize = size
+		}
+		msgs++
+	}
+	return msgs
+}
+
+// drop counts n frames or segments that could not be sent as tx_errors
+// and logs it, at most once per dropLogEvery per session.
+func (x *transmitter) drop(n uint64, why string, err error, size int) {
+	x.txError(n)
+	x.s.logDrop(n, why, err, size)
 }
 
 // joinRuns turns runs of datagrams of one length in x.b.Msgs[:n] (the last
@@ -496,7 +626,7 @@ func (x *transmitter) prepareVnet(n int) (msgs int, bytes uint64) {
 // place and returns its new length.
 func (x *transmitter) joinRuns(n int) int {
 	msgs := x.b.Msgs
-	limit := x.s.gsoMax
+	limit := int(x.s.gsoMax.Load())
 	out := 0
 	for i := 0; i < n; {
 		m := msgs[i]
@@ -553,23 +683,6 @@ func (s *Session) encode(b []byte) {
 func nanotime() int64 { return int64(time.Since(epoch)) }
 
 var epoch = time.Now()
-
-// encapsulate writes the L2TP header into the headroom of each frame and
-// points msgs at the results, addressed to the tunnel's peer. It returns the
-// frames' total length.
-func (s *Session) encapsulate(msgs []conn.Msg, bufs [][]byte, sizes []int) uint64 {
-	start := Headroom - s.tx.HeaderLen()
-	remote := s.tunnel.remote
-	var bytes uint64
-	for i := range msgs {
-		s.encode(bufs[i][start:Headroom])
-		msgs[i].Buf, msgs[i].Parts = bufs[i][start:Headroom+sizes[i]], nil
-		msgs[i].Addr = remote
-		msgs[i].GSOSize = 0
-		bytes += uint64(sizes[i])
-	}
-	return bytes
-}
 
 // Unmatched reports datagrams received from no configured peer, per socket.
 func (p *Plane) Unmatched() uint64 {

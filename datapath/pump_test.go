@@ -2,6 +2,7 @@ package datapath
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ul2tp/ul2tp/datapath/conn"
+	"github.com/ul2tp/ul2tp/datapath/offload"
 	"github.com/ul2tp/ul2tp/encap"
 	"github.com/ul2tp/ul2tp/reorder"
 )
@@ -176,20 +178,43 @@ func TestDeliverWriteError(t *testing.T) {
 	}
 }
 
-func TestEncapsulate(t *testing.T) {
+func TestPrepare(t *testing.T) {
 	_, s, _ := testSession(t, encap.EncapUDP, "11223344", "", encap.L2SpecDefault)
-	bufs := [][]byte{make([]byte, frameBufSize)}
-	copy(bufs[0][Headroom:], frame60)
-	msgs := make([]conn.Msg, 1)
-	if n := s.encapsulate(msgs, bufs, []int{60}); n != 60 {
-		t.Fatalf("bytes %d", n)
+	x := &transmitter{s: s, b: &conn.Batch{Msgs: make([]conn.Msg, 1)}, off: Headroom,
+		bufs: [][]byte{make([]byte, frameBufFor(1518))}, sizes: []int{60}}
+	copy(x.bufs[0][Headroom:], frame60)
+	if msgs, n := x.prepare(1); msgs != 1 || n != 60 {
+		t.Fatalf("prepare: %d messages, %d bytes", msgs, n)
 	}
+	msgs := x.b.Msgs
 	want := packet(encap.EncapUDP, "11223344", encap.L2SpecDefault, 201, frame60)
 	if !bytes.Equal(msgs[0].Buf, want) || msgs[0].Addr != s.tunnel.remote {
 		t.Fatalf("got %x to %v\nwant %x", msgs[0].Buf, msgs[0].Addr, want)
 	}
-	if &msgs[0].Buf[0] != &bufs[0][Headroom-s.tx.HeaderLen()] {
-		t.Fatal("encapsulate copied the frame")
+	if &msgs[0].Buf[0] != &x.bufs[0][Headroom-s.tx.HeaderLen()] {
+		t.Fatal("prepare copied the frame")
+	}
+}
+
+// TestPrepareTruncated reads a frame that fills its buffer, as a TAP hands
+// over a frame longer than the buffer (cut short, with the length read):
+// it is counted as a transmit error and not sent, and the others are.
+func TestPrepareTruncated(t *testing.T) {
+	_, s, _ := testSession(t, encap.EncapUDP, "", "", encap.L2SpecNone)
+	s.mtuReread.Store(nanotime())
+	size := frameBufFor(1518)
+	x := &transmitter{s: s, b: &conn.Batch{Msgs: make([]conn.Msg, 3)}, off: Headroom,
+		bufs:  [][]byte{make([]byte, size), make([]byte, size), make([]byte, size)},
+		sizes: []int{60, size - Headroom, 1518}}
+	msgs, n := x.prepare(3)
+	if msgs != 2 || n != 60+1518 {
+		t.Fatalf("prepare: %d messages, %d bytes; want 2 and %d", msgs, n, 60+1518)
+	}
+	if got := len(x.b.Msgs[1].Buf) - s.tx.HeaderLen(); got != 1518 {
+		t.Fatalf("second message carries %d bytes, want the third frame's 1518", got)
+	}
+	if st := s.Stats(); st.TxErrors != 1 || st.TxPackets != 0 {
+		t.Fatalf("stats %+v: want one tx_error", st)
 	}
 }
 
@@ -225,20 +250,19 @@ func BenchmarkDeliver(b *testing.B) {
 	}
 }
 
-func BenchmarkEncapsulate(b *testing.B) {
+func BenchmarkPrepare(b *testing.B) {
 	_, s, _ := testSession(b, encap.EncapUDP, "0011223344556677", "", encap.L2SpecDefault)
 	const n = 32
-	bufs := make([][]byte, n)
-	sizes := make([]int, n)
-	for i := range bufs {
-		bufs[i] = make([]byte, frameBufSize)
-		sizes[i] = 1400
+	x := &transmitter{s: s, b: &conn.Batch{Msgs: make([]conn.Msg, n)}, off: Headroom,
+		bufs: make([][]byte, n), sizes: make([]int, n)}
+	for i := range x.bufs {
+		x.bufs[i] = make([]byte, frameBufFor(1518))
+		x.sizes[i] = 1400
 	}
-	msgs := make([]conn.Msg, n)
 	b.ReportAllocs()
 	b.SetBytes(n * 1400)
 	for i := 0; i < b.N; i++ {
-		s.encapsulate(msgs, bufs, sizes)
+		x.prepare(n)
 	}
 }
 
@@ -308,7 +332,8 @@ func TestJoinRuns(t *testing.T) {
 			return v
 		}(), []string{"1400/46", "1400/4"}},
 	} {
-		x := &transmitter{s: &Session{gsoMax: 1472}, b: &conn.Batch{Msgs: make([]conn.Msg, len(tc.in))}, parts: make([][]byte, 0, 256)}
+		x := &transmitter{s: &Session{}, b: &conn.Batch{Msgs: make([]conn.Msg, len(tc.in))}, parts: make([][]byte, 0, 256)}
+		x.s.gsoMax.Store(1472)
 		var total int
 		for i, d := range tc.in {
 			x.b.Msgs[i] = conn.Msg{Buf: make([]byte, d.n), Addr: d.addr}
@@ -334,7 +359,8 @@ func TestJoinRuns(t *testing.T) {
 func BenchmarkJoinRuns(b *testing.B) {
 	const n = 32
 	a := netip.MustParseAddrPort("10.0.0.2:1701")
-	x := &transmitter{s: &Session{gsoMax: 1472}, b: &conn.Batch{Msgs: make([]conn.Msg, n)}, parts: make([][]byte, 0, 3*n)}
+	x := &transmitter{s: &Session{}, b: &conn.Batch{Msgs: make([]conn.Msg, n)}, parts: make([][]byte, 0, 3*n)}
+	x.s.gsoMax.Store(1472)
 	bufs := make([][]byte, n)
 	for i := range bufs {
 		bufs[i] = make([]byte, 122) // a 64-byte UDP payload, encapsulated
@@ -482,4 +508,133 @@ func TestModifySessionConcurrent(t *testing.T) {
 		}
 	}
 	wg.Wait()
+}
+
+// TestSendCountsRefused sends a batch whose first datagram the kernel
+// refuses (longer than UDP takes) before a UDP GSO run of three: the
+// refused one is counted as an error, with no bytes, and only the run as
+// sent.
+func TestSendCountsRefused(t *testing.T) {
+	lo := netip.MustParseAddrPort("127.0.0.1:0")
+	c, err := conn.Listen(conn.UDP, lo, conn.Options{Offload: true, UDPCsum: true})
+	if err != nil {
+		t.Skipf("no loopback socket: %v", err)
+	}
+	sink, err := conn.Listen(conn.UDP, lo, conn.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(); sink.Close() })
+	if !c.GSO() {
+		t.Skip("no UDP GSO")
+	}
+	_, s, _ := testSession(t, encap.EncapUDP, "", "", encap.L2SpecNone)
+	s.tunnel.sock.c = c
+	hl := s.tx.HeaderLen()
+	x := &transmitter{s: s, b: c.NewBatch(2)}
+	x.b.Msgs[0] = conn.Msg{Buf: make([]byte, 70000), Addr: sink.LocalAddr()}
+	x.b.Msgs[1] = conn.Msg{Buf: make([]byte, 3*(hl+100)), Addr: sink.LocalAddr(), GSOSize: hl + 100}
+	if !x.send(2, uint64(70000-hl+300)) {
+		t.Fatal("send stopped")
+	}
+	if st := s.Stats(); st.TxPackets != 3 || st.TxBytes != 300 || st.TxErrors != 1 {
+		t.Fatalf("tx_packets %d tx_bytes %d tx_errors %d, want 3, 300, 1", st.TxPackets, st.TxBytes, st.TxErrors)
+	}
+}
+
+// tcpSuperFrame builds an IPv4 TCP super-frame of payload bytes as a TAP
+// with TSO hands it over, with its virtio_net_hdr in front, at
+// buf[Headroom-VnetHdrLen:], and returns the length read.
+func tcpSuperFrame(buf []byte, payload, mss int) int {
+	f := buf[Headroom:]
+	copy(f, []byte{2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00})
+	ip := f[14:]
+	copy(ip, []byte{0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2})
+	binary.BigEndian.PutUint16(ip[2:], uint16(20+20+payload))
+	tcp := ip[20:]
+	copy(tcp, []byte{0x30, 0x39, 0x00, 0x50, 0, 0, 0, 1, 0, 0, 0, 1, 0x50, 0x10, 0xff, 0xff, 0, 0, 0, 0})
+	for i := range payload {
+		tcp[20+i] = byte(i)
+	}
+	h := offload.VnetHdr{Flags: offload.FlagNeedsCsum, GSOType: offload.GSOTCPv4, HdrLen: 54,
+		GSOSize: uint16(mss), CsumStart: 34, CsumOffset: 16}
+	h.Encode(buf[Headroom-offload.VnetHdrLen:])
+	return offload.VnetHdrLen + 54 + payload
+}
+
+// TestTransmitSmallMSS segments 64 KiB super-frames at MSS 536 (122
+// segments each, more than a super-frame's share of the batch) through a
+// loopback socket with UDP GSO: every segment is sent and counted, none
+// dropped.
+func TestTransmitSmallMSS(t *testing.T) {
+	lo := netip.MustParseAddrPort("127.0.0.1:0")
+	c, err := conn.Listen(conn.UDP, lo, conn.Options{Offload: true, UDPCsum: true})
+	if err != nil {
+		t.Skipf("no loopback socket: %v", err)
+	}
+	sink, err := conn.Listen(conn.UDP, lo, conn.Options{BufBytes: 16 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(); sink.Close() })
+	_, s, _ := testSession(t, encap.EncapUDP, "", "", encap.L2SpecNone)
+	s.tunnel.sock.c, s.tunnel.remote, s.vnet = c, sink.LocalAddr(), true
+	x := newTransmitter(s, nil)
+	const payload, mss, frames = 65000, 536, offloadBatch
+	for i := 0; i < frames; i++ {
+		x.sizes[i] = tcpSuperFrame(x.bufs[i], payload, mss)
+	}
+	x.reset()
+	msgs, bytes := x.prepareVnet(frames)
+	if c.GSO() {
+		msgs = x.joinRuns(msgs)
+	}
+	if !x.send(msgs, bytes) {
+		t.Fatal("send stopped")
+	}
+	segs := (payload + mss - 1) / mss
+	st := s.Stats()
+	if st.TxErrors != 0 || st.TxPackets != uint64(frames*segs) || st.TxBytes != uint64(frames*(54*segs+payload)) {
+		t.Fatalf("tx_packets %d tx_bytes %d tx_errors %d, want %d, %d, 0", st.TxPackets, st.TxBytes, st.TxErrors,
+			frames*segs, frames*(54*segs+payload))
+	}
+	rb := sink.NewBatch(64)
+	for i := range rb.Msgs {
+		rb.Msgs[i].Buf = make([]byte, 2048)
+	}
+	got := 0
+	for got < frames*segs {
+		n, err := sink.Recv(rb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got += n
+	}
+}
+
+// BenchmarkPrepareVnet segments a batch of 64 KiB super-frames at the
+// usual MSS into UDP GSO runs (without sending them).
+func BenchmarkPrepareVnet(b *testing.B) {
+	c, err := conn.Listen(conn.UDP, netip.MustParseAddrPort("127.0.0.1:0"), conn.Options{Offload: true, UDPCsum: true})
+	if err != nil {
+		b.Skipf("no loopback socket: %v", err)
+	}
+	b.Cleanup(func() { c.Close() })
+	_, s, _ := testSession(b, encap.EncapUDP, "", "", encap.L2SpecDefault)
+	s.tunnel.sock.c, s.vnet = c, true
+	s.gsoMax.Store(1472)
+	s.pmtuReread.Store(1 << 62) // no re-read of the path MTU in the loop
+	x := newTransmitter(s, nil)
+	for i := range x.bufs {
+		x.sizes[i] = tcpSuperFrame(x.bufs[i], 65000, 1448)
+	}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(x.bufs) * 65000))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		x.reset()
+		if msgs, _ := x.prepareVnet(len(x.bufs)); msgs == 0 {
+			b.Fatal("nothing prepared")
+		}
+	}
 }

@@ -14,9 +14,6 @@ type rxItem struct {
 	owned bool // frame is in a session buffer, returned after use
 }
 
-// keepBufSize holds one wire-size frame kept in the reorder queue.
-const keepBufSize = 16384
-
 // seqHandler carries a receive pump's state into reorder's callbacks.
 type seqHandler struct {
 	r *receiver
@@ -32,7 +29,8 @@ func (h *seqHandler) Deliver(it rxItem) {
 // Drop discards a frame; reorder counts it.
 func (h *seqHandler) Drop(it rxItem, _ reorder.Reason) { h.release(it) }
 
-// Keep copies a frame that must wait into a session buffer.
+// Keep copies a frame that must wait into a session buffer, of the
+// longest frame the session's TAP takes (see Session.maxFrame).
 func (h *seqHandler) Keep(it rxItem) rxItem {
 	if it.owned {
 		return it
@@ -42,7 +40,7 @@ func (h *seqHandler) Keep(it rxItem) rxItem {
 	if n := len(s.keep); n > 0 {
 		b, s.keep = s.keep[n-1], s.keep[:n-1]
 	} else {
-		b = make([]byte, 0, keepBufSize)
+		b = make([]byte, 0, s.maxFrame.Load())
 	}
 	return rxItem{frame: append(b[:0], it.frame...), owned: true}
 }

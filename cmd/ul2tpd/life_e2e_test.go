@@ -1,9 +1,8 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
+	"net/netip"
 	"os/exec"
 	"strings"
 	"testing"
@@ -37,49 +36,6 @@ func newPseudowire(t *testing.T, name string, flags, sessionWords []string) *pse
 	p.b.upTAP(name, p.innerB+"/24")
 	e.ping(e.nsA, p.innerB)
 	return p
-}
-
-// iperf runs an iperf3 client in nsClient against a server it starts in
-// nsServer on dst, for secs seconds with the client's extra args, and
-// returns the receiver's rate in bit/s.
-func (e *env) iperf(nsClient, nsServer, dst string, secs int, args ...string) float64 {
-	t := e.t
-	t.Helper()
-	port := fmt.Sprint(5201 + e.n)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(secs+30)*time.Second)
-	defer cancel()
-	srv := exec.CommandContext(ctx, "ip", "netns", "exec", nsServer, "iperf3", "-s", "-1", "-B", dst, "-p", port)
-	if err := srv.Start(); err != nil {
-		t.Fatalf("iperf3 server in %s: %v", nsServer, err)
-	}
-	defer func() { _ = srv.Process.Kill(); _ = srv.Wait() }()
-	var out []byte
-	var err error
-	for try := 0; try < 20; try++ { // until the server listens
-		time.Sleep(100 * time.Millisecond)
-		cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", nsClient, "iperf3", "-c", dst, "-p", port,
-			"-t", fmt.Sprint(secs), "-J"}, args...)...)
-		out, err = cmd.Output()
-		if err == nil || !strings.Contains(string(out), "Connection refused") {
-			break
-		}
-	}
-	if err != nil {
-		t.Fatalf("iperf3 -c %s %v from %s: %v\n%s", dst, args, nsClient, err, out)
-	}
-	var r struct {
-		End struct {
-			SumReceived struct {
-				Bytes float64 `json:"bytes"`
-				BPS   float64 `json:"bits_per_second"`
-			} `json:"sum_received"`
-		} `json:"end"`
-	}
-	if err := json.Unmarshal(out, &r); err != nil {
-		t.Fatalf("iperf3 JSON: %v\n%s", err, out)
-	}
-	t.Logf("iperf3 %s -> %s %v: %.0f Mbit/s, %.0f MB", nsClient, dst, args, r.End.SumReceived.BPS/1e6, r.End.SumReceived.Bytes/1e6)
-	return r.End.SumReceived.BPS
 }
 
 // waitSession polls a session's show output until ok accepts it, for up
@@ -142,7 +98,7 @@ func TestE2ETAPRecreated(t *testing.T) {
 func TestE2ESendSeqQueues(t *testing.T) {
 	p := newPseudowire(t, "sq0", []string{"--queues", "2"}, []string{"seq", "both", "reorder_timeout", "100"})
 	before := p.b.session(2, 22).Stats
-	p.e.iperf(p.e.nsA, p.e.nsB, p.innerB, 3, "-u", "-b", "400M", "-l", "1000", "-P", "4")
+	p.e.iperf(netip.MustParseAddr(p.innerB), 3, false, "-u", "-b", "400M", "-l", "1000", "-P", "4")
 	after := p.b.session(2, 22).Stats
 	d, o := after.RxSeqDiscards-before.RxSeqDiscards, after.RxOOSPackets-before.RxOOSPackets
 	t.Logf("B: %d datagrams, %d rx_oos_packets, %d rx_seq_discards", after.RxPackets-before.RxPackets, o, d)

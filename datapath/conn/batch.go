@@ -22,6 +22,9 @@ type Msg struct {
 	Addr netip.AddrPort
 	// Truncated is set when the datagram did not fit in Buf.
 	Truncated bool
+	// Err is set by Send when the kernel refused the datagram: it was not
+	// sent.
+	Err error
 	// GSOSize, when not zero, says Buf holds several datagrams of GSOSize
 	// bytes each (the last may be shorter): on send, for the kernel to
 	// segment (UDP GSO: check Conn.GSO first; a socket without it refuses
@@ -54,6 +57,11 @@ type Batch struct {
 	piovs []unix.Iovec // I/O vectors of the messages sent in Parts
 	addrs []rawAddr
 	ctrl  [][ctrlLen]byte
+
+	// For sending a refused GSO message as single datagrams (sendSplit).
+	split      *Batch
+	splitParts [][]byte
+	one        [1][]byte
 
 	c     *Conn
 	n     int // messages to send or received
@@ -160,60 +168,25 @@ func (b *Batch) recvmmsg(fd uintptr) bool {
 }
 
 // Send sends b.Msgs[:n], each Buf to its Addr, blocking while the socket
-// buffer is full. A datagram the kernel refuses is skipped and the rest are
-// still sent; Send returns how many went out and the first error.
+// buffer is full. A datagram the kernel refuses is skipped, with its Err
+// set, and the rest are still sent; Send returns how many went out and the
+// first error.
 //
-// When the kernel refuses a GSO send with EIO or EINVAL (a path whose
-// device or kernel cannot segment UDP), GSO is turned off for the socket:
-// that send is lost, GSO reports false from then on, and the error is an
+// A UDP GSO send the kernel refuses as too big for the path (a segment
+// above the device's MTU: EMSGSIZE, or EINVAL from older kernels) is sent
+// again as single datagrams, which the kernel fragments as it does any
+// datagram above the MTU. When the kernel refuses a GSO send for another
+// reason (EIO or EINVAL: a path whose device or kernel cannot segment
+// UDP), the datagrams are sent the same way and GSO is turned off for the
+// socket: GSO reports false from then on, and the error is an
 // ErrGSORefused.
 func (c *Conn) Send(b *Batch, n int) (int, error) {
 	if n == 0 {
 		return 0, nil
 	}
-	parts := 0
+	b.growPartIovecs(n)
 	for i := 0; i < n; i++ {
-		parts += len(b.Msgs[i].Parts)
-	}
-	if cap(b.piovs) < parts {
-		b.piovs = make([]unix.Iovec, parts) // grows to the largest batch, once
-	}
-	b.piovs = b.piovs[:0]
-	for i := 0; i < n; i++ {
-		m := &b.Msgs[i]
-		h := &b.hdrs[i].Hdr
-		size := len(m.Buf) // the datagram's length, summed once here
-		if len(m.Parts) == 0 {
-			b.iovs[i].Base = unsafe.SliceData(m.Buf)
-			b.iovs[i].SetLen(len(m.Buf))
-			h.Iov = &b.iovs[i]
-			h.Iovlen = 1
-		} else {
-			start := len(b.piovs)
-			size = 0
-			for _, p := range m.Parts {
-				var v unix.Iovec
-				v.Base = unsafe.SliceData(p)
-				v.SetLen(len(p))
-				b.piovs = append(b.piovs, v)
-				size += len(p)
-			}
-			h.Iov = &b.piovs[start]
-			h.SetIovlen(len(m.Parts))
-		}
-		h.Name = &b.addrs[i].b[0]
-		h.Namelen = b.addrs[i].set(m.Addr, c.kind)
-		h.Control = nil
-		h.SetControllen(0)
-		// A GSO message always goes with UDP_SEGMENT, even if GSO was
-		// turned off since the caller built it (another pump's send was
-		// refused): then the kernel refuses this one too, rather than
-		// sending the run as one oversized datagram.
-		if m.GSOSize > 0 && c.kind == UDP && m.GSOSize < size {
-			h.Control = &b.ctrl[i][0]
-			h.SetControllen(putSegment(b.ctrl[i][:], m.GSOSize))
-		}
-		h.Flags = 0
+		c.prepareSend(b, i)
 	}
 	b.n, b.sent = n, 0
 	ok := 0
@@ -225,18 +198,150 @@ func (c *Conn) Send(b *Batch, n int) (int, error) {
 			return ok, c.closedErr(err)
 		}
 		ok += b.sent - before
-		if b.err != nil {
-			err := b.err
-			if b.hdrs[b.sent].Hdr.Controllen > 0 && (err == unix.EIO || err == unix.EINVAL) && c.gso.Swap(false) {
-				err = &ErrGSORefused{Err: err}
-			}
-			if first == nil {
-				first = err
-			}
-			b.sent++ // skip the datagram the kernel refused
+		if b.err == nil {
+			continue
+		}
+		i := b.sent
+		b.sent++ // go on after the message the kernel refused
+		sent, err := c.refused(b, i, b.err)
+		if sent {
+			ok++
+		} else {
+			b.Msgs[i].Err = err
+		}
+		if first == nil {
+			first = err
 		}
 	}
 	return ok, first
+}
+
+// growPartIovecs makes room for the I/O vectors of the messages sent in
+// parts: the batch's largest, once.
+func (b *Batch) growPartIovecs(n int) {
+	parts := 0
+	for i := 0; i < n; i++ {
+		parts += len(b.Msgs[i].Parts)
+	}
+	if cap(b.piovs) < parts {
+		b.piovs = make([]unix.Iovec, parts)
+	}
+	b.piovs = b.piovs[:0]
+}
+
+// prepareSend fills the kernel's message header for b.Msgs[i]: its I/O
+// vectors, address, and the UDP_SEGMENT control message of a GSO send.
+func (c *Conn) prepareSend(b *Batch, i int) {
+	m := &b.Msgs[i]
+	m.Err = nil
+	h := &b.hdrs[i].Hdr
+	size := len(m.Buf) // the datagram's length, summed once here
+	if len(m.Parts) == 0 {
+		b.iovs[i].Base = unsafe.SliceData(m.Buf)
+		b.iovs[i].SetLen(len(m.Buf))
+		h.Iov = &b.iovs[i]
+		h.Iovlen = 1
+	} else {
+		start := len(b.piovs)
+		size = 0
+		for _, p := range m.Parts {
+			var v unix.Iovec
+			v.Base = unsafe.SliceData(p)
+			v.SetLen(len(p))
+			b.piovs = append(b.piovs, v)
+			size += len(p)
+		}
+		h.Iov = &b.piovs[start]
+		h.SetIovlen(len(m.Parts))
+	}
+	h.Name = &b.addrs[i].b[0]
+	h.Namelen = b.addrs[i].set(m.Addr, c.kind)
+	h.Control = nil
+	h.SetControllen(0)
+	// A GSO message always goes with UDP_SEGMENT, even if GSO was turned
+	// off since the caller built it (another pump's send was refused):
+	// then the kernel refuses this one too and it is sent split, rather
+	// than as one oversized datagram.
+	if m.GSOSize > 0 && c.kind == UDP && m.GSOSize < size {
+		h.Control = &b.ctrl[i][0]
+		h.SetControllen(putSegment(b.ctrl[i][:], m.GSOSize))
+	}
+	h.Flags = 0
+}
+
+// refused deals with b.Msgs[i], which the kernel refused with err: a GSO
+// send refused as too big or for want of GSO goes again as single
+// datagrams (see Send). It reports whether the message went out after
+// all, and the error to report: nil, the kernel's, or ErrGSORefused.
+func (c *Conn) refused(b *Batch, i int, err error) (sent bool, _ error) {
+	if b.hdrs[i].Hdr.Controllen == 0 || (err != unix.EMSGSIZE && err != unix.EINVAL && err != unix.EIO) {
+		return false, err
+	}
+	report := error(nil)
+	if err == unix.EIO || (err == unix.EINVAL && !c.segmentTooBig(&b.Msgs[i])) {
+		report = err
+		if c.gso.Swap(false) {
+			report = &ErrGSORefused{Err: err}
+		}
+	}
+	if serr := c.sendSplit(b, i); serr != nil {
+		return false, serr
+	}
+	return true, report
+}
+
+// segmentTooBig reports whether a GSO message's segments exceed the path
+// MTU toward its peer, which is why kernels before 6.x refuse a GSO send
+// with EINVAL (later ones say EMSGSIZE).
+func (c *Conn) segmentTooBig(m *Msg) bool {
+	hdr := 20 + 8
+	if c.v6 {
+		hdr = 40 + 8
+	}
+	return m.GSOSize+hdr > PathMTU(m.Addr.Addr())
+}
+
+// sendSplit sends the GSO message b.Msgs[i] as one datagram per GSOSize
+// bytes, without UDP_SEGMENT. Its scratch batch and parts are made on the
+// first call and kept.
+func (c *Conn) sendSplit(b *Batch, i int) error {
+	m := &b.Msgs[i]
+	parts := m.Parts
+	if len(parts) == 0 {
+		b.one[0] = m.Buf
+		parts = b.one[:]
+	}
+	size := m.Len()
+	segs := (size + m.GSOSize - 1) / m.GSOSize
+	if b.split == nil || len(b.split.Msgs) < segs {
+		b.split = c.NewBatch(segs)
+	}
+	if cap(b.splitParts) < len(parts)+segs {
+		b.splitParts = make([][]byte, 0, len(parts)+segs)
+	}
+	sp := b.splitParts[:0]
+	k, start, left := 0, 0, m.GSOSize
+	for _, p := range parts {
+		for len(p) > 0 {
+			take := min(len(p), left)
+			sp = append(sp, p[:take])
+			p, left = p[take:], left-take
+			if left == 0 {
+				b.split.Msgs[k] = Msg{Parts: sp[start:len(sp):len(sp)], Addr: m.Addr}
+				k, start, left = k+1, len(sp), m.GSOSize
+			}
+		}
+	}
+	if start < len(sp) {
+		b.split.Msgs[k] = Msg{Parts: sp[start:len(sp):len(sp)], Addr: m.Addr}
+		k++
+	}
+	b.one[0] = nil
+	sent, err := c.Send(b.split, k)
+	if err == nil && sent < k {
+		err = unix.EMSGSIZE
+	}
+	return err
 }
 
 func (b *Batch) sendmmsg(fd uintptr) bool {

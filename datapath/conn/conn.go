@@ -98,71 +98,23 @@ var syscallConn = (*os.File).SyscallConn
 // setup sets the socket options o asks for on fd and binds it to c.local,
 // filling in c.local's port and c's offload state. It leaves fd open.
 func (c *Conn) setup(fd int, o Options) error {
-	kind, v6, local := c.kind, c.v6, c.local
-	opt := func(level, name, v int, what string) error {
-		if err := unix.SetsockoptInt(fd, level, name, v); err != nil {
-			return fmt.Errorf("%s on %s %s: %w", what, kind, local, err)
-		}
-		return nil
-	}
+	so := sockopts{fd: fd, kind: c.kind, local: c.local}
 	if o.Reuse {
-		if err := opt(unix.SOL_SOCKET, unix.SO_REUSEPORT, 1, "SO_REUSEPORT"); err != nil {
-			return err
-		}
+		so.set(unix.SOL_SOCKET, unix.SO_REUSEPORT, 1, "SO_REUSEPORT")
 	}
-	if o.BufBytes > 0 {
-		if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, o.BufBytes) != nil {
-			_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, o.BufBytes)
-		}
-		if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, o.BufBytes) != nil {
-			_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, o.BufBytes)
-		}
+	so.buffers(o.BufBytes)
+	so.fragment(c.v6)
+	if c.kind == UDP {
+		so.checksums(c.v6, o)
 	}
-	// Let the kernel fragment oversized outer packets, as kernel L2TP does
-	// (it sets ignore_df), rather than refuse them with EMSGSIZE.
-	if v6 {
-		if err := opt(unix.IPPROTO_IPV6, unix.IPV6_MTU_DISCOVER, unix.IPV6_PMTUDISC_DONT, "IPV6_MTU_DISCOVER"); err != nil {
-			return err
-		}
-		if kind == UDP {
-			// Raw sockets refuse IPV6_V6ONLY; they never see IPv4.
-			if err := opt(unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1, "IPV6_V6ONLY"); err != nil {
-				return err
-			}
-		}
-	} else if err := opt(unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, unix.IP_PMTUDISC_DONT, "IP_MTU_DISCOVER"); err != nil {
-		return err
+	if so.err != nil {
+		return so.err
 	}
-	if kind == UDP {
-		if !v6 && !o.UDPCsum {
-			if err := opt(unix.SOL_SOCKET, unix.SO_NO_CHECK, 1, "SO_NO_CHECK"); err != nil {
-				return err
-			}
-		}
-		if v6 && o.UDP6ZeroCsumTx {
-			if err := opt(unix.IPPROTO_UDP, unix.UDP_NO_CHECK6_TX, 1, "UDP_NO_CHECK6_TX"); err != nil {
-				return err
-			}
-		}
-		if v6 && o.UDP6ZeroCsumRx {
-			if err := opt(unix.IPPROTO_UDP, unix.UDP_NO_CHECK6_RX, 1, "UDP_NO_CHECK6_RX"); err != nil {
-				return err
-			}
-		}
+	gso, gro := so.offloads(c.v6, o)
+	if err := unix.Bind(fd, sockaddr(c.local, c.kind)); err != nil {
+		return fmt.Errorf("bind %s %s: %w", c.kind, c.local, err)
 	}
-	var gso, gro bool
-	if kind == UDP && o.Offload {
-		csumTx := (!v6 && o.UDPCsum) || (v6 && !o.UDP6ZeroCsumTx)
-		if _, err := unix.GetsockoptInt(fd, unix.IPPROTO_UDP, unix.UDP_SEGMENT); err == nil && csumTx {
-			gso = true
-		}
-		gro = unix.SetsockoptInt(fd, unix.IPPROTO_UDP, unix.UDP_GRO, 1) == nil
-	}
-	sa := sockaddr(local, kind)
-	if err := unix.Bind(fd, sa); err != nil {
-		return fmt.Errorf("bind %s %s: %w", kind, local, err)
-	}
-	if kind == UDP && local.Port() == 0 {
+	if c.kind == UDP && c.local.Port() == 0 {
 		if got, err := unix.Getsockname(fd); err == nil {
 			c.local = fromSockaddr(got)
 		}
@@ -170,6 +122,83 @@ func (c *Conn) setup(fd int, o Options) error {
 	c.gro = gro
 	c.gso.Store(gso)
 	return nil
+}
+
+// sockopts sets the options of a socket being set up, keeping the first
+// error.
+type sockopts struct {
+	fd    int
+	kind  Kind
+	local netip.AddrPort
+	err   error
+}
+
+// set sets one integer option; what names it in the error.
+func (so *sockopts) set(level, name, v int, what string) {
+	if so.err != nil {
+		return
+	}
+	if err := unix.SetsockoptInt(so.fd, level, name, v); err != nil {
+		so.err = fmt.Errorf("%s on %s %s: %w", what, so.kind, so.local, err)
+	}
+}
+
+// buffers sets SO_RCVBUF and SO_SNDBUF to n bytes when n is not zero: the
+// FORCE variants, past the sysctl limits, where the process may.
+func (so *sockopts) buffers(n int) {
+	if n <= 0 {
+		return
+	}
+	if unix.SetsockoptInt(so.fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, n) != nil {
+		_ = unix.SetsockoptInt(so.fd, unix.SOL_SOCKET, unix.SO_RCVBUF, n)
+	}
+	if unix.SetsockoptInt(so.fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, n) != nil {
+		_ = unix.SetsockoptInt(so.fd, unix.SOL_SOCKET, unix.SO_SNDBUF, n)
+	}
+}
+
+// fragment lets the kernel fragment oversized outer packets, as kernel
+// L2TP does (it sets ignore_df), rather than refuse them with EMSGSIZE;
+// and keeps an IPv6 UDP socket to IPv6.
+func (so *sockopts) fragment(v6 bool) {
+	if !v6 {
+		so.set(unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, unix.IP_PMTUDISC_DONT, "IP_MTU_DISCOVER")
+		return
+	}
+	so.set(unix.IPPROTO_IPV6, unix.IPV6_MTU_DISCOVER, unix.IPV6_PMTUDISC_DONT, "IPV6_MTU_DISCOVER")
+	if so.kind == UDP {
+		// Raw sockets refuse IPV6_V6ONLY; they never see IPv4.
+		so.set(unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1, "IPV6_V6ONLY")
+	}
+}
+
+// checksums sets a UDP socket's checksum options: IPv4 checksums off
+// (SO_NO_CHECK) unless asked for, IPv6 zero checksums sent or accepted.
+func (so *sockopts) checksums(v6 bool, o Options) {
+	if !v6 && !o.UDPCsum {
+		so.set(unix.SOL_SOCKET, unix.SO_NO_CHECK, 1, "SO_NO_CHECK")
+	}
+	if v6 && o.UDP6ZeroCsumTx {
+		so.set(unix.IPPROTO_UDP, unix.UDP_NO_CHECK6_TX, 1, "UDP_NO_CHECK6_TX")
+	}
+	if v6 && o.UDP6ZeroCsumRx {
+		so.set(unix.IPPROTO_UDP, unix.UDP_NO_CHECK6_RX, 1, "UDP_NO_CHECK6_RX")
+	}
+}
+
+// offloads finds out whether a UDP socket may use GSO (the kernel has
+// UDP_SEGMENT and the socket sends checksums, without which the kernel
+// refuses it) and turns GRO on where the kernel has it.
+func (so *sockopts) offloads(v6 bool, o Options) (gso, gro bool) {
+	if so.kind != UDP || !o.Offload {
+		return false, false
+	}
+	csumTx := (!v6 && o.UDPCsum) || (v6 && !o.UDP6ZeroCsumTx)
+	if _, err := unix.GetsockoptInt(so.fd, unix.IPPROTO_UDP, unix.UDP_SEGMENT); err == nil && csumTx {
+		gso = true
+	}
+	gro = unix.SetsockoptInt(so.fd, unix.IPPROTO_UDP, unix.UDP_GRO, 1) == nil
+	return gso, gro
 }
 
 // LocalAddr is the bound address; for UDP the port is the one bound.

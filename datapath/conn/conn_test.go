@@ -3,8 +3,10 @@ package conn
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -163,7 +165,8 @@ func TestGSOGRO(t *testing.T) {
 
 // TestGSORefusedFallsBack makes the kernel refuse a GSO send (more segments
 // than it takes in one send) and checks that the socket turns GSO off,
-// reports it once, and still sends the rest of the batch.
+// reports it once, and still sends the run, as single datagrams, and the
+// rest of the batch.
 func TestGSORefusedFallsBack(t *testing.T) {
 	a, err := Listen(UDP, netip.MustParseAddrPort("127.0.0.1:0"), Options{Offload: true, UDPCsum: true})
 	if err != nil {
@@ -173,49 +176,155 @@ func TestGSORefusedFallsBack(t *testing.T) {
 	if !a.GSO() {
 		skipUnlessCI(t, "no UDP GSO on this kernel")
 	}
-	r, err := Listen(UDP, netip.MustParseAddrPort("127.0.0.1:0"), Options{})
+	r, err := Listen(UDP, netip.MustParseAddrPort("127.0.0.1:0"), Options{BufBytes: 4 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
 	b := a.NewBatch(2)
-	// 1000 segments of 10 bytes: past UDP_MAX_SEGMENTS (64 or 128).
-	b.Msgs[0] = Msg{Buf: make([]byte, 10000), Addr: r.LocalAddr(), GSOSize: 10}
+	// 200 segments of 10 bytes: past UDP_MAX_SEGMENTS (64 or 128).
+	const segs = 200
+	b.Msgs[0] = Msg{Buf: make([]byte, segs*10), Addr: r.LocalAddr(), GSOSize: 10}
 	b.Msgs[1] = Msg{Buf: []byte("after"), Addr: r.LocalAddr()}
 	n, err := a.Send(b, 2)
 	var refused *ErrGSORefused
-	if n != 1 || !errors.As(err, &refused) || a.GSO() {
-		t.Fatalf("sent %d, err %v, GSO %v: want 1, ErrGSORefused, false", n, err, a.GSO())
+	if n != 2 || !errors.As(err, &refused) || a.GSO() || b.Msgs[0].Err != nil {
+		t.Fatalf("sent %d, err %v, GSO %v, message error %v: want 2, ErrGSORefused, false, nil", n, err, a.GSO(), b.Msgs[0].Err)
 	}
-	// A message still marked for GSO is refused again, never sent as one
-	// datagram of the whole run.
-	if n, err := a.Send(b, 1); n != 0 || err == nil {
-		t.Fatalf("GSO message after fallback: sent %d, err %v; want it refused", n, err)
+	// A message still marked for GSO is refused again, and sent split,
+	// never as one datagram of the whole run.
+	if n, err := a.Send(b, 1); n != 1 || err == nil || errors.As(err, &refused) {
+		t.Fatalf("GSO message after fallback: sent %d, err %v; want it sent split, with the kernel's error", n, err)
 	}
-	// Without GSOSize the same bytes are one 10000-byte datagram, which fits.
-	b.Msgs[0].GSOSize = 0
-	n, err = a.Send(b, 1)
-	if n != 1 || err != nil {
-		t.Fatalf("after fallback: sent %d, err %v", n, err)
+	got := recvSizes(t, r, 2*segs+1)
+	want := map[int]int{10: 2 * segs, 5: 1}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("received datagrams of sizes %v, want %v", got, want)
 	}
-	rb := r.NewBatch(4)
+}
+
+// recvSizes receives n datagrams on r and counts them by size.
+func recvSizes(t *testing.T, r *Conn, n int) map[int]int {
+	t.Helper()
+	rb := r.NewBatch(16)
 	for i := range rb.Msgs {
-		rb.Msgs[i].Buf = make([]byte, 16384)
+		rb.Msgs[i].Buf = make([]byte, 65536)
 	}
-	var got []int
+	got := map[int]int{}
 	deadline := time.Now().Add(5 * time.Second)
-	for len(got) < 2 && time.Now().Before(deadline) {
-		_ = r.f.SetReadDeadline(deadline)
-		k, err := r.Recv(rb)
+	_ = r.f.SetReadDeadline(deadline)
+	for k := 0; k < n; {
+		c, err := r.Recv(rb)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("after %d of %d datagrams (%v): %v", k, n, got, err)
 		}
-		for _, m := range rb.Msgs[:k] {
-			got = append(got, m.N)
+		for _, m := range rb.Msgs[:c] {
+			got[m.N]++
 		}
+		k += c
 	}
-	if len(got) != 2 || got[0] != 5 || got[1] != 10000 {
-		t.Fatalf("received %v, want [5 10000]", got)
+	return got
+}
+
+// TestSendRefusedMarked sends a batch with a datagram too long for UDP in
+// the middle: it alone is marked refused, the others go out, and the
+// socket still receives (sendmmsg leaves no error pending on it).
+func TestSendRefusedMarked(t *testing.T) {
+	a, r := pair(t, "127.0.0.1:0")
+	b := a.NewBatch(3)
+	b.Msgs[0] = Msg{Buf: make([]byte, 100), Addr: r.LocalAddr()}
+	b.Msgs[1] = Msg{Buf: make([]byte, 70000), Addr: r.LocalAddr()}
+	b.Msgs[2] = Msg{Buf: make([]byte, 200), Addr: r.LocalAddr()}
+	n, err := a.Send(b, 3)
+	if n != 2 || err != unix.EMSGSIZE || b.Msgs[0].Err != nil || b.Msgs[1].Err != unix.EMSGSIZE || b.Msgs[2].Err != nil {
+		t.Fatalf("Send = %d, %v; message errors %v %v %v", n, err, b.Msgs[0].Err, b.Msgs[1].Err, b.Msgs[2].Err)
+	}
+	if got := recvSizes(t, r, 2); got[100] != 1 || got[200] != 1 {
+		t.Fatalf("received %v", got)
+	}
+	// a itself receives: the EMSGSIZE of message 1 is not its error.
+	back := r.NewBatch(1)
+	back.Msgs[0] = Msg{Buf: make([]byte, 10), Addr: a.LocalAddr()}
+	if n, err := r.Send(back, 1); n != 1 || err != nil {
+		t.Fatalf("send back: %d, %v", n, err)
+	}
+	if got := recvSizes(t, a, 1); got[10] != 1 {
+		t.Fatalf("received %v", got)
+	}
+}
+
+// TestGSOSegmentAbovePathMTU sends a UDP GSO run whose segments exceed
+// the device MTU (loopback at 1500 in a network namespace of its own): the
+// kernel refuses it, and Send sends the datagrams one by one, which the
+// kernel fragments, keeping GSO on.
+func TestGSOSegmentAbovePathMTU(t *testing.T) {
+	if os.Geteuid() != 0 {
+		skipUnlessCI(t, "needs root for a network namespace")
+	}
+	var a, r *Conn
+	inOwnNetns(t, 1500, func() error {
+		var err error
+		if a, err = Listen(UDP, netip.MustParseAddrPort("127.0.0.1:0"), Options{Offload: true, UDPCsum: true}); err != nil {
+			return err
+		}
+		if r, err = Listen(UDP, netip.MustParseAddrPort("127.0.0.1:0"), Options{BufBytes: 4 << 20}); err != nil {
+			a.Close()
+			return err
+		}
+		return nil
+	})
+	defer a.Close()
+	defer r.Close()
+	if !a.GSO() {
+		skipUnlessCI(t, "no UDP GSO on this kernel")
+	}
+	b := a.NewBatch(2)
+	// Two messages, one of parts that do not line up with the segments.
+	b.Msgs[0] = Msg{Parts: [][]byte{make([]byte, 1000), make([]byte, 3000), make([]byte, 1500)}, Addr: r.LocalAddr(), GSOSize: 2000}
+	b.Msgs[1] = Msg{Buf: make([]byte, 4000), Addr: r.LocalAddr(), GSOSize: 2000}
+	if n, err := a.Send(b, 2); n != 2 || err != nil || !a.GSO() {
+		t.Fatalf("Send = %d, %v, GSO %v: want 2, nil, true", n, err, a.GSO())
+	}
+	if got := recvSizes(t, r, 5); got[2000] != 4 || got[1500] != 1 {
+		t.Fatalf("received %v, want 4 of 2000 bytes and 1 of 1500", got)
+	}
+}
+
+// inOwnNetns runs fn (which opens sockets) on a thread in a new network
+// namespace whose loopback is up with the given MTU, and fails the test if
+// it cannot. The thread is never handed back: it ends with its goroutine,
+// and the namespace with the last socket in it.
+func inOwnNetns(t *testing.T, mtu int, fn func() error) {
+	t.Helper()
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+		errc <- func() error {
+			if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+				return fmt.Errorf("unshare: %w", err)
+			}
+			fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				return err
+			}
+			defer unix.Close(fd)
+			ifr, err := unix.NewIfreq("lo")
+			if err != nil {
+				return err
+			}
+			ifr.SetUint32(uint32(mtu))
+			if err := unix.IoctlIfreq(fd, unix.SIOCSIFMTU, ifr); err != nil {
+				return fmt.Errorf("SIOCSIFMTU lo: %w", err)
+			}
+			ifr.SetUint16(unix.IFF_UP)
+			if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+				return fmt.Errorf("SIOCSIFFLAGS lo: %w", err)
+			}
+			return fn()
+		}()
+	}()
+	if err := <-errc; err != nil {
+		t.Fatalf("in a new network namespace: %v", err)
 	}
 }
 

@@ -361,6 +361,19 @@ func FuzzSegment(f *testing.F) {
 			t.Fatalf("%d segments of stride %d carry %d bytes of %d", n, stride, total, len(frame))
 		}
 		_ = CompleteChecksum(frame, h)
+		// The same in chunks of up to 7 segments, from wherever the
+		// last chunk ended.
+		s, err := ParseTSO(frame, h)
+		if err != nil || s.Segments() != n {
+			t.Fatalf("ParseTSO: %v, %d segments; SegmentTCP made %d", err, s.Segments(), n)
+		}
+		chunk := 0
+		for first := 0; first < n; first += chunk {
+			chunk, _ = s.Segment(first, hdrs, 16, payloads[:7])
+			if chunk == 0 {
+				t.Fatalf("no segment written from %d of %d", first, n)
+			}
+		}
 	})
 }
 
@@ -429,5 +442,68 @@ func BenchmarkCoalesce(b *testing.B) {
 				c.Flush()
 			}
 		})
+	}
+}
+
+// TestSegmentInChunks cuts 64 KiB super-frames at small MSSs (536, and 88,
+// Linux's TCP_MIN_MSS, and 36, what tcp_min_snd_mss lets a peer's MSS
+// option force) in chunks of at most 64 segments, as the transmit pump
+// does, and checks every segment: sequence number, length, checksums, and
+// that the payloads put together are the frame's.
+func TestSegmentInChunks(t *testing.T) {
+	for _, v6 := range []bool{false, true} {
+		for _, mss := range []int{536, 88, 36} {
+			payload := randBytes(65535-20-40-14, int64(mss))
+			super := buildTCP(v6, 7, tcpFlagACK|tcpFlagPSH|tcpFlagFIN, payload, nil, true)
+			tf, _ := parseTCP(super)
+			gso := uint8(GSOTCPv4)
+			if v6 {
+				gso = GSOTCPv6
+			}
+			h := VnetHdr{Flags: FlagNeedsCsum, GSOType: gso, HdrLen: uint16(tf.hdrLen), GSOSize: uint16(mss),
+				CsumStart: uint16(tf.l4), CsumOffset: 16}
+			if _, _, err := SegmentTCP(super, h, make([]byte, 64*(16+maxCoalesceHdr)), 16, make([][]byte, 64)); err != ErrSpace {
+				t.Fatalf("SegmentTCP with room for 64 segments: %v, want ErrSpace", err)
+			}
+			s, err := ParseTSO(super, h)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := (len(payload) + mss - 1) / mss
+			if s.Segments() != want {
+				t.Fatalf("mss %d: %d segments, want %d", mss, s.Segments(), want)
+			}
+			hdrs := make([]byte, 64*(16+maxCoalesceHdr))
+			payloads := make([][]byte, 64)
+			var got []byte
+			for first := 0; first < s.Segments(); {
+				n, stride := s.Segment(first, hdrs, 16, payloads)
+				if n == 0 {
+					t.Fatalf("mss %d: no segment written from %d", mss, first)
+				}
+				for i := 0; i < n; i++ {
+					k := first + i
+					seg := append(append([]byte(nil), hdrs[i*stride+16:(i+1)*stride]...), payloads[i]...)
+					st, ok := parseTCP(seg)
+					if !ok || !st.tcpChecksumOK(seg) || (!v6 && Checksum(seg[st.l3:st.l4], 0) != 0) {
+						t.Fatalf("mss %d segment %d: bad checksum", mss, k)
+					}
+					if seq := binary.BigEndian.Uint32(seg[st.l4+4:]); seq != 7+uint32(k*mss) {
+						t.Fatalf("mss %d segment %d: seq %d", mss, k, seq)
+					}
+					if fin := seg[st.l4+13]&tcpFlagFIN != 0; fin != (k == want-1) {
+						t.Fatalf("mss %d segment %d: FIN %v", mss, k, fin)
+					}
+					if k < want-1 && len(payloads[i]) != mss {
+						t.Fatalf("mss %d segment %d: %d bytes", mss, k, len(payloads[i]))
+					}
+					got = append(got, payloads[i]...)
+				}
+				first += n
+			}
+			if !bytes.Equal(got, payload) {
+				t.Fatalf("mss %d: payloads put together differ from the frame's", mss)
+			}
+		}
 	}
 }
