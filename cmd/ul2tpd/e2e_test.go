@@ -782,11 +782,11 @@ l2spec_type = "none"
 	}
 	want := []sessionJSON{
 		{SessionID: 101, TunnelID: 100, PeerSessionID: 201, PeerTunnelID: 200, Interface: "l2tcfg0",
-			Cookie: "11223344", PeerCookie: "55667788", L2SpecType: "default"},
+			Cookie: "11223344", PeerCookie: "55667788", L2SpecType: "default", State: "up"},
 		{SessionID: 111, TunnelID: 110, PeerSessionID: 211, PeerTunnelID: 210, Interface: "l2tcfg1",
-			L2SpecType: "none"}, // no l2spec_type: go-l2tp's default
+			L2SpecType: "none", State: "up"}, // no l2spec_type: go-l2tp's default
 		{SessionID: 121, TunnelID: 120, PeerSessionID: 221, PeerTunnelID: 220, Interface: "l2tcfg2",
-			L2SpecType: "none"},
+			L2SpecType: "none", State: "up"},
 	}
 	if len(ss) != len(want) {
 		t.Fatalf("ul2tp -j show session: %d sessions, want %d:\n%s", len(ss), len(want), out)
