@@ -111,9 +111,17 @@ func build() {
 		return
 	}
 	binDir = dir
-	cmd := exec.Command(goBin, "build", "-o", dir+string(os.PathSeparator), "./cmd/ul2tpd", "./cmd/ul2tp")
+	args := []string{"build", "-o", dir + string(os.PathSeparator)}
+	env := append(os.Environ(), "CGO_ENABLED=0")
+	if os.Getenv("E2E_RACE") != "" {
+		// The daemons run with the race detector: a race in a pump fails
+		// the test that stops the daemon.
+		args = append(args, "-race")
+		env = append(os.Environ(), "CGO_ENABLED=1")
+	}
+	cmd := exec.Command(goBin, append(args, "./cmd/ul2tpd", "./cmd/ul2tp")...)
 	cmd.Dir = filepath.Dir(gomod)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	cmd.Env = env
 	if out, err := cmd.CombinedOutput(); err != nil {
 		buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 	}
@@ -326,6 +334,9 @@ func (d *daemon) stop(check bool) {
 		}
 		if !check {
 			return
+		}
+		if strings.Contains(d.log(), "WARNING: DATA RACE") {
+			t.Errorf("ul2tpd in %s (built with -race) found a data race:\n%s", d.ns, d.log())
 		}
 		if code := d.cmd.ProcessState.ExitCode(); code != 0 {
 			t.Errorf("ul2tpd in %s exited with %v after SIGTERM, want 0:\n%s", d.ns, d.cmd.ProcessState, d.log())
