@@ -684,13 +684,17 @@ func nanotime() int64 { return int64(time.Since(epoch)) }
 
 var epoch = time.Now()
 
-// Unmatched reports datagrams received from no configured peer, per socket.
-func (p *Plane) Unmatched() uint64 {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var n uint64
-	for _, s := range p.sockets {
-		n += s.unmatched.Load()
-	}
-	return n
+// SocketStats are the counters of a tunnel's socket, which the tunnels
+// bound to the same local address and port share.
+type SocketStats struct {
+	// Local is the socket's address.
+	Local netip.AddrPort
+	// Unmatched counts datagrams from no configured peer; RxErrors the
+	// receive calls that failed.
+	Unmatched, RxErrors uint64
+}
+
+// SocketStats returns the counters of the tunnel's socket.
+func (t *Tunnel) SocketStats() SocketStats {
+	return SocketStats{Local: t.sock.c.LocalAddr(), Unmatched: t.sock.unmatched.Load(), RxErrors: t.sock.rxErrors.Load()}
 }

@@ -30,6 +30,9 @@ func printTunnel(w io.Writer, t api.TunnelInfo) {
 	if t.Stats != nil {
 		printStats(w, t.Stats)
 	}
+	if t.Socket != nil {
+		fmt.Fprintf(w, "  socket %s: unmatched %d receive_errors %d\n", t.Socket.Local, t.Socket.Unmatched, t.Socket.RxErrors)
+	}
 }
 
 // printSession writes a session as "ip l2tp show session" does.

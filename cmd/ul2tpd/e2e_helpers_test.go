@@ -446,6 +446,9 @@ type tunnelJSON struct {
 	PeerPort     uint16     `json:"peer_port"`
 	Sessions     int        `json:"sessions"`
 	Stats        *statsJSON `json:"stats"`
+	Socket       *struct {
+		Unmatched uint64 `json:"unmatched"`
+	} `json:"socket"`
 }
 
 // sessions runs "ul2tp -j -s show session [words]".

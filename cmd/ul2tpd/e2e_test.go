@@ -384,6 +384,7 @@ func TestE2EBadInput(t *testing.T) {
 		"s110/101": a.session(110, 101).Stats,
 		"t100":     a.tunnel(100).Stats, "t110": a.tunnel(110).Stats,
 	}
+	unmatched0 := a.tunnel(100).Socket.Unmatched
 	for _, p := range append(bad, good...) {
 		if err := p.from.send(p.sport, A1, 1701, p.data); err != nil {
 			t.Fatalf("send %s: %v", p.what, err)
@@ -439,6 +440,14 @@ func TestE2EBadInput(t *testing.T) {
 		}
 	}
 	check("session 100/101 rx_cookie_discards", s101.Stats.RxCookieDiscards, before["s100/101"].RxCookieDiscards, wantCookie101)
+	if t100.Socket == nil || t110.Socket == nil {
+		t.Fatalf("show tunnel -s has no socket counters: %+v %+v", t100, t110)
+	}
+	// The datagram from the wrong source port comes from no tunnel's peer.
+	check("socket unmatched", t100.Socket.Unmatched, unmatched0, 1)
+	if t110.Socket.Unmatched != t100.Socket.Unmatched {
+		t.Errorf("tunnels 100 and 110 share a socket but show unmatched %d and %d", t100.Socket.Unmatched, t110.Socket.Unmatched)
+	}
 	check("session 100/102 rx_cookie_discards", s102.Stats.RxCookieDiscards, before["s100/102"].RxCookieDiscards, wantCookie102)
 	check("session 110/101 rx_cookie_discards", s110.Stats.RxCookieDiscards, before["s110/101"].RxCookieDiscards, 0)
 	check("session 100/102 rx_invalid", s102.Stats.RxInvalid, before["s100/102"].RxInvalid, 0)

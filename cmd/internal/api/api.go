@@ -111,6 +111,17 @@ type TunnelInfo struct {
 	ChecksumRx   *bool  `json:"checksum_rx,omitempty"`
 	Sessions     int    `json:"sessions"`
 	Stats        *Stats `json:"stats,omitempty"`
+	// Socket has the counters of the tunnel's socket (shared with the
+	// tunnels on the same local address and port), with Stats.
+	Socket *SocketStats `json:"socket,omitempty"`
+}
+
+// SocketStats are a tunnel socket's counters: datagrams from no
+// configured peer, and receive calls that failed.
+type SocketStats struct {
+	Local     string `json:"local"`
+	Unmatched uint64 `json:"unmatched"`
+	RxErrors  uint64 `json:"rx_errors"`
 }
 
 // SessionInfo describes a session with iproute2's JSON keys.

@@ -158,6 +158,8 @@ func TunnelInfo(t *datapath.Tunnel, sessions int, stats bool) api.TunnelInfo {
 	if stats {
 		st := statsOf(t.Stats())
 		ti.Stats = &st
+		ss := t.SocketStats()
+		ti.Socket = &api.SocketStats{Local: ss.Local.String(), Unmatched: ss.Unmatched, RxErrors: ss.RxErrors}
 	}
 	return ti
 }
