@@ -69,7 +69,6 @@ func run() error {
 		h = slog.NewJSONHandler(os.Stderr, opts)
 	}
 	log := slog.New(h)
-	raiseFileLimit(log)
 
 	var file *config.File
 	if *cfgPath != "" {
@@ -83,6 +82,7 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
+	raiseFileLimit(log)
 	plane := datapath.New(log, datapath.Options{NoOffload: *noOffload, Queues: *queues, SocketBuffer: socketBuffer})
 	defer plane.Close()
 	handler := &apiserver.Handler{Plane: plane, Log: log, MaxConns: *maxConns}
