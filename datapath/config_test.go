@@ -100,3 +100,22 @@ func TestFieldErrorText(t *testing.T) {
 		}
 	}
 }
+
+// FuzzIfName checks that a name Check accepts is one the kernel takes
+// unchanged.
+func FuzzIfName(f *testing.F) {
+	for _, s := range []string{"l2tpeth%d", "x\x00y", "a b", "..", "%d%d"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		c := SessionConfig{TunnelID: 1, ID: 2, PeerID: 3, Name: name, L2Spec: encap.L2SpecDefault}
+		if c.Check() != nil {
+			return
+		}
+		n := c.Name
+		if len(n) == 0 || len(n) > 15 || n == "." || n == ".." || strings.ContainsAny(n, "/: \t\n\v\f\r\x00") ||
+			strings.Count(n, "%") > 1 || strings.ContainsFunc(n, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+			t.Fatalf("accepted name %q", n)
+		}
+	})
+}

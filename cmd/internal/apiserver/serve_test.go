@@ -327,3 +327,23 @@ func checkErrorText(t *testing.T, resp api.Response, field string) {
 		t.Errorf("error %q has a control character", e)
 	}
 }
+
+// FuzzReadLine checks that readLine never panics, never returns a line
+// longer than maxRequest, and returns a line without its newline.
+func FuzzReadLine(f *testing.F) {
+	f.Add([]byte(`{"op":"show_tunnel"}`+"\n"), 16)
+	f.Add([]byte("no newline"), 16)
+	f.Add([]byte("\n\n"), 16)
+	f.Fuzz(func(t *testing.T, in []byte, size int) {
+		r := bufio.NewReaderSize(strings.NewReader(string(in)), max(16, size%8192))
+		for {
+			line, err := readLine(r)
+			if err != nil {
+				return
+			}
+			if len(line) > maxRequest || strings.Contains(string(line), "\n") {
+				t.Fatalf("line of %d bytes, newline inside: %v", len(line), strings.Contains(string(line), "\n"))
+			}
+		}
+	})
+}

@@ -194,6 +194,7 @@ func (h *Handler) Serve(ctx context.Context, l net.Listener) error {
 	}()
 	slots := make(chan struct{}, positive(h.MaxConns, DefaultMaxConns))
 	var retry acceptBackoff
+	var refused logLimiter
 	for {
 		c, err := l.Accept()
 		if err != nil {
@@ -213,7 +214,8 @@ func (h *Handler) Serve(ctx context.Context, l net.Listener) error {
 		select {
 		case slots <- struct{}{}:
 		default:
-			h.refuse(c, cap(slots))
+			refused.log(h.Log, "control socket: connection refused: too many connections", "max_conns", cap(slots))
+			refuse(c)
 			continue
 		}
 		wg.Add(1)
@@ -228,9 +230,8 @@ func (h *Handler) Serve(ctx context.Context, l net.Listener) error {
 // refuse answers a connection over the cap with one error line and closes
 // it. The connection is new, so its send buffer is empty and the write
 // does not block; the deadline makes sure of it.
-func (h *Handler) refuse(c net.Conn, max int) {
+func refuse(c net.Conn) {
 	defer c.Close()
-	h.Log.Debug("connection refused: too many connections", "max_conns", max)
 	_ = c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
 	b, err := api.Marshal(api.Response{Error: "too many connections", Code: api.CodeFailed})
 	if err == nil {
@@ -249,15 +250,31 @@ func temporary(err error) bool {
 	return false
 }
 
-// acceptBackoff paces retries of a failing accept: 5 ms doubling to 1 s,
-// logged at most once per acceptLogEvery.
-type acceptBackoff struct {
-	delay      time.Duration
-	lastLog    time.Time
+// logLimiter logs a recurring event at most once per logEvery, with the
+// number of times it was not logged since.
+type logLimiter struct {
+	last       time.Time
 	suppressed int
 }
 
-const acceptLogEvery = 5 * time.Second
+const logEvery = 5 * time.Second
+
+func (l *logLimiter) log(log *slog.Logger, msg string, args ...any) {
+	now := time.Now()
+	if now.Sub(l.last) < logEvery {
+		l.suppressed++
+		return
+	}
+	log.Warn(msg, append(args, "times_not_logged", l.suppressed)...)
+	l.last, l.suppressed = now, 0
+}
+
+// acceptBackoff paces retries of a failing accept: 5 ms doubling to 1 s,
+// logged at most once per logEvery.
+type acceptBackoff struct {
+	delay time.Duration
+	logLimiter
+}
 
 func (b *acceptBackoff) fail(log *slog.Logger, err error) {
 	if b.delay == 0 {
@@ -265,12 +282,7 @@ func (b *acceptBackoff) fail(log *slog.Logger, err error) {
 	} else {
 		b.delay = min(2*b.delay, time.Second)
 	}
-	if now := time.Now(); now.Sub(b.lastLog) >= acceptLogEvery {
-		log.Warn("control socket: accept failed; retrying", "err", err, "retry_in", b.delay, "failures_not_logged", b.suppressed)
-		b.lastLog, b.suppressed = now, 0
-	} else {
-		b.suppressed++
-	}
+	b.log(log, "control socket: accept failed; retrying", "err", err, "retry_in", b.delay)
 }
 
 func (b *acceptBackoff) ok() { b.delay = 0 }
