@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/ul2tp/ul2tp/encap"
@@ -18,12 +19,23 @@ var (
 
 // FieldError says which configuration field has a bad value.
 type FieldError struct {
-	Field  string
+	Field string
+	// Value is the bad value: a string is quoted (control characters
+	// escaped), nil or "" left out of the message.
 	Value  any
 	Reason string
 }
 
 func (e *FieldError) Error() string {
+	switch v := e.Value.(type) {
+	case nil:
+		return fmt.Sprintf("invalid %s: %s", e.Field, e.Reason)
+	case string:
+		if v == "" {
+			return fmt.Sprintf("invalid %s: %s", e.Field, e.Reason)
+		}
+		return fmt.Sprintf("invalid %s %q: %s", e.Field, v, e.Reason)
+	}
 	return fmt.Sprintf("invalid %s %v: %s", e.Field, e.Value, e.Reason)
 }
 
@@ -64,12 +76,18 @@ func (c *TunnelConfig) Check() error {
 	if c.Encap != encap.EncapUDP && c.Encap != encap.EncapIP {
 		return &FieldError{"encap", c.Encap, "want udp or ip"}
 	}
-	if !c.Remote.IsValid() || c.Remote.IsUnspecified() {
-		return &FieldError{"remote", c.Remote, "an address is required"}
+	if !c.Remote.IsValid() {
+		return &FieldError{"remote", nil, "an address is required"}
 	}
 	c.Remote = c.Remote.Unmap()
+	if why := badRemote(c.Remote); why != "" {
+		return &FieldError{"remote", c.Remote, why}
+	}
 	if c.Local.IsValid() {
 		c.Local = c.Local.Unmap()
+		if why := badLocal(c.Local); why != "" {
+			return &FieldError{"local", c.Local, why}
+		}
 		if c.Local.Is4() != c.Remote.Is4() {
 			return &FieldError{"local", c.Local, "not the same family as remote " + c.Remote.String()}
 		}
@@ -85,6 +103,35 @@ func (c *TunnelConfig) Check() error {
 		c.UDPSport, c.UDPDport = 0, 0
 	}
 	return nil
+}
+
+// broadcast4 is the IPv4 limited broadcast address.
+var broadcast4 = netip.AddrFrom4([4]byte{255, 255, 255, 255})
+
+// badRemote says why a (unmapped) address cannot be a tunnel's peer: a
+// tunnel has one unicast peer.
+func badRemote(a netip.Addr) string {
+	switch {
+	case a.IsUnspecified():
+		return "an address is required, not the unspecified address"
+	case a.IsMulticast():
+		return "a multicast address cannot be a peer"
+	case a == broadcast4:
+		return "the broadcast address cannot be a peer"
+	}
+	return ""
+}
+
+// badLocal says why a (unmapped) address cannot be a tunnel's local
+// address; the unspecified address means any and is fine.
+func badLocal(a netip.Addr) string {
+	switch {
+	case a.IsMulticast():
+		return "a multicast address cannot be bound"
+	case a == broadcast4:
+		return "the broadcast address cannot be bound"
+	}
+	return ""
 }
 
 // localAddrPort is the address the tunnel's socket binds.
@@ -146,8 +193,8 @@ func (c *SessionConfig) Check() error {
 	if c.Name == "" {
 		c.Name = "l2tpeth%d"
 	}
-	if len(c.Name) > 15 {
-		return &FieldError{"name", c.Name, "longer than 15 bytes"}
+	if why := badIfName(c.Name); why != "" {
+		return &FieldError{"name", c.Name, why}
 	}
 	if c.MTU != 0 && (c.MTU < 68 || c.MTU > 65535-64) {
 		return &FieldError{"mtu", c.MTU, "must be 68..65471"}
@@ -156,6 +203,37 @@ func (c *SessionConfig) Check() error {
 		return &FieldError{"reorder_timeout", c.ReorderTimeout, "must not be negative"}
 	}
 	return nil
+}
+
+// badIfName says why name is not a valid Linux interface name, the
+// kernel's dev_valid_name rules and stricter: 1..15 bytes, not "." or
+// "..", no '/', ':', whitespace or control characters (NUL included), and
+// at most one '%', as the "%d" the kernel numbers.
+func badIfName(name string) string {
+	switch {
+	case name == "":
+		return "empty"
+	case len(name) > 15:
+		return "longer than 15 bytes"
+	case name == "." || name == "..":
+		return "not an interface name"
+	}
+	for i := 0; i < len(name); i++ {
+		switch b := name[i]; {
+		case b < 0x20 || b == 0x7f:
+			return "contains a control character"
+		case b == ' ' || b == 0xa0: // the kernel's isspace counts 0xa0
+			return "contains a space"
+		case b == '/' || b == ':':
+			return fmt.Sprintf("contains %q", b)
+		}
+	}
+	if i := strings.IndexByte(name, '%'); i >= 0 {
+		if !strings.HasPrefix(name[i:], "%d") || strings.Contains(name[i+2:], "%") {
+			return `'%' only as one "%d"`
+		}
+	}
+	return ""
 }
 
 // Overhead is the number of bytes the outer IP header, UDP header (for UDP

@@ -254,9 +254,11 @@ func parseSession(words []string) (*api.SessionArgs, error) {
 		},
 		"lns_mode": setOnOff("lns_mode", &s.LNSMode),
 		"mtu": func(v string) error {
-			n, err := strconv.ParseUint(v, 10, 16)
-			if err != nil {
-				return fmt.Errorf("invalid mtu %q", v)
+			// The daemon's range (datapath.SessionConfig.Check); 0 is
+			// the default, derived from the path MTU.
+			n, err := strconv.ParseUint(v, 10, 32)
+			if err != nil || n != 0 && (n < 68 || n > 65471) {
+				return fmt.Errorf("invalid mtu %q: want 68..65471, or 0 for the path MTU less the overhead", v)
 			}
 			s.MTU = int(n)
 			return nil

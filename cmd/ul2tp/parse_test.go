@@ -69,6 +69,42 @@ func TestParse(t *testing.T) {
 	}
 }
 
+// TestParseErrorTexts checks that each error names its word, says what
+// is wanted, and has no stray spaces.
+func TestParseErrorTexts(t *testing.T) {
+	const sess = "add session tunnel_id 1 session_id 2 peer_session_id 3 "
+	for _, tc := range []struct {
+		line string
+		want []string
+	}{
+		{sess + "mtu 70000", []string{`invalid mtu "70000"`, "68..65471"}},
+		{sess + "mtu 20", []string{`invalid mtu "20"`, "68..65471"}},
+		{sess + "mtu -1", []string{`invalid mtu "-1"`, "68..65471"}},
+		{sess + "mtu big", []string{`invalid mtu "big"`, "68..65471"}},
+		{sess + "reorder_timeout soon", []string{"reorder_timeout", "milliseconds"}},
+		{sess + "seq sometimes", []string{"seq", "none, send, recv or both"}},
+		{sess + "lns_mode maybe", []string{"lns_mode", "on or off"}},
+		{sess + "offset 4", []string{"offset", "only 0"}},
+		{"add tunnel tunnel_id 1 peer_tunnel_id 2 remote 1.2.3.4 udp_sport 70000", []string{"udp_sport", "0..65535"}},
+		{"add tunnel tunnel_id x peer_tunnel_id 2 remote 1.2.3.4", []string{"tunnel_id", "1..4294967295"}},
+	} {
+		_, err := parse(strings.Fields(tc.line))
+		if err == nil {
+			t.Errorf("%q: no error", tc.line)
+			continue
+		}
+		e := err.Error()
+		for _, w := range tc.want {
+			if !strings.Contains(e, w) {
+				t.Errorf("%q: error %q does not say %q", tc.line, e, w)
+			}
+		}
+		if strings.TrimSpace(e) != e || strings.Contains(e, "  ") || strings.Contains(e, " :") {
+			t.Errorf("%q: error %q has stray spaces", tc.line, e)
+		}
+	}
+}
+
 func TestNoDaemon(t *testing.T) {
 	var out, errb bytes.Buffer
 	code := run([]string{"--socket", t.TempDir() + "/none.sock", "show", "tunnel"}, &out, &errb)

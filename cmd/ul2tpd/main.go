@@ -22,6 +22,7 @@ import (
 	"github.com/ul2tp/ul2tp/cmd/internal/apiserver"
 	"github.com/ul2tp/ul2tp/cmd/internal/config"
 	"github.com/ul2tp/ul2tp/datapath"
+	"golang.org/x/sys/unix"
 )
 
 func main() {
@@ -40,12 +41,16 @@ func run() error {
 	queues := flag.Int("queues", 1, "queues per TAP device, each with its own transmit goroutine (IFF_MULTI_QUEUE)")
 	noOffload := flag.Bool("no-offload", false, "turn off TAP TSO/checksum offload and UDP GSO/GRO (the fallback path)")
 	sockBuf := flag.Int("sockbuf", datapath.DefaultSocketBuffer, "SO_RCVBUF and SO_SNDBUF of each tunnel socket, bytes; 0 leaves the kernel's defaults")
+	maxConns := flag.Int("max-conns", apiserver.DefaultMaxConns, "control connections served at once; one more is answered \"too many connections\" and closed")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", flag.Arg(0))
 	}
 	if *queues < 1 || *queues > 16 {
 		return fmt.Errorf("--queues %d: want 1..16", *queues)
+	}
+	if *maxConns < 1 || *maxConns > 1<<20 {
+		return fmt.Errorf("--max-conns %d: want 1..1048576", *maxConns)
 	}
 	if *sockBuf < 0 || *sockBuf > 1<<30 {
 		return fmt.Errorf("--sockbuf %d: want 0 (the kernel's defaults) to 1073741824 bytes", *sockBuf)
@@ -77,9 +82,10 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
+	raiseFileLimit(log)
 	plane := datapath.New(log, datapath.Options{NoOffload: *noOffload, Queues: *queues, SocketBuffer: socketBuffer})
 	defer plane.Close()
-	handler := &apiserver.Handler{Plane: plane, Log: log}
+	handler := &apiserver.Handler{Plane: plane, Log: log, MaxConns: *maxConns}
 	if file != nil {
 		if err := apply(handler, file); err != nil {
 			return err
@@ -102,6 +108,26 @@ func run() error {
 	err = handler.Serve(ctx, l)
 	log.Info("ul2tpd stopping")
 	return err
+}
+
+// raiseFileLimit raises the soft limit on open descriptors to the hard
+// one: every TAP queue and tunnel socket takes one, and a host with many
+// sessions should not run out at the default soft limit of 1024.
+func raiseFileLimit(log *slog.Logger) {
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		log.Warn("descriptor limit unknown", "err", err)
+		return
+	}
+	if lim.Cur < lim.Max {
+		old := lim.Cur
+		lim.Cur = lim.Max
+		if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+			log.Warn("descriptor limit not raised", "soft", old, "hard", lim.Max, "err", err)
+			return
+		}
+	}
+	log.Info("descriptor limit", "soft", lim.Cur, "hard", lim.Max)
 }
 
 // apply creates the configuration file's tunnels and sessions.

@@ -160,7 +160,7 @@ func ParseSeq(s string) (send, recv bool, err error) {
 	case "both":
 		return true, true, nil
 	}
-	return false, false, fmt.Errorf("invalid seq %s: want none, send, recv or both", s)
+	return false, false, fmt.Errorf("invalid seq %q: want none, send, recv or both", s)
 }
 
 // Stats are the counters of a tunnel or session, named and meant as the

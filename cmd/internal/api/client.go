@@ -31,11 +31,14 @@ func Do(ctx context.Context, socket string, req Request) (Response, error) {
 	if err != nil {
 		return Response{}, err
 	}
-	if _, err := c.Write(b); err != nil {
-		return Response{}, fmt.Errorf("send to ul2tpd at %s: %w", socket, err)
-	}
+	_, werr := c.Write(b)
+	// A daemon that refuses the connection (too many) answers before it
+	// reads and closes it: its answer is there even if the write failed.
 	line, err := bufio.NewReader(c).ReadBytes('\n')
 	if err != nil {
+		if werr != nil {
+			return Response{}, fmt.Errorf("send to ul2tpd at %s: %w", socket, werr)
+		}
 		return Response{}, fmt.Errorf("read from ul2tpd at %s: %w", socket, err)
 	}
 	var resp Response

@@ -8,11 +8,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
+	"time"
 
 	"github.com/ul2tp/ul2tp/cmd/internal/api"
 	"github.com/ul2tp/ul2tp/datapath"
@@ -25,6 +28,13 @@ const maxRequest = 64 << 10
 type Handler struct {
 	Plane *datapath.Plane
 	Log   *slog.Logger
+	// MaxConns caps the connections Serve serves at once, RequestTimeout
+	// bounds reading one request and IdleTimeout the wait for the next;
+	// zero means DefaultMaxConns, DefaultRequestTimeout and
+	// DefaultIdleTimeout.
+	MaxConns       int
+	RequestTimeout time.Duration
+	IdleTimeout    time.Duration
 }
 
 // Handle runs one request.
@@ -121,7 +131,10 @@ func (h *Handler) Handle(req api.Request) api.Response {
 		}
 		return resp
 	}
-	return invalid("op", fmt.Sprintf("%q unknown", req.Op))
+	if req.Op == "" {
+		return invalid("op", "missing")
+	}
+	return ErrorResponse(&datapath.FieldError{Field: "op", Value: req.Op, Reason: "unknown"})
 }
 
 func invalid(field, reason string) api.Response {
@@ -152,7 +165,26 @@ func Listen(path string) (net.Listener, error) {
 	return l, nil
 }
 
-// Serve answers requests on l until ctx ends.
+// Defaults of the control socket's limits; Handler's fields override them.
+const (
+	// DefaultMaxConns caps the connections served at once.
+	DefaultMaxConns = 256
+	// DefaultRequestTimeout bounds reading one request line: the first
+	// on a new connection from its accept, a later one from its first
+	// byte.
+	DefaultRequestTimeout = 10 * time.Second
+	// DefaultIdleTimeout closes a connection with no request started for
+	// this long after its last response.
+	DefaultIdleTimeout = 60 * time.Second
+)
+
+// Serve answers requests on l until ctx ends. Temporary accept errors
+// (out of descriptors or memory, a connection aborted before it was
+// accepted) are retried with backoff; other accept errors end it.
+//
+// At most MaxConns connections are served at once: one over the cap is
+// answered with a "too many connections" error line and closed, so a
+// client never waits on a daemon that will not read it.
 func (h *Handler) Serve(ctx context.Context, l net.Listener) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -160,45 +192,209 @@ func (h *Handler) Serve(ctx context.Context, l net.Listener) error {
 		<-ctx.Done()
 		l.Close()
 	}()
+	slots := make(chan struct{}, positive(h.MaxConns, DefaultMaxConns))
+	var retry acceptBackoff
+	var refused logLimiter
 	for {
 		c, err := l.Accept()
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return nil
 			}
-			return fmt.Errorf("accept: %w", err)
+			if !temporary(err) {
+				return fmt.Errorf("accept: %w", err)
+			}
+			retry.fail(h.Log, err)
+			if !sleep(ctx, retry.delay) {
+				return nil
+			}
+			continue
+		}
+		retry.ok()
+		select {
+		case slots <- struct{}{}:
+		default:
+			refused.log(h.Log, "control socket: connection refused: too many connections", "max_conns", cap(slots))
+			refuse(c)
+			continue
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer func() { <-slots }()
 			h.serveConn(ctx, c)
 		}()
 	}
 }
 
+// refuse answers a connection over the cap with one error line and closes
+// it. The connection is new, so its send buffer is empty and the write
+// does not block; the deadline makes sure of it.
+func refuse(c net.Conn) {
+	defer c.Close()
+	_ = c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	b, err := api.Marshal(api.Response{Error: "too many connections", Code: api.CodeFailed})
+	if err == nil {
+		_, _ = c.Write(b)
+	}
+}
+
+// temporary reports whether an accept error may go away by itself.
+func temporary(err error) bool {
+	for _, e := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM,
+		syscall.ECONNABORTED, syscall.EINTR, syscall.EAGAIN, syscall.EPROTO} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// logLimiter logs a recurring event at most once per logEvery, with the
+// number of times it was not logged since.
+type logLimiter struct {
+	last       time.Time
+	suppressed int
+}
+
+const logEvery = 5 * time.Second
+
+func (l *logLimiter) log(log *slog.Logger, msg string, args ...any) {
+	now := time.Now()
+	if now.Sub(l.last) < logEvery {
+		l.suppressed++
+		return
+	}
+	log.Warn(msg, append(args, "times_not_logged", l.suppressed)...)
+	l.last, l.suppressed = now, 0
+}
+
+// acceptBackoff paces retries of a failing accept: 5 ms doubling to 1 s,
+// logged at most once per logEvery.
+type acceptBackoff struct {
+	delay time.Duration
+	logLimiter
+}
+
+func (b *acceptBackoff) fail(log *slog.Logger, err error) {
+	if b.delay == 0 {
+		b.delay = 5 * time.Millisecond
+	} else {
+		b.delay = min(2*b.delay, time.Second)
+	}
+	b.log(log, "control socket: accept failed; retrying", "err", err, "retry_in", b.delay)
+}
+
+func (b *acceptBackoff) ok() { b.delay = 0 }
+
+// sleep waits d or until ctx ends, reporting whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func positive[T int | time.Duration](v, def T) T {
+	if v > 0 {
+		return v
+	}
+	return def
+}
+
+// errRequestTooLong says a request line exceeds maxRequest.
+var errRequestTooLong = &datapath.FieldError{Field: "request", Value: "", Reason: fmt.Sprintf("line longer than %d bytes", maxRequest)}
+
+// serveConn answers the requests on c, one line each, until the client
+// closes it, breaks the protocol, is too slow, or ctx ends.
 func (h *Handler) serveConn(ctx context.Context, c net.Conn) {
 	defer c.Close()
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
-	sc := bufio.NewScanner(c)
-	sc.Buffer(make([]byte, 4096), maxRequest)
-	for sc.Scan() {
-		var req api.Request
+	reqTimeout := positive(h.RequestTimeout, DefaultRequestTimeout)
+	idle := positive(h.IdleTimeout, DefaultIdleTimeout)
+	r := bufio.NewReaderSize(c, 4096)
+	// The first request is due within reqTimeout of the accept.
+	_ = c.SetReadDeadline(time.Now().Add(reqTimeout))
+	for first := true; ; first = false {
+		if !first {
+			// Wait up to idle for the next request to start, then up to
+			// reqTimeout for the rest of it.
+			_ = c.SetReadDeadline(time.Now().Add(idle))
+			if _, err := r.Peek(1); err != nil {
+				return
+			}
+			_ = c.SetReadDeadline(time.Now().Add(reqTimeout))
+		}
+		line, err := readLine(r)
 		var resp api.Response
-		if err := json.Unmarshal(sc.Bytes(), &req); err != nil {
-			resp = invalid("request", "not JSON: "+err.Error())
-		} else {
-			resp = h.Handle(req)
+		switch {
+		case errors.Is(err, errRequestTooLong):
+			resp = ErrorResponse(err)
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			resp = ErrorResponse(fmt.Errorf("request not complete within %v", reqTimeout))
+		case err != nil:
+			return
+		default:
+			resp = h.handleLine(line)
 		}
-		if resp.Error != "" {
-			h.Log.Info("request failed", "op", req.Op, "err", resp.Error)
-		}
-		b, err := api.Marshal(resp)
-		if err != nil {
+		if !h.respond(c, resp, reqTimeout) || err != nil {
 			return
 		}
-		if _, err := c.Write(b); err != nil {
-			return
+	}
+}
+
+// handleLine decodes and runs one request line.
+func (h *Handler) handleLine(line []byte) api.Response {
+	var req api.Request
+	var resp api.Response
+	if err := json.Unmarshal(line, &req); err != nil {
+		resp = invalid("request", "not JSON: "+err.Error())
+	} else {
+		resp = h.Handle(req)
+	}
+	if resp.Error != "" {
+		h.Log.Info("request failed", "op", req.Op, "err", resp.Error)
+	}
+	return resp
+}
+
+// respond writes resp as one line, giving a client that does not read
+// timeout to take it, and reports whether it went.
+func (h *Handler) respond(c net.Conn, resp api.Response, timeout time.Duration) bool {
+	b, err := api.Marshal(resp)
+	if err != nil {
+		return false
+	}
+	_ = c.SetWriteDeadline(time.Now().Add(timeout))
+	_, err = c.Write(b)
+	return err == nil
+}
+
+// readLine reads one line of at most maxRequest bytes, without its
+// newline (which the last line before end of input may lack). A longer
+// line is errRequestTooLong.
+func readLine(r *bufio.Reader) ([]byte, error) {
+	var line []byte
+	for {
+		frag, err := r.ReadSlice('\n')
+		if len(line)+len(frag) > maxRequest+1 || (len(line)+len(frag) == maxRequest+1 && frag[len(frag)-1] != '\n') {
+			return nil, errRequestTooLong
+		}
+		line = append(line, frag...)
+		switch {
+		case err == nil:
+			return line[:len(line)-1], nil
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		case errors.Is(err, io.EOF) && len(line) > 0:
+			return line, nil
+		default:
+			return nil, err
 		}
 	}
 }
