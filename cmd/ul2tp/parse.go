@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 
@@ -259,6 +260,14 @@ func parseSession(words []string) (*api.SessionArgs, error) {
 				return fmt.Errorf("invalid mtu %q", v)
 			}
 			s.MTU = int(n)
+			return nil
+		},
+		"address": func(v string) error {
+			mac, err := net.ParseMAC(v)
+			if err != nil || len(mac) != 6 {
+				return fmt.Errorf("invalid address %q: want an Ethernet address, as 02:00:00:00:00:01", v)
+			}
+			s.Address = mac.String()
 			return nil
 		},
 	}
