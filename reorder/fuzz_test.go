@@ -83,10 +83,9 @@ func newFuzzRun(t *testing.T, b []byte) *fuzzRun {
 	fz.cfg.Depth = int(b[1] % 17) // 0: DefaultDepth
 	fz.r = New[int](fz.cfg)
 	if b[0]&32 != 0 {
-		// Start a few Ns before the wrap (the first packet would be
-		// outside the window of nr 0 there).
+		// Start synced a few Ns before the wrap.
 		fz.s = (fz.cfg.Max - uint32(b[3]%16)) & fz.cfg.Max
-		fz.r.nr, fz.r.reorderSkip = fz.s, false
+		fz.r.nr, fz.r.reorderSkip, fz.r.synced = fz.s, false, true
 	} else {
 		fz.s = uint32(b[3])
 	}

@@ -131,6 +131,7 @@ type Receiver[T any] struct {
 	nrOOS       uint32
 	nrOOSCount  int
 	reorderSkip bool       // take the next delivered packet's Ns as nr
+	synced      bool       // a sequenced packet has set nr: the window applies
 	queue       []entry[T] // sequenced entries by distance from nr; room for depth+1
 
 	sendSeq atomic.Bool
@@ -240,7 +241,7 @@ func (r *Receiver[T]) admit(now int64, hasSeq bool, ns uint32, item T) Reason {
 		return 0
 	}
 	switch {
-	case !r.inWindow(e.ns):
+	case r.synced && !r.inWindow(e.ns):
 		return OutsideWindow
 	case timeout == 0 && !r.acceptNoTimeout(e.ns):
 		return OutOfSequence
@@ -277,7 +278,11 @@ func (r *Receiver[T]) accept(cfg *Config, hasSeq bool) bool {
 func (r *Receiver[T]) dist(ns uint32) uint32 { return (ns - r.nr) & r.max }
 
 // inWindow is l2tp_seq_check_rx_window: ns lies in the half of the
-// sequence space ahead of nr (nr included).
+// sequence space ahead of nr (nr included). admit asks only once nr is
+// known: a new receiver (a session just created, or a daemon restarted
+// while its peer kept numbering) takes any Ns as its first, where the
+// kernel checks it against an nr of 0 and drops every packet in the back
+// half of the space until the peer's numbering wraps, up to 2^23 of them.
 func (r *Receiver[T]) inWindow(ns uint32) bool { return r.dist(ns) < r.window }
 
 // acceptNoTimeout is the kernel's no-reorder-timeout rule: take the
@@ -341,7 +346,7 @@ func (r *Receiver[T]) dequeue(now int64, h Handler[T]) {
 			continue
 		}
 		if r.reorderSkip {
-			r.reorderSkip = false
+			r.reorderSkip, r.synced = false, true
 			r.nr = e.ns
 		}
 		if e.ns != r.nr {
