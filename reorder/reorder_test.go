@@ -374,3 +374,44 @@ func TestFirstNsAnywhere(t *testing.T) {
 		})
 	}
 }
+
+// TestPeerRestarted checks that a receiver whose peer starts numbering
+// again from 0 (a daemon restarted while this end kept its nr) resyncs
+// after a run of more than 4 packets with consecutive Ns behind the
+// window, as it does for a run ahead of nr, instead of dropping every
+// packet until the peer's Ns reaches nr.
+func TestPeerRestarted(t *testing.T) {
+	ms := int64(time.Millisecond)
+	before := seqs(995, 996, 997, 998, 999) // nr is 1000 after these
+	for _, tc := range []struct {
+		name      string
+		cfg       Config
+		in        []pkt
+		delivered []uint32
+		c         Counters
+	}{
+		{"numbering from 0 again", Config{}, seqs(0, 1, 2, 3, 4, 5, 6, 7),
+			[]uint32{5, 6, 7}, Counters{RxErrors: 5}},
+		{"with a timeout, queued packets go", Config{Timeout: time.Second}, seqs(1001, 0, 1, 2, 3, 4, 5, 6),
+			[]uint32{5, 6}, Counters{RxSeqDiscards: 1, RxErrors: 6}},
+		{"old packets out of order do not resync", Config{}, seqs(10, 20, 30, 40, 50, 60, 1000),
+			[]uint32{1000}, Counters{RxErrors: 6}},
+		{"a run of 5 does not resync", Config{}, seqs(0, 1, 2, 3, 4, 1000),
+			[]uint32{1000}, Counters{RxErrors: 5}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := New[uint32](tc.cfg)
+			h := &rec{}
+			for _, p := range append(slices.Clone(before), tc.in...) {
+				r.Receive(p.at*ms, !p.noSeq, p.ns, p.ns, h)
+			}
+			want := append(slices.Clone([]uint32{995, 996, 997, 998, 999}), tc.delivered...)
+			if !slices.Equal(h.delivered, want) {
+				t.Errorf("delivered %d, want %d (dropped %v)", h.delivered, want, h.dropped)
+			}
+			if got := r.Counters(); got != tc.c {
+				t.Errorf("counters %+v, want %+v", got, tc.c)
+			}
+		})
+	}
+}
