@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 	"syscall"
 	"testing"
@@ -67,19 +68,7 @@ func TestE2ERestartKeepsMAC(t *testing.T) {
 		t.Fatalf("B's neighbour entry for %s: %v, want A's %v", p.innerA, got, macA)
 	}
 
-	a.kill9()
-	for i := 0; e.linkExists(e.nsA, "mac0"); i++ {
-		if i == 100 {
-			t.Fatal("A's TAP still there 5s after SIGKILL")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	a = e.startDaemon(e.nsA)
-	p.a = a
-	la, lb := e.outer4(1).String(), e.outer4(2).String()
-	a.mustCLI("add", "tunnel", "tunnel_id", "1", "peer_tunnel_id", "2", "local", la, "remote", lb)
-	a.mustCLI("add", "session", "name", "mac0", "tunnel_id", "1", "session_id", "11", "peer_session_id", "22")
-	a.taps = append(a.taps, "mac0")
+	a = p.restartA(nil)
 	if got := e.macOf(e.nsA, "mac0"); got.String() != macA.String() {
 		t.Errorf("after restart A's TAP has address %v, before %v", got, macA)
 	}
@@ -93,6 +82,63 @@ func TestE2ERestartKeepsMAC(t *testing.T) {
 	}
 	if got := e.neighbour(e.nsB, "mac0", p.innerA); got.String() != macA.String() {
 		t.Errorf("B's neighbour entry for %s: %v, want %v", p.innerA, got, macA)
+	}
+}
+
+// restartA kills daemon A with SIGKILL, waits for its TAP to go, and
+// starts it again with the pseudowire's tunnel and session (with
+// sessionWords), the TAP not yet up.
+func (p *pseudowire) restartA(sessionWords []string) *daemon {
+	e, t := p.e, p.e.t
+	t.Helper()
+	p.a.kill9()
+	for i := 0; e.linkExists(e.nsA, p.name); i++ {
+		if i == 100 {
+			t.Fatal("A's TAP still there 5s after SIGKILL")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	a := e.startDaemon(e.nsA)
+	p.a = a
+	la, lb := e.outer4(1).String(), e.outer4(2).String()
+	a.mustCLI("add", "tunnel", "tunnel_id", "1", "peer_tunnel_id", "2", "local", la, "remote", lb)
+	a.mustCLI(append([]string{"add", "session", "name", p.name, "tunnel_id", "1", "session_id", "11",
+		"peer_session_id", "22"}, sessionWords...)...)
+	a.taps = append(a.taps, p.name)
+	return a
+}
+
+// TestE2ERestartSeq restarts daemon A (SIGKILL) on a pseudowire with
+// sequence numbers both ways, after A sent B 3000 sequenced packets: the
+// new A numbers from 0 again, 3000 behind B's nr, and B must resync to it
+// (rule 2 of docs/sequencing.md) rather than drop A's next 3000 packets;
+// A must take B's Ns, which went on counting, as its first. Pings from B
+// answer again within a bounded number of tries.
+func TestE2ERestartSeq(t *testing.T) {
+	words := []string{"seq", "both"}
+	p := newPseudowire(t, "seq0", nil, words)
+	e := p.e
+	e.udpBurst(e.nsA, e.nsB, netip.MustParseAddr(p.innerB), 3000, 64)
+	before := p.b.session(2, 22).Stats
+	a := p.restartA(words)
+	a.upTAP(p.name, p.innerA+"/24")
+	var out string
+	var err error
+	for try := 0; try < 10; try++ {
+		out, err = runCmd(10*time.Second, "ip", "netns", "exec", e.nsB, "ping", "-n", "-c", "1", "-w", "1", p.innerA)
+		if err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("ping %s from B after A's restart: no answer in 10 tries: %v\n%s", p.innerA, err, out)
+	}
+	e.ping(e.nsA, p.innerB)
+	after := p.b.session(2, 22).Stats
+	t.Logf("B after A's restart: rx_errors +%d, rx_seq_discards +%d", after.RxErrors-before.RxErrors,
+		after.RxSeqDiscards-before.RxSeqDiscards)
+	if sa := a.session(1, 11).Stats; sa.RxErrors != 0 {
+		t.Errorf("restarted A: rx_errors %d, want 0 (it takes B's Ns as its first)", sa.RxErrors)
 	}
 }
 
