@@ -3,6 +3,7 @@ package datapath
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
 	"time"
@@ -174,6 +175,9 @@ type SessionConfig struct {
 	// MTU of the TAP device; 0 derives it from the path MTU toward the
 	// tunnel's remote less the encapsulation overhead.
 	MTU int `json:"mtu"`
+	// Address is the TAP's Ethernet address; nil derives a stable one
+	// from the ids and the peer (DefaultAddress), so a restart keeps it.
+	Address net.HardwareAddr `json:"-"`
 }
 
 // Check validates the configuration and fills defaults.

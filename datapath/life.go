@@ -18,8 +18,8 @@ const (
 // transmit pump whose TAP read fails for any reason but the session's own
 // close (the device deleted under the daemon, most often) marks the
 // session down and starts recovery, which recreates the TAP with the same
-// name, MTU and queues, brings it up and restarts the pumps, with backoff
-// while that fails.
+// name, MTU, Ethernet address and queues, brings it up and restarts the
+// pumps, with backoff while that fails.
 type lifecycle struct {
 	tapCfg tap.Config // the name is the one the kernel gave, after start
 

@@ -423,6 +423,9 @@ func (p *Plane) AddSession(cfg SessionConfig) (*Session, error) {
 	if err := p.checkSessionID(t, cfg.ID); err != nil {
 		return nil, err
 	}
+	if err := cfg.setAddress(&t.cfg); err != nil {
+		return nil, err
+	}
 	s := &Session{
 		cfg:    cfg,
 		tunnel: t,
@@ -438,7 +441,7 @@ func (p *Plane) AddSession(cfg SessionConfig) (*Session, error) {
 	}
 	s.gsoMax.Store(int32(pmtu - underlayLen(&t.cfg)))
 	s.pmtuReread.Store(nanotime())
-	s.life.tapCfg = tap.Config{Name: cfg.Name, MTU: s.mtu, Offload: p.offload, Queues: p.queues}
+	s.life.tapCfg = tap.Config{Name: cfg.Name, MTU: s.mtu, Offload: p.offload, Queues: p.queues, MAC: cfg.Address}
 	dev, err := tap.Create(s.life.tapCfg)
 	if err != nil {
 		return nil, fmt.Errorf("session %d: %w", cfg.ID, err)
@@ -449,7 +452,7 @@ func (p *Plane) AddSession(cfg SessionConfig) (*Session, error) {
 	t.sock.rebuild(p)
 	s.start(dev)
 	p.log.Info("session created", "tunnel_id", cfg.TunnelID, "session_id", cfg.ID,
-		"peer_session_id", cfg.PeerID, "ifname", dev.Name(), "mtu", s.mtu)
+		"peer_session_id", cfg.PeerID, "ifname", dev.Name(), "mtu", s.mtu, "address", cfg.Address.String())
 	return s, nil
 }
 

@@ -14,7 +14,9 @@ import (
 //     exactly once;
 //   - each sequenced packet delivered lies ahead of the previous one, in
 //     the forward half of the sequence space (nr only moves forward), and
-//     one that is not the next Ns follows a counted discard or skip;
+//     one that is not the next Ns follows a counted discard or skip,
+//     unless the receiver took the peer to have restarted its numbering
+//     (a run of consecutive Ns behind the window) since the previous one;
 //   - packets without Ns are delivered in arrival order;
 //   - after each Receive the queue holds at most Depth packets, each kept
 //     (h.Keep) and none older than its timeout, sequenced ones in
@@ -58,18 +60,19 @@ type fuzzPkt struct {
 // fuzzRun is one FuzzReceive input's state, and the Handler checking the
 // Receiver's decisions.
 type fuzzRun struct {
-	t     *testing.T
-	r     *Receiver[int]
-	cfg   Config
-	now   int64
-	s     uint32   // the sender's next Ns
-	held  []uint32 // Ns held back for later
-	pkts  []fuzzPkt
-	fate  []uint8 // 0 pending, 1 delivered, 2 dropped
-	kept  []bool
-	last  uint32 // Ns of the last sequenced packet delivered
-	seqs  int    // sequenced packets delivered
-	noSeq int    // id of the last packet without Ns delivered, +1
+	t        *testing.T
+	r        *Receiver[int]
+	cfg      Config
+	now      int64
+	s        uint32   // the sender's next Ns
+	held     []uint32 // Ns held back for later
+	pkts     []fuzzPkt
+	fate     []uint8 // 0 pending, 1 delivered, 2 dropped
+	kept     []bool
+	last     uint32 // Ns of the last sequenced packet delivered
+	seqs     int    // sequenced packets delivered
+	noSeq    int    // id of the last packet without Ns delivered, +1
+	restarts int    // r.restarts at the last sequenced packet delivered
 }
 
 func newFuzzRun(t *testing.T, b []byte) *fuzzRun {
@@ -83,10 +86,9 @@ func newFuzzRun(t *testing.T, b []byte) *fuzzRun {
 	fz.cfg.Depth = int(b[1] % 17) // 0: DefaultDepth
 	fz.r = New[int](fz.cfg)
 	if b[0]&32 != 0 {
-		// Start a few Ns before the wrap (the first packet would be
-		// outside the window of nr 0 there).
+		// Start synced a few Ns before the wrap.
 		fz.s = (fz.cfg.Max - uint32(b[3]%16)) & fz.cfg.Max
-		fz.r.nr, fz.r.reorderSkip = fz.s, false
+		fz.r.nr, fz.r.reorderSkip, fz.r.synced = fz.s, false, true
 	} else {
 		fz.s = uint32(b[3])
 	}
@@ -194,7 +196,7 @@ func (fz *fuzzRun) Deliver(id int) {
 		fz.noSeq = id + 1
 		return
 	}
-	if fz.seqs > 0 {
+	if fz.seqs > 0 && fz.r.restarts == fz.restarts {
 		d := (p.ns - fz.last) & fz.r.max
 		if d == 0 || d > fz.r.window {
 			fz.t.Fatalf("Ns %#x delivered after %#x: not ahead of it", p.ns, fz.last)
@@ -205,6 +207,7 @@ func (fz *fuzzRun) Deliver(id int) {
 	}
 	fz.last = p.ns
 	fz.seqs++
+	fz.restarts = fz.r.restarts
 }
 
 func (fz *fuzzRun) Drop(id int, _ Reason) { fz.settle(id, 2) }

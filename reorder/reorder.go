@@ -131,6 +131,10 @@ type Receiver[T any] struct {
 	nrOOS       uint32
 	nrOOSCount  int
 	reorderSkip bool       // take the next delivered packet's Ns as nr
+	synced      bool       // a sequenced packet has set nr: the window applies
+	behind      uint32     // Ns of the last packet outside the window
+	behindCount int        // consecutive Ns among packets outside the window
+	restarts    int        // times the peer was seen to restart its numbering
 	queue       []entry[T] // sequenced entries by distance from nr; room for depth+1
 
 	sendSeq atomic.Bool
@@ -206,6 +210,9 @@ func (r *Receiver[T]) Counters() Counters {
 // through later calls, or through Flush. When Receive returns, the queue
 // holds at most Depth packets and none older than its timeout.
 func (r *Receiver[T]) Receive(now int64, hasSeq bool, ns uint32, item T, h Handler[T]) {
+	if hasSeq && r.peerRestarted(ns&r.max) {
+		r.restart(h)
+	}
 	if why := r.admit(now, hasSeq, ns, item); why != 0 {
 		r.drop(item, why, h)
 	}
@@ -240,7 +247,7 @@ func (r *Receiver[T]) admit(now int64, hasSeq bool, ns uint32, item T) Reason {
 		return 0
 	}
 	switch {
-	case !r.inWindow(e.ns):
+	case r.synced && !r.inWindow(e.ns):
 		return OutsideWindow
 	case timeout == 0 && !r.acceptNoTimeout(e.ns):
 		return OutOfSequence
@@ -277,8 +284,52 @@ func (r *Receiver[T]) accept(cfg *Config, hasSeq bool) bool {
 func (r *Receiver[T]) dist(ns uint32) uint32 { return (ns - r.nr) & r.max }
 
 // inWindow is l2tp_seq_check_rx_window: ns lies in the half of the
-// sequence space ahead of nr (nr included).
+// sequence space ahead of nr (nr included). admit asks only once nr is
+// known: a new receiver (a session just created, or a daemon restarted
+// while its peer kept numbering) takes any Ns as its first, where the
+// kernel checks it against an nr of 0 and drops every packet in the back
+// half of the space until the peer's numbering wraps, up to 2^23 of them.
 func (r *Receiver[T]) inWindow(ns uint32) bool { return r.dist(ns) < r.window }
+
+// peerRestarted reports whether ns, outside the window, ends a run of
+// more than nrOOSCountMax packets with consecutive Ns outside it: the
+// peer numbers from somewhere else now (it restarted, and numbers from 0
+// again), and waiting for its Ns to reach nr would drop up to 2^23
+// packets (the kernel does).
+func (r *Receiver[T]) peerRestarted(ns uint32) bool {
+	if !r.synced || r.inWindow(ns) {
+		return false
+	}
+	if ns == (r.behind+1)&r.max {
+		r.behindCount++
+	} else {
+		r.behindCount = 0
+	}
+	r.behind = ns
+	return r.behindCount > nrOOSCountMax
+}
+
+// restart forgets nr, as for a new receiver, after the peer restarted its
+// numbering: the sequenced packets queued wait for Ns that will not come
+// and are discarded (rx_seq_discards); the next sequenced packet sets nr.
+func (r *Receiver[T]) restart(h Handler[T]) {
+	j := 0
+	for _, e := range r.queue {
+		if !e.hasSeq {
+			r.queue[j] = e
+			j++
+			continue
+		}
+		r.seqDiscards.Add(1)
+		r.errors.Add(1)
+		h.Drop(e.item, Expired)
+	}
+	clear(r.queue[j:])
+	r.queue = r.queue[:j]
+	r.synced, r.reorderSkip = false, true
+	r.behindCount, r.nrOOSCount = 0, 0
+	r.restarts++
+}
 
 // acceptNoTimeout is the kernel's no-reorder-timeout rule: take the
 // expected packet; discard others, unless a run of more than
@@ -341,7 +392,7 @@ func (r *Receiver[T]) dequeue(now int64, h Handler[T]) {
 			continue
 		}
 		if r.reorderSkip {
-			r.reorderSkip = false
+			r.reorderSkip, r.synced = false, true
 			r.nr = e.ns
 		}
 		if e.ns != r.nr {

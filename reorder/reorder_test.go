@@ -103,8 +103,6 @@ func TestReceive(t *testing.T) {
 			[]uint32{0}, Counters{RxSeqDiscards: 1, RxErrors: 1}},
 		{"v3 window edge: first outside", Config{Max: MaxV3}, 0, seqs(0, 0x800000),
 			[]uint32{0}, Counters{RxErrors: 1}},
-		{"first packet is checked against nr 0", Config{Max: MaxV2}, 0, seqs(0x8000, 0x8001),
-			nil, Counters{RxErrors: 2}},
 		// A full queue takes 1..4 as lost and delivers what waits.
 		{"queue bound", Config{Timeout: time.Second, Depth: 2}, 0, seqs(0, 5, 6, 7),
 			[]uint32{0, 5, 6, 7}, Counters{RxSeqDiscards: 1}},
@@ -116,7 +114,7 @@ func TestReceive(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := New[uint32](tc.cfg)
 			if tc.nr != 0 {
-				r.nr, r.reorderSkip = tc.nr, false
+				r.nr, r.reorderSkip, r.synced = tc.nr, false, true
 			}
 			h := &rec{}
 			for _, p := range tc.in {
@@ -334,5 +332,86 @@ func BenchmarkLoss(b *testing.B) {
 		if i%100 != 50 {
 			r.Receive(int64(i), true, uint32(i)&MaxV3, i, nop{})
 		}
+	}
+}
+
+// TestFirstNsAnywhere checks that a new receiver takes its first Ns from
+// anywhere in the sequence space, the back half of nr 0 included: a
+// daemon restarted while its peer kept numbering (send_seq) resyncs to the
+// peer at once instead of dropping up to 2^23 packets until the peer's
+// numbering wraps, as the kernel would.
+func TestFirstNsAnywhere(t *testing.T) {
+	ms := int64(time.Millisecond)
+	for _, tc := range []struct {
+		name      string
+		cfg       Config
+		in        []pkt
+		delivered []uint32
+		c         Counters
+	}{
+		{"v2 back half", Config{Max: MaxV2}, seqs(0x8000, 0x8001), []uint32{0x8000, 0x8001}, Counters{}},
+		{"v3 back half", Config{Max: MaxV3, RecvSeq: true}, seqs(0xabcdef, 0xabcdf0, 0xabcdf1),
+			[]uint32{0xabcdef, 0xabcdf0, 0xabcdf1}, Counters{}},
+		{"v3 last Ns", Config{}, seqs(0xffffff, 0, 1), []uint32{0xffffff, 0, 1}, Counters{}},
+		{"v3 back half with a timeout", Config{Timeout: 100 * time.Millisecond}, seqs(0x900000, 0x900002, 0x900001),
+			[]uint32{0x900000, 0x900001, 0x900002}, Counters{RxOOSPackets: 1}},
+		// Once nr is set the window holds: an old packet is dropped.
+		{"then the window holds", Config{}, seqs(0xc00000, 0xc00001, 0xa00000, 0xc00002),
+			[]uint32{0xc00000, 0xc00001, 0xc00002}, Counters{RxErrors: 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := New[uint32](tc.cfg)
+			h := &rec{}
+			for _, p := range tc.in {
+				r.Receive(p.at*ms, !p.noSeq, p.ns, p.ns, h)
+			}
+			if !slices.Equal(h.delivered, tc.delivered) {
+				t.Errorf("delivered %x, want %x (dropped %v)", h.delivered, tc.delivered, h.dropped)
+			}
+			if got := r.Counters(); got != tc.c {
+				t.Errorf("counters %+v, want %+v", got, tc.c)
+			}
+		})
+	}
+}
+
+// TestPeerRestarted checks that a receiver whose peer starts numbering
+// again from 0 (a daemon restarted while this end kept its nr) resyncs
+// after a run of more than 4 packets with consecutive Ns behind the
+// window, as it does for a run ahead of nr, instead of dropping every
+// packet until the peer's Ns reaches nr.
+func TestPeerRestarted(t *testing.T) {
+	ms := int64(time.Millisecond)
+	before := seqs(995, 996, 997, 998, 999) // nr is 1000 after these
+	for _, tc := range []struct {
+		name      string
+		cfg       Config
+		in        []pkt
+		delivered []uint32
+		c         Counters
+	}{
+		{"numbering from 0 again", Config{}, seqs(0, 1, 2, 3, 4, 5, 6, 7),
+			[]uint32{5, 6, 7}, Counters{RxErrors: 5}},
+		{"with a timeout, queued packets go", Config{Timeout: time.Second}, seqs(1001, 0, 1, 2, 3, 4, 5, 6),
+			[]uint32{5, 6}, Counters{RxSeqDiscards: 1, RxErrors: 6}},
+		{"old packets out of order do not resync", Config{}, seqs(10, 20, 30, 40, 50, 60, 1000),
+			[]uint32{1000}, Counters{RxErrors: 6}},
+		{"a run of 5 does not resync", Config{}, seqs(0, 1, 2, 3, 4, 1000),
+			[]uint32{1000}, Counters{RxErrors: 5}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := New[uint32](tc.cfg)
+			h := &rec{}
+			for _, p := range append(slices.Clone(before), tc.in...) {
+				r.Receive(p.at*ms, !p.noSeq, p.ns, p.ns, h)
+			}
+			want := append(slices.Clone([]uint32{995, 996, 997, 998, 999}), tc.delivered...)
+			if !slices.Equal(h.delivered, want) {
+				t.Errorf("delivered %d, want %d (dropped %v)", h.delivered, want, h.dropped)
+			}
+			if got := r.Counters(); got != tc.c {
+				t.Errorf("counters %+v, want %+v", got, tc.c)
+			}
+		})
 	}
 }

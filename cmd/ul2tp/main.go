@@ -145,7 +145,7 @@ func usage(w io.Writer) {
        ul2tp add session [ name NAME ] tunnel_id ID session_id ID peer_session_id ID
                   [ cookie HEXSTR ] [ peer_cookie HEXSTR ] [ l2spec_type { none | default } ]
                   [ seq { none | send | recv | both } ] [ reorder_timeout MS ]
-                  [ lns_mode { on | off } ] [ mtu MTU ]
+                  [ lns_mode { on | off } ] [ mtu MTU ] [ address LLADDR ]
        ul2tp set session tunnel_id ID session_id ID [ seq { none | send | recv | both } ]
                   [ reorder_timeout MS ] [ lns_mode { on | off } ]
        ul2tp del tunnel tunnel_id ID
@@ -158,6 +158,7 @@ Where: NAME   := STRING
        PORT   := { 0..65535 }
        ID     := { 1..4294967295 }
        HEXSTR := { 8 or 16 hex digits (4 / 8 bytes) }
+       LLADDR := { unicast Ethernet address, as 02:00:00:00:00:01 }
 The daemon's socket is --socket, else $UL2TP_SOCKET, else /run/ul2tp/ul2tpd.sock.
 `)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 
@@ -261,6 +262,14 @@ func parseSession(words []string) (*api.SessionArgs, error) {
 				return fmt.Errorf("invalid mtu %q: want 68..65471, or 0 for the path MTU less the overhead", v)
 			}
 			s.MTU = int(n)
+			return nil
+		},
+		"address": func(v string) error {
+			mac, err := net.ParseMAC(v)
+			if err != nil || len(mac) != 6 {
+				return fmt.Errorf("invalid address %q: want an Ethernet address, as 02:00:00:00:00:01", v)
+			}
+			s.Address = mac.String()
 			return nil
 		},
 	}

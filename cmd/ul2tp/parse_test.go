@@ -48,6 +48,9 @@ func TestParse(t *testing.T) {
 		{"add session tunnel_id 1 session_id 2", "", nil, "peer_session_id: required"},
 		{"add session tunnel_id 1 session_id 2 peer_session_id 3 l2spec_type odd", "", nil, "invalid l2spec_type"},
 		{"add session tunnel_id 1 session_id 2 peer_session_id 3 seq sometimes", "", nil, "invalid seq"},
+		{"add session tunnel_id 1 session_id 2 peer_session_id 3 address 02:00:00:0A:0b:0c", api.OpAddSession,
+			func(r api.Request) bool { return r.Session.Address == "02:00:00:0a:0b:0c" }, ""},
+		{"add session tunnel_id 1 session_id 2 peer_session_id 3 address 02:00", "", nil, "invalid address"},
 		{"del session tunnel_id 1", "", nil, "required"},
 		{"frob tunnel", "", nil, "unknown command"},
 		{"add bridge", "", nil, "unknown object"},
@@ -118,6 +121,14 @@ func TestPrint(t *testing.T) {
 	var b bytes.Buffer
 	printTunnel(&b, api.TunnelInfo{TunnelID: 100, Encap: "UDP", Local: "10.0.0.1", Peer: "10.0.0.2", PeerTunnelID: 200, LocalPort: 1701, PeerPort: 1701, Checksum: &off})
 	want := "Tunnel 100, encap UDP\n  From 10.0.0.1 to 10.0.0.2\n  Peer tunnel 200\n  UDP source / dest ports: 1701/1701\n  UDP checksum: disabled\n"
+	if b.String() != want {
+		t.Fatalf("got\n%s\nwant\n%s", b.String(), want)
+	}
+	b.Reset()
+	printSession(&b, api.SessionInfo{SessionID: 11, TunnelID: 1, PeerSessionID: 22, PeerTunnelID: 2, Interface: "l2t0",
+		Address: "02:08:18:d8:c6:ff", L2SpecType: "default", MTU: 1430, State: "up"})
+	want = "Session 11 in tunnel 1\n  Peer session 22, tunnel 2\n  interface name: l2t0\n  address 02:08:18:d8:c6:ff\n" +
+		"  offset 0, peer offset 0\n  l2spec_type default, mtu 1430\n"
 	if b.String() != want {
 		t.Fatalf("got\n%s\nwant\n%s", b.String(), want)
 	}

@@ -40,6 +40,9 @@ func printSession(w io.Writer, s api.SessionInfo) {
 	fmt.Fprintf(w, "Session %d in tunnel %d\n", s.SessionID, s.TunnelID)
 	fmt.Fprintf(w, "  Peer session %d, tunnel %d\n", s.PeerSessionID, s.PeerTunnelID)
 	fmt.Fprintf(w, "  interface name: %s\n", s.Interface)
+	if s.Address != "" {
+		fmt.Fprintf(w, "  address %s\n", s.Address)
+	}
 	fmt.Fprintf(w, "  offset 0, peer offset 0\n")
 	if s.Cookie != "" || s.PeerCookie != "" {
 		if s.Cookie != "" {

@@ -430,6 +430,7 @@ type sessionJSON struct {
 	SendSeq       bool       `json:"send_seq"`
 	RecvSeq       bool       `json:"recv_seq"`
 	MTU           int        `json:"mtu"`
+	Address       string     `json:"address"`
 	State         string     `json:"state"`
 	PumpRestarts  uint64     `json:"pump_restarts"`
 	LastError     string     `json:"last_error"`

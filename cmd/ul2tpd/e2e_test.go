@@ -757,6 +757,7 @@ ptid = %d
 sid = %d
 psid = %d
 interface_name = "l2tcfg1"
+address = "02:00:5e:00:01:%02x"
 
 [tunnel.t3]
 local = "%s"
@@ -771,7 +772,7 @@ psid = %d
 interface_name = "l2tcfg2"
 l2spec_type = "none"
 `, e.outer4(byte(me)), e.outer4(byte(peer)), tid, ptid, sid, psid, cookie, peerCookie,
-			e.outer6(me), e.outer6(peer), tid+10, ptid+10, sid+10, psid+10,
+			e.outer6(me), e.outer6(peer), tid+10, ptid+10, sid+10, psid+10, me,
 			e.outer4(byte(me)), e.outer4(byte(peer)), tid+20, ptid+20, sid+20, psid+20)
 	}
 	ca := filepath.Join(e.dir, "a.toml")
@@ -798,7 +799,7 @@ l2spec_type = "none"
 		{SessionID: 101, TunnelID: 100, PeerSessionID: 201, PeerTunnelID: 200, Interface: "l2tcfg0",
 			Cookie: "11223344", PeerCookie: "55667788", L2SpecType: "default", State: "up"},
 		{SessionID: 111, TunnelID: 110, PeerSessionID: 211, PeerTunnelID: 210, Interface: "l2tcfg1",
-			L2SpecType: "none", State: "up"}, // no l2spec_type: go-l2tp's default
+			L2SpecType: "none", State: "up", Address: "02:00:5e:00:01:01"}, // no l2spec_type: go-l2tp's default
 		{SessionID: 121, TunnelID: 120, PeerSessionID: 221, PeerTunnelID: 220, Interface: "l2tcfg2",
 			L2SpecType: "none", State: "up"},
 	}
@@ -808,6 +809,12 @@ l2spec_type = "none"
 	for i := range want {
 		got := ss[i]
 		got.MTU = 0
+		if mac := e.macOf(e.nsA, got.Interface).String(); got.Address != mac {
+			t.Errorf("session %d: address %q, the TAP has %s", i, got.Address, mac)
+		}
+		if want[i].Address == "" {
+			got.Address = "" // derived: checked against the TAP above
+		}
 		if got != want[i] {
 			t.Errorf("session %d: got %+v, want %+v", i, got, want[i])
 		}

@@ -1,7 +1,9 @@
 package tap
 
 import (
+	"bytes"
 	"fmt"
+	"net"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -60,6 +62,54 @@ func SetUp(name string) error {
 	r.flags |= unix.IFF_UP
 	if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCSIFFLAGS, uintptr(unsafe.Pointer(&r))); e != 0 {
 		return fmt.Errorf("set %s up: %w", name, e)
+	}
+	return nil
+}
+
+// ifreqHwaddr is struct ifreq with a struct sockaddr, as SIOCSIFHWADDR
+// and SIOCGIFHWADDR use it.
+type ifreqHwaddr struct {
+	name   [unix.IFNAMSIZ]byte
+	family uint16
+	data   [14]byte
+	_      [8]byte
+}
+
+// SetMAC sets an Ethernet interface's hardware address, as
+// "ip link set dev NAME address MAC". The kernel refuses a multicast or
+// all-zero address (EADDRNOTAVAIL).
+func SetMAC(name string, mac net.HardwareAddr) error {
+	if len(mac) != 6 {
+		return fmt.Errorf("set address %v on %s: not a 6-byte Ethernet address", mac, name)
+	}
+	var r ifreqHwaddr
+	copy(r.name[:], name)
+	r.family = unix.ARPHRD_ETHER
+	copy(r.data[:], mac)
+	if err := hwaddrIoctl(unix.SIOCSIFHWADDR, &r); err != nil {
+		return fmt.Errorf("set address %v on %s: %w", mac, name, err)
+	}
+	return nil
+}
+
+// MAC reads an interface's hardware address.
+func MAC(name string) (net.HardwareAddr, error) {
+	var r ifreqHwaddr
+	copy(r.name[:], name)
+	if err := hwaddrIoctl(unix.SIOCGIFHWADDR, &r); err != nil {
+		return nil, fmt.Errorf("address of %s: %w", name, err)
+	}
+	return net.HardwareAddr(bytes.Clone(r.data[:6])), nil
+}
+
+func hwaddrIoctl(req uintptr, r *ifreqHwaddr) error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), req, uintptr(unsafe.Pointer(r))); e != 0 {
+		return e
 	}
 	return nil
 }

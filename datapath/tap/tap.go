@@ -11,6 +11,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -38,6 +39,9 @@ type Config struct {
 	// The header's fields are little-endian (TUNSETVNETLE) on every host;
 	// Create fails on a big-endian host whose kernel refuses that.
 	Offload bool
+	// MAC is the device's Ethernet address, set before the device is up;
+	// nil leaves the kernel's random one.
+	MAC net.HardwareAddr
 }
 
 // Offload flags for TUNSETOFFLOAD (linux/if_tun.h).
@@ -137,6 +141,12 @@ func Create(c Config) (*Device, error) {
 		q.writevF = q.writev
 		q.iovs = make([]unix.Iovec, 0, 72)
 		d.queues = append(d.queues, q)
+	}
+	if c.MAC != nil {
+		if err := SetMAC(d.name, c.MAC); err != nil {
+			d.Close()
+			return nil, err
+		}
 	}
 	if c.MTU > 0 {
 		if err := SetMTU(d.name, c.MTU); err != nil {

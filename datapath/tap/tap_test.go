@@ -1,6 +1,8 @@
 package tap
 
 import (
+	"bytes"
+	"net"
 	"os"
 	"runtime"
 	"testing"
@@ -69,6 +71,39 @@ func TestOffloadVnetLE(t *testing.T) {
 			if le != 1 {
 				t.Errorf("queue %d: TUNGETVNETLE = %d, want 1 (virtio_net_hdr little-endian)", i, le)
 			}
+		}
+		return nil
+	})
+}
+
+// TestMAC checks that Create gives the device Config.MAC, that SetMAC
+// changes it and MAC reads it back, and that the kernel's refusal of a
+// multicast address comes back as an error.
+func TestMAC(t *testing.T) {
+	requireTAP(t)
+	want := net.HardwareAddr{0x02, 0x12, 0x34, 0x56, 0x78, 0x9a}
+	inNetns(t, func() error {
+		d, err := Create(Config{Name: "ul2tptest%d", MAC: want})
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		got, err := MAC(d.Name())
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("after Create: address %v, want %v", got, want)
+		}
+		next := net.HardwareAddr{0x06, 0, 0, 0, 0, 1}
+		if err := SetMAC(d.Name(), next); err != nil {
+			return err
+		}
+		if got, err := MAC(d.Name()); err != nil || !bytes.Equal(got, next) {
+			t.Errorf("after SetMAC: address %v (%v), want %v", got, err, next)
+		}
+		if err := SetMAC(d.Name(), net.HardwareAddr{0x01, 0, 0x5e, 0, 0, 1}); err == nil {
+			t.Errorf("SetMAC accepted a multicast address")
 		}
 		return nil
 	})

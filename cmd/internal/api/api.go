@@ -52,7 +52,7 @@ type TunnelArgs struct {
 }
 
 // SessionArgs are the words of "ip l2tp add session" plus ours
-// (reorder_timeout, lns_mode, mtu).
+// (reorder_timeout, lns_mode, mtu, address).
 type SessionArgs struct {
 	Name          string `json:"name,omitempty"`
 	TunnelID      uint32 `json:"tunnel_id"`
@@ -66,6 +66,10 @@ type SessionArgs struct {
 	ReorderTimeout uint64 `json:"reorder_timeout,omitempty"`
 	LNSMode        bool   `json:"lns_mode,omitempty"`
 	MTU            int    `json:"mtu,omitempty"`
+	// Address is the TAP's Ethernet address (iproute2's "ip link set
+	// address" word), as 02:00:00:00:00:01; empty derives a stable one
+	// from the ids and the peer (docs/config.md).
+	Address string `json:"address,omitempty"`
 }
 
 // SetSessionArgs are the words of "ul2tp set session" (the netlink
@@ -139,6 +143,8 @@ type SessionInfo struct {
 	LNSMode        bool   `json:"lns_mode,omitempty"`
 	ReorderTimeout uint64 `json:"reorder_timeout,omitempty"`
 	MTU            int    `json:"mtu"`
+	// Address is the TAP's Ethernet address, as "ip -j link" shows it.
+	Address string `json:"address"`
 	// State is "up", or "down" while the daemon recreates a TAP device
 	// whose pump failed (deleted under it); PumpRestarts counts the TAPs
 	// recreated and LastError says why the last one failed.

@@ -33,6 +33,9 @@ func TestArgsErrorsNameTheField(t *testing.T) {
 		{&api.SessionArgs{TunnelID: 1, SessionID: 2, PeerSessionID: 3, Name: "a-name-far-too-long"}, "name"},
 		{&api.SessionArgs{TunnelID: 1, SessionID: 2, PeerSessionID: 3, MTU: 20}, "mtu"},
 		{&api.SessionArgs{TunnelID: 1, SessionID: 0, PeerSessionID: 3}, "session_id"},
+		{&api.SessionArgs{TunnelID: 1, SessionID: 2, PeerSessionID: 3, Address: "02:00:00:00:01"}, "address"},
+		{&api.SessionArgs{TunnelID: 1, SessionID: 2, PeerSessionID: 3, Address: "01:00:5e:00:00:01"}, "address"},
+		{&api.SessionArgs{TunnelID: 1, SessionID: 2, PeerSessionID: 3, Address: "00:00:00:00:00:00"}, "address"},
 		{&api.SetSessionArgs{TunnelID: 1, SessionID: 2, Seq: "x"}, "seq"},
 	} {
 		var err error
@@ -63,8 +66,12 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Name != "l2tpeth%d" || s.L2Spec.String() != "default" || s.SendSeq || s.RecvSeq {
+	if s.Name != "l2tpeth%d" || s.L2Spec.String() != "default" || s.SendSeq || s.RecvSeq || s.Address != nil {
 		t.Fatalf("defaults %+v", s)
+	}
+	s, err = SessionConfig(&api.SessionArgs{TunnelID: 1, SessionID: 2, PeerSessionID: 3, Address: "02:AA:bb:00:00:01"})
+	if err != nil || s.Address.String() != "02:aa:bb:00:00:01" {
+		t.Fatalf("address 02:AA:bb:00:00:01: %v, %v", s.Address, err)
 	}
 }
 

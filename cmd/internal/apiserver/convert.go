@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"errors"
+	"net"
 	"net/netip"
 	"time"
 
@@ -84,7 +85,23 @@ func SessionConfig(a *api.SessionArgs) (datapath.SessionConfig, error) {
 	if a.ReorderTimeout > uint64(time.Hour/time.Millisecond) {
 		return c, &datapath.FieldError{Field: "reorder_timeout", Value: a.ReorderTimeout, Reason: "longer than an hour"}
 	}
+	if c.Address, err = parseMAC(a.Address); err != nil {
+		return c, err
+	}
 	return c, c.Check()
+}
+
+// parseMAC reads a session's address word: nil for "", else a valid
+// unicast Ethernet address.
+func parseMAC(s string) (net.HardwareAddr, error) {
+	if s == "" {
+		return nil, nil
+	}
+	mac, err := net.ParseMAC(s)
+	if err != nil || len(mac) != 6 {
+		return nil, &datapath.FieldError{Field: "address", Value: s, Reason: "want an Ethernet address, as 02:00:00:00:00:01"}
+	}
+	return mac, datapath.CheckAddress(mac)
 }
 
 // parseSeq reads iproute2's seq word, as a FieldError if bad.
@@ -172,7 +189,7 @@ func SessionInfo(s *datapath.Session, peerTunnelID uint32, stats bool) api.Sessi
 		Interface: s.IfName(), Cookie: c.Cookie.String(), PeerCookie: c.PeerCookie.String(),
 		L2SpecType: c.L2Spec.String(), SendSeq: c.SendSeq, RecvSeq: c.RecvSeq, LNSMode: c.LNSMode,
 		ReorderTimeout: uint64(c.ReorderTimeout / time.Millisecond), MTU: s.MTU(),
-		State: "up",
+		Address: c.Address.String(), State: "up",
 	}
 	h := s.Health()
 	if !h.Up {

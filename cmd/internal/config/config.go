@@ -25,7 +25,7 @@
 // An absent l2spec_type means none, as in go-l2tp (the ul2tp CLI follows
 // iproute2, whose default is default). Keys of ours, documented in
 // docs/config.md: udp_csum, udp6_csum_tx,
-// udp6_csum_rx on a tunnel; seq, lns_mode and mtu on a session. go-l2tp's
+// udp6_csum_rx on a tunnel; seq, lns_mode, mtu and address on a session. go-l2tp's
 // control-protocol keys (hello_timeout, window_size, ...) are accepted and
 // ignored by static tunnels.
 package config
@@ -102,6 +102,7 @@ type rawSession struct {
 	Seq     string `toml:"seq"`
 	LNSMode bool   `toml:"lns_mode"`
 	MTU     int    `toml:"mtu"`
+	Address string `toml:"address"`
 }
 
 // Load reads and checks the file at path.
@@ -215,7 +216,7 @@ func convertSession(name string, tid uint32, r rawSession) (Session, error) {
 	}
 	a := api.SessionArgs{TunnelID: tid, SessionID: sid, PeerSessionID: psid,
 		Name: r.InterfaceName, L2SpecType: l2spec, Seq: r.Seq, LNSMode: r.LNSMode,
-		MTU: r.MTU, ReorderTimeout: uint64(r.ReorderTimeout)}
+		MTU: r.MTU, ReorderTimeout: uint64(r.ReorderTimeout), Address: r.Address}
 	if r.SeqNum && a.Seq == "" {
 		a.Seq = "both"
 	}

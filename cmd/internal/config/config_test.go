@@ -41,6 +41,7 @@ udp6_csum_tx = false
 sid = 7
 psid = 8
 mtu = 1400
+address = "02:00:00:00:07:08"
 `
 
 func TestParseGoL2TP(t *testing.T) {
@@ -62,7 +63,8 @@ func TestParseGoL2TP(t *testing.T) {
 		t.Fatalf("s1 = %+v", s)
 	}
 	t2 := f.Tunnels[1]
-	if t2.Args.Local != "::1" || t2.Args.Remote != "::2" || t2.Args.UDP6CsumTx == nil || *t2.Args.UDP6CsumTx || t2.Sessions[0].Args.MTU != 1400 {
+	if t2.Args.Local != "::1" || t2.Args.Remote != "::2" || t2.Args.UDP6CsumTx == nil || *t2.Args.UDP6CsumTx || t2.Sessions[0].Args.MTU != 1400 ||
+		t2.Sessions[0].Args.Address != "02:00:00:00:07:08" {
 		t.Fatalf("t2 = %+v", t2)
 	}
 }
@@ -80,6 +82,7 @@ func TestParseErrors(t *testing.T) {
 		{base + "[tunnel.t.session.s]\nsid = 1\npsid = 2\npseudowire = \"ppp\"\n", "pseudowire"},
 		{base + "[tunnel.t.session.s]\nsid = 1\npsid = 2\nl2spec_type = \"x\"\n", "l2spec_type"},
 		{base + "[tunnel.t.session.s]\nsid = 1\npsid = 0\n", "psid 0"},
+		{base + "[tunnel.t.session.s]\nsid = 1\npsid = 2\naddress = \"33:33:00:00:00:01\"\n", "invalid address"},
 		{"[tunnel.t\n", "toml"},
 	} {
 		_, err := Parse(tc.text)
