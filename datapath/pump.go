@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -24,6 +25,7 @@ type socket struct {
 	opts conn.Options
 	log  *slog.Logger
 	refs int // tunnels using it, guarded by Plane.mu
+	tx   txPools
 
 	// demux is replaced whole whenever a tunnel or session comes or goes,
 	// so the receive pump reads it without a lock.
@@ -283,8 +285,12 @@ func (s *Session) tapWriteError(err error) {
 
 // transmitter is the per-queue state of a session's transmit pump.
 type transmitter struct {
-	s     *Session
-	q     *tap.Queue
+	s *Session
+	q *tap.Queue
+	// pool gives the buffer sets; cur is the one held, nil between
+	// passes, and the fields below are its (see txbufs.go).
+	pool  *sync.Pool
+	cur   *txBufs
 	b     *conn.Batch
 	bufs  [][]byte
 	sizes []int
@@ -302,29 +308,16 @@ type transmitter struct {
 	parts    [][]byte
 }
 
-// newTransmitter allocates a transmit pump's buffers: for a TAP without
-// offloads, frames of the TAP's MTU; with them, super-frames of 64 KiB and
-// room for the segments of a batch.
+// newTransmitter makes a transmit pump's state, holding a buffer set from
+// its socket's pool: for a TAP without offloads, frames of the TAP's MTU;
+// with them, super-frames of 64 KiB and room for the segments of a batch.
 func newTransmitter(s *Session, q *tap.Queue) *transmitter {
-	x := &transmitter{s: s, q: q}
-	// Frames per read, their buffers' size, and datagrams per batch.
-	n, size, msgs := batchSize, frameBufFor(s.maxFrame.Load()), batchSize
-	x.off = Headroom
+	x := &transmitter{s: s, q: q, off: Headroom}
 	if s.vnet {
-		n, size, msgs = offloadBatch, superBufSize+Headroom, offloadBatch*maxSegs
-		x.off = Headroom - offload.VnetHdrLen
-		x.hdrs = make([]byte, msgs*segHdrRoom)
-		x.payloads = make([][]byte, msgs)
+		x.off = vnetOffset
 	}
-	x.b = s.tunnel.sock.c.NewBatch(msgs)
-	// Room for every segment's header and payload, plus one part per
-	// datagram joined into a GSO run.
-	x.parts = make([][]byte, 0, 3*msgs)
-	x.bufs = make([][]byte, n)
-	x.sizes = make([]int, n)
-	for i := range x.bufs {
-		x.bufs[i] = make([]byte, size)
-	}
+	x.pool = s.tunnel.sock.txPool(s.vnet, s.maxFrame.Load())
+	x.take()
 	return x
 }
 
@@ -342,8 +335,11 @@ func (s *Session) transmit(q *tap.Queue) error {
 	multiQueue := s.life.tapCfg.Queues > 1
 	x := newTransmitter(s, q)
 	for {
-		n, err := q.Read(x.bufs, x.sizes, x.off)
+		// Waiting for frames, the pump holds no buffers.
+		x.giveBack()
+		n, err := q.ReadLent(x, x.off)
 		if err != nil {
+			x.giveBack()
 			if conn.IsClosed(err) {
 				return nil
 			}
@@ -481,17 +477,15 @@ func (x *transmitter) truncated(i int) bool {
 	return true
 }
 
-// growBuffers makes new frame buffers for the TAP's MTU, after a frame
-// was cut short. The batch being sent keeps the old ones alive.
+// growBuffers switches to the pool of frame buffers for the TAP's MTU,
+// after a frame was cut short: the next read takes buffers from it. The
+// batch being sent keeps the old ones, which go back to their own pool.
 func (x *transmitter) growBuffers() {
 	if !x.grow {
 		return
 	}
 	x.grow = false
-	size := frameBufFor(x.s.maxFrame.Load())
-	for i := range x.bufs {
-		x.bufs[i] = make([]byte, size)
-	}
+	x.pool = x.s.tunnel.sock.txPool(false, x.s.maxFrame.Load())
 }
 
 // prepareVnet turns n frames read with a virtio_net_hdr into datagrams:
