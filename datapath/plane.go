@@ -446,7 +446,7 @@ func (p *Plane) AddSession(cfg SessionConfig) (*Session, error) {
 	s.vnet = dev.VnetHdr()
 	s.maxFrame.Store(maxFrameFor(s.mtu))
 	t.sessions[cfg.ID] = s
-	t.sock.rebuild(p)
+	t.sock.rebuildPeer(p, t.remote)
 	s.start(dev)
 	p.log.Info("session created", "tunnel_id", cfg.TunnelID, "session_id", cfg.ID,
 		"peer_session_id", cfg.PeerID, "ifname", dev.Name(), "mtu", s.mtu)
@@ -493,7 +493,7 @@ func (p *Plane) DelSession(tunnelID, id uint32) error {
 		return err
 	}
 	delete(t.sessions, id)
-	t.sock.rebuild(p)
+	t.sock.rebuildPeer(p, t.remote)
 	p.mu.Unlock()
 	s.close()
 	p.log.Info("session deleted", "tunnel_id", tunnelID, "session_id", id)
