@@ -334,10 +334,26 @@ func (p *Plane) socketFor(cfg *TunnelConfig) (*socket, error) {
 // DelTunnel deletes a tunnel and every session in it.
 func (p *Plane) DelTunnel(id uint32) error {
 	p.mu.Lock()
+	sessions, sock, err := p.detachTunnel(id)
+	p.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	closeSessions(sessions)
+	if sock != nil {
+		sock.c.Close()
+	}
+	p.log.Info("tunnel deleted", "tunnel_id", id, "sessions", len(sessions))
+	return nil
+}
+
+// detachTunnel takes tunnel id and its sessions out of the plane and
+// returns the sessions, to be closed, and its socket if no other tunnel
+// uses it, to be closed after them. Called with p.mu held.
+func (p *Plane) detachTunnel(id uint32) ([]*Session, *socket, error) {
 	t, ok := p.tunnels[id]
 	if !ok {
-		p.mu.Unlock()
-		return fmt.Errorf("tunnel %d: %w", id, ErrNotFound)
+		return nil, nil, fmt.Errorf("tunnel %d: %w", id, ErrNotFound)
 	}
 	sessions := make([]*Session, 0, len(t.sessions))
 	for _, s := range t.sessions {
@@ -347,20 +363,11 @@ func (p *Plane) DelTunnel(id uint32) error {
 	delete(p.tunnels, id)
 	t.sock.rebuild(p)
 	t.sock.refs--
-	var closeSock *socket
-	if t.sock.refs == 0 {
-		delete(p.sockets, t.sock.key)
-		closeSock = t.sock
+	if t.sock.refs > 0 {
+		return sessions, nil, nil
 	}
-	p.mu.Unlock()
-	for _, s := range sessions {
-		s.close()
-	}
-	if closeSock != nil {
-		closeSock.c.Close()
-	}
-	p.log.Info("tunnel deleted", "tunnel_id", id, "sessions", len(sessions))
-	return nil
+	delete(p.sockets, t.sock.key)
+	return sessions, t.sock, nil
 }
 
 // Tunnel returns the tunnel with id, or nil.
@@ -501,17 +508,25 @@ func (p *Plane) DelSession(tunnelID, id uint32) error {
 }
 
 // Close deletes every tunnel, session, device and socket and waits for the
-// pumps to stop.
+// pumps to stop. The sessions of every tunnel close together.
 func (p *Plane) Close() error {
 	p.mu.Lock()
 	p.closed = true
-	ids := make([]uint32, 0, len(p.tunnels))
+	var sessions []*Session
+	var socks []*socket
 	for id := range p.tunnels {
-		ids = append(ids, id)
+		ss, sock, _ := p.detachTunnel(id)
+		sessions = append(sessions, ss...)
+		if sock != nil {
+			socks = append(socks, sock)
+		}
 	}
 	p.mu.Unlock()
-	for _, id := range ids {
-		_ = p.DelTunnel(id)
+	if len(sessions) > 0 {
+		closeSessions(sessions)
+	}
+	for _, s := range socks {
+		s.c.Close()
 	}
 	p.wg.Wait()
 	return nil
