@@ -65,6 +65,10 @@ type Plane struct {
 	offload bool
 	queues  int
 	sockBuf int // SO_RCVBUF/SO_SNDBUF for each tunnel socket, 0 for the kernel's
+	// free returns deleted sessions' memory to the OS (releaseLater).
+	free *time.Timer
+	// closing holds a token per session being closed (closeSessions).
+	closing chan struct{}
 }
 
 // Options tune a Plane.
@@ -90,6 +94,7 @@ func New(log *slog.Logger, o Options) *Plane {
 		offload: !o.NoOffload,
 		queues:  max(1, o.Queues),
 		sockBuf: socketBuffer(o.SocketBuffer),
+		closing: make(chan struct{}, closeParallel),
 		tunnels: make(map[uint32]*Tunnel),
 		sockets: make(map[sockKey]*socket),
 	}
@@ -335,11 +340,14 @@ func (p *Plane) socketFor(cfg *TunnelConfig) (*socket, error) {
 func (p *Plane) DelTunnel(id uint32) error {
 	p.mu.Lock()
 	sessions, sock, err := p.detachTunnel(id)
+	if err == nil {
+		p.releaseLater()
+	}
 	p.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	closeSessions(sessions)
+	p.closeSessions(sessions)
 	if sock != nil {
 		sock.c.Close()
 	}
@@ -501,6 +509,7 @@ func (p *Plane) DelSession(tunnelID, id uint32) error {
 	}
 	delete(t.sessions, id)
 	t.sock.rebuildPeer(p, t.remote)
+	p.releaseLater()
 	p.mu.Unlock()
 	s.close()
 	p.log.Info("session deleted", "tunnel_id", tunnelID, "session_id", id)
@@ -521,10 +530,11 @@ func (p *Plane) Close() error {
 			socks = append(socks, sock)
 		}
 	}
-	p.mu.Unlock()
-	if len(sessions) > 0 {
-		closeSessions(sessions)
+	if p.free != nil {
+		p.free.Stop()
 	}
+	p.mu.Unlock()
+	p.closeSessions(sessions)
 	for _, s := range socks {
 		s.c.Close()
 	}
