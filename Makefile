@@ -5,7 +5,7 @@ export KP_CACHE ?= /var/tmp/ul2tp-kp
 export KP_RUN   ?= /tmp/kp
 HARNESS ?= $(abspath ../shared/harness)
 
-.PHONY: all build deps test unit demo interop bench fuzz lint bigendian help clean
+.PHONY: all build deps test unit demo interop bench scale fuzz lint bigendian help clean
 
 all: build
 
@@ -16,6 +16,7 @@ help:
 	@echo "make unit     unit tests only (no root needed)"
 	@echo "make interop  (root) against the Linux kernel and QEMU in ../shared/harness"
 	@echo "make bench    (root) throughput and packet-rate table"
+	@echo "make scale    (root) 10,000 sessions on one daemon: RSS, fds, goroutines, create/delete rates"
 	@echo "make fuzz     run every fuzz target for FUZZTIME (default 20s) each"
 	@echo "make lint     gofmt, go vet, staticcheck"
 	@echo "make bigendian  vet for MIPS; run the offload and TAP tests under qemu-mips"
@@ -41,6 +42,10 @@ interop: build
 
 bench: deps build
 	bash bench/bench.sh $(BIN)
+
+# docs/performance.md "Scale" has the figures.
+scale: build
+	UL2TP_SCALE=1 $(GO) test -count=1 -timeout 30m -run '^TestE2EScale$$' -v ./cmd/ul2tpd
 
 FUZZTIME ?= 20s
 fuzz:

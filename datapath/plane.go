@@ -65,6 +65,10 @@ type Plane struct {
 	offload bool
 	queues  int
 	sockBuf int // SO_RCVBUF/SO_SNDBUF for each tunnel socket, 0 for the kernel's
+	// free returns deleted sessions' memory to the OS (releaseLater).
+	free *time.Timer
+	// closing holds a token per session being closed (closeSessions).
+	closing chan struct{}
 }
 
 // Options tune a Plane.
@@ -90,6 +94,7 @@ func New(log *slog.Logger, o Options) *Plane {
 		offload: !o.NoOffload,
 		queues:  max(1, o.Queues),
 		sockBuf: socketBuffer(o.SocketBuffer),
+		closing: make(chan struct{}, closeParallel),
 		tunnels: make(map[uint32]*Tunnel),
 		sockets: make(map[sockKey]*socket),
 	}
@@ -334,10 +339,29 @@ func (p *Plane) socketFor(cfg *TunnelConfig) (*socket, error) {
 // DelTunnel deletes a tunnel and every session in it.
 func (p *Plane) DelTunnel(id uint32) error {
 	p.mu.Lock()
+	sessions, sock, err := p.detachTunnel(id)
+	if err == nil {
+		p.releaseLater()
+	}
+	p.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	p.closeSessions(sessions)
+	if sock != nil {
+		sock.c.Close()
+	}
+	p.log.Info("tunnel deleted", "tunnel_id", id, "sessions", len(sessions))
+	return nil
+}
+
+// detachTunnel takes tunnel id and its sessions out of the plane and
+// returns the sessions, to be closed, and its socket if no other tunnel
+// uses it, to be closed after them. Called with p.mu held.
+func (p *Plane) detachTunnel(id uint32) ([]*Session, *socket, error) {
 	t, ok := p.tunnels[id]
 	if !ok {
-		p.mu.Unlock()
-		return fmt.Errorf("tunnel %d: %w", id, ErrNotFound)
+		return nil, nil, fmt.Errorf("tunnel %d: %w", id, ErrNotFound)
 	}
 	sessions := make([]*Session, 0, len(t.sessions))
 	for _, s := range t.sessions {
@@ -347,20 +371,11 @@ func (p *Plane) DelTunnel(id uint32) error {
 	delete(p.tunnels, id)
 	t.sock.rebuild(p)
 	t.sock.refs--
-	var closeSock *socket
-	if t.sock.refs == 0 {
-		delete(p.sockets, t.sock.key)
-		closeSock = t.sock
+	if t.sock.refs > 0 {
+		return sessions, nil, nil
 	}
-	p.mu.Unlock()
-	for _, s := range sessions {
-		s.close()
-	}
-	if closeSock != nil {
-		closeSock.c.Close()
-	}
-	p.log.Info("tunnel deleted", "tunnel_id", id, "sessions", len(sessions))
-	return nil
+	delete(p.sockets, t.sock.key)
+	return sessions, t.sock, nil
 }
 
 // Tunnel returns the tunnel with id, or nil.
@@ -449,7 +464,7 @@ func (p *Plane) AddSession(cfg SessionConfig) (*Session, error) {
 	s.vnet = dev.VnetHdr()
 	s.maxFrame.Store(maxFrameFor(s.mtu))
 	t.sessions[cfg.ID] = s
-	t.sock.rebuild(p)
+	t.sock.rebuildPeer(p, t.remote)
 	s.start(dev)
 	p.log.Info("session created", "tunnel_id", cfg.TunnelID, "session_id", cfg.ID,
 		"peer_session_id", cfg.PeerID, "ifname", dev.Name(), "mtu", s.mtu, "address", cfg.Address.String())
@@ -496,7 +511,8 @@ func (p *Plane) DelSession(tunnelID, id uint32) error {
 		return err
 	}
 	delete(t.sessions, id)
-	t.sock.rebuild(p)
+	t.sock.rebuildPeer(p, t.remote)
+	p.releaseLater()
 	p.mu.Unlock()
 	s.close()
 	p.log.Info("session deleted", "tunnel_id", tunnelID, "session_id", id)
@@ -504,17 +520,26 @@ func (p *Plane) DelSession(tunnelID, id uint32) error {
 }
 
 // Close deletes every tunnel, session, device and socket and waits for the
-// pumps to stop.
+// pumps to stop. The sessions of every tunnel close together.
 func (p *Plane) Close() error {
 	p.mu.Lock()
 	p.closed = true
-	ids := make([]uint32, 0, len(p.tunnels))
+	var sessions []*Session
+	var socks []*socket
 	for id := range p.tunnels {
-		ids = append(ids, id)
+		ss, sock, _ := p.detachTunnel(id)
+		sessions = append(sessions, ss...)
+		if sock != nil {
+			socks = append(socks, sock)
+		}
+	}
+	if p.free != nil {
+		p.free.Stop()
 	}
 	p.mu.Unlock()
-	for _, id := range ids {
-		_ = p.DelTunnel(id)
+	p.closeSessions(sessions)
+	for _, s := range socks {
+		s.c.Close()
 	}
 	p.wg.Wait()
 	return nil

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -24,40 +25,72 @@ type socket struct {
 	opts conn.Options
 	log  *slog.Logger
 	refs int // tunnels using it, guarded by Plane.mu
+	tx   txPools
 
-	// demux is replaced whole whenever a tunnel or session comes or goes,
-	// so the receive pump reads it without a lock.
+	// demux is replaced whole whenever a tunnel comes or goes, and a
+	// peer's session table whenever one of its sessions does, so the
+	// receive pump reads them without a lock.
 	demux atomic.Pointer[demux]
 	// unmatched counts datagrams from no configured peer; rxErrors the
 	// receive calls that failed.
 	unmatched, rxErrors atomic.Uint64
 }
 
-type demuxKey struct {
-	sid  uint32
-	peer netip.AddrPort
-}
-
-// demux is an immutable lookup table for one socket.
+// demux is a socket's lookup table, by peer. Its map does not change;
+// each peer's session table is replaced on its own, so adding a session
+// costs the sessions of its peer, not of the socket.
 type demux struct {
-	sessions map[demuxKey]*Session
-	tunnels  map[netip.AddrPort]*Tunnel
+	peers map[netip.AddrPort]*peerDemux
 }
 
-// rebuild makes a new demux table from the plane's tunnels. Called with
-// Plane.mu held.
+// peerDemux holds what is received from one peer on a socket.
+type peerDemux struct {
+	// tunnel is one of the tunnels to the peer: it counts the peer's
+	// datagrams for no session.
+	tunnel *Tunnel
+	// sessions are the sessions of every tunnel to the peer on the
+	// socket, by session id; the map is replaced, never changed.
+	sessions atomic.Pointer[map[uint32]*Session]
+}
+
+// rebuild makes a new demux table from the plane's tunnels, after a tunnel
+// came or went. Called with Plane.mu held.
 func (s *socket) rebuild(p *Plane) {
-	d := &demux{sessions: map[demuxKey]*Session{}, tunnels: map[netip.AddrPort]*Tunnel{}}
+	d := &demux{peers: map[netip.AddrPort]*peerDemux{}}
 	for _, t := range p.tunnels {
-		if t.sock != s {
+		if t.sock != s || d.peers[t.remote] != nil {
 			continue
 		}
-		d.tunnels[t.remote] = t
-		for id, ss := range t.sessions {
-			d.sessions[demuxKey{id, t.remote}] = ss
-		}
+		pd := &peerDemux{tunnel: t}
+		pd.sessions.Store(s.peerSessions(p, t.remote))
+		d.peers[t.remote] = pd
 	}
 	s.demux.Store(d)
+}
+
+// rebuildPeer makes a new session table for one peer, after a session of a
+// tunnel to it came or went. Called with Plane.mu held.
+func (s *socket) rebuildPeer(p *Plane, remote netip.AddrPort) {
+	pd := s.demux.Load().peers[remote]
+	if pd == nil {
+		s.rebuild(p) // no table for the peer yet (not so while its tunnel exists)
+		return
+	}
+	pd.sessions.Store(s.peerSessions(p, remote))
+}
+
+// peerSessions collects the sessions of the socket's tunnels to remote.
+func (s *socket) peerSessions(p *Plane, remote netip.AddrPort) *map[uint32]*Session {
+	m := map[uint32]*Session{}
+	for _, t := range p.tunnels {
+		if t.sock != s || t.remote != remote {
+			continue
+		}
+		for id, ss := range t.sessions {
+			m[id] = ss
+		}
+	}
+	return &m
 }
 
 // receive is the socket's receive pump: datagrams in, frames out to TAPs.
@@ -106,9 +139,12 @@ type receiver struct {
 	covered bool
 	// A one-entry cache of the demux table: a GRO run comes from one peer
 	// and mostly carries one session.
-	lastD   *demux
-	lastKey demuxKey
-	lastS   *Session
+	lastD    *demux
+	lastFrom netip.AddrPort
+	lastP    *peerDemux
+	lastM    *map[uint32]*Session
+	lastSID  uint32
+	lastS    *Session
 	// Received frames not yet added to a session's counters: counting once
 	// per batch and session keeps the atomic adds (on a cache line the
 	// session's transmit pump writes too) out of the per-frame work.
@@ -196,25 +232,19 @@ func (r *receiver) WriteParts(s *Session, parts [][]byte) error {
 func (r *receiver) deliver(d *demux, pkt []byte, from netip.AddrPort, truncated bool, kind encap.Encap) {
 	s := r.sock
 	sid, err := encap.PeekV3SessionID(pkt, kind)
+	pd := r.peer(d, from)
 	if err != nil || truncated {
-		if t := d.tunnels[from]; t != nil {
-			if err != encap.ErrControl {
-				t.stats.rxInvalid.Add(1)
-			}
-		} else {
+		if pd == nil {
 			s.unmatched.Add(1)
+		} else if err != encap.ErrControl {
+			pd.tunnel.stats.rxInvalid.Add(1)
 		}
 		return
 	}
-	k := demuxKey{sid, from}
-	ss := r.lastS
-	if d != r.lastD || k != r.lastKey {
-		ss = d.sessions[k]
-		r.lastD, r.lastKey, r.lastS = d, k, ss
-	}
+	ss := r.session(pd, sid)
 	if ss == nil {
-		if t := d.tunnels[from]; t != nil {
-			t.stats.rxInvalid.Add(1)
+		if pd != nil {
+			pd.tunnel.stats.rxInvalid.Add(1)
 		} else {
 			s.unmatched.Add(1)
 		}
@@ -253,6 +283,26 @@ func (r *receiver) deliver(d *demux, pkt []byte, from netip.AddrPort, truncated 
 	r.toTAP(ss, frame, false)
 }
 
+// peer looks up the datagrams' peer in d, through the one-entry cache.
+func (r *receiver) peer(d *demux, from netip.AddrPort) *peerDemux {
+	if d != r.lastD || from != r.lastFrom {
+		r.lastD, r.lastFrom, r.lastP, r.lastM = d, from, d.peers[from], nil
+	}
+	return r.lastP
+}
+
+// session looks up session sid of a peer (nil for none), through the
+// one-entry cache.
+func (r *receiver) session(pd *peerDemux, sid uint32) *Session {
+	if pd == nil {
+		return nil
+	}
+	if m := pd.sessions.Load(); m != r.lastM || sid != r.lastSID {
+		r.lastM, r.lastSID, r.lastS = m, sid, (*m)[sid]
+	}
+	return r.lastS
+}
+
 // toTAP counts a received frame and passes it on: through the coalescer
 // for a TAP with a virtio_net_hdr, else straight to the TAP. An owned
 // frame (from the reorder queue) bypasses the coalescer's merging but
@@ -283,8 +333,12 @@ func (s *Session) tapWriteError(err error) {
 
 // transmitter is the per-queue state of a session's transmit pump.
 type transmitter struct {
-	s     *Session
-	q     *tap.Queue
+	s *Session
+	q *tap.Queue
+	// pool gives the buffer sets; cur is the one held, nil between
+	// passes, and the fields below are its (see txbufs.go).
+	pool  *sync.Pool
+	cur   *txBufs
 	b     *conn.Batch
 	bufs  [][]byte
 	sizes []int
@@ -302,29 +356,16 @@ type transmitter struct {
 	parts    [][]byte
 }
 
-// newTransmitter allocates a transmit pump's buffers: for a TAP without
-// offloads, frames of the TAP's MTU; with them, super-frames of 64 KiB and
-// room for the segments of a batch.
+// newTransmitter makes a transmit pump's state, holding a buffer set from
+// its socket's pool: for a TAP without offloads, frames of the TAP's MTU;
+// with them, super-frames of 64 KiB and room for the segments of a batch.
 func newTransmitter(s *Session, q *tap.Queue) *transmitter {
-	x := &transmitter{s: s, q: q}
-	// Frames per read, their buffers' size, and datagrams per batch.
-	n, size, msgs := batchSize, frameBufFor(s.maxFrame.Load()), batchSize
-	x.off = Headroom
+	x := &transmitter{s: s, q: q, off: Headroom}
 	if s.vnet {
-		n, size, msgs = offloadBatch, superBufSize+Headroom, offloadBatch*maxSegs
-		x.off = Headroom - offload.VnetHdrLen
-		x.hdrs = make([]byte, msgs*segHdrRoom)
-		x.payloads = make([][]byte, msgs)
+		x.off = vnetOffset
 	}
-	x.b = s.tunnel.sock.c.NewBatch(msgs)
-	// Room for every segment's header and payload, plus one part per
-	// datagram joined into a GSO run.
-	x.parts = make([][]byte, 0, 3*msgs)
-	x.bufs = make([][]byte, n)
-	x.sizes = make([]int, n)
-	for i := range x.bufs {
-		x.bufs[i] = make([]byte, size)
-	}
+	x.pool = s.tunnel.sock.txPool(s.vnet, s.maxFrame.Load())
+	x.take()
 	return x
 }
 
@@ -342,8 +383,11 @@ func (s *Session) transmit(q *tap.Queue) error {
 	multiQueue := s.life.tapCfg.Queues > 1
 	x := newTransmitter(s, q)
 	for {
-		n, err := q.Read(x.bufs, x.sizes, x.off)
+		// Waiting for frames, the pump holds no buffers.
+		x.giveBack()
+		n, err := q.ReadLent(x, x.off)
 		if err != nil {
+			x.giveBack()
 			if conn.IsClosed(err) {
 				return nil
 			}
@@ -481,17 +525,15 @@ func (x *transmitter) truncated(i int) bool {
 	return true
 }
 
-// growBuffers makes new frame buffers for the TAP's MTU, after a frame
-// was cut short. The batch being sent keeps the old ones alive.
+// growBuffers switches to the pool of frame buffers for the TAP's MTU,
+// after a frame was cut short: the next read takes buffers from it. The
+// batch being sent keeps the old ones, which go back to their own pool.
 func (x *transmitter) growBuffers() {
 	if !x.grow {
 		return
 	}
 	x.grow = false
-	size := frameBufFor(x.s.maxFrame.Load())
-	for i := range x.bufs {
-		x.bufs[i] = make([]byte, size)
-	}
+	x.pool = x.s.tunnel.sock.txPool(false, x.s.maxFrame.Load())
 }
 
 // prepareVnet turns n frames read with a virtio_net_hdr into datagrams:

@@ -222,13 +222,26 @@ func TestPrepareTruncated(t *testing.T) {
 // does not outlive the table it came from: once the session is gone from a
 // rebuilt table, its packets are counted as invalid, not delivered.
 func TestDeliverAfterDelete(t *testing.T) {
+	for _, peerOnly := range []bool{false, true} {
+		t.Run(fmt.Sprintf("peerOnly=%v", peerOnly), func(t *testing.T) { testDeliverAfterDelete(t, peerOnly) })
+	}
+}
+
+// testDeliverAfterDelete deletes the session and rebuilds the whole table,
+// or with peerOnly only the peer's session table, as DelSession does.
+func testDeliverAfterDelete(t *testing.T, peerOnly bool) {
 	sock, s, rec := testSession(t, encap.EncapUDP, "", "", encap.L2SpecNone)
 	rec.keep = true
 	r := newReceiver(sock)
 	pkt := packet(encap.EncapUDP, "", encap.L2SpecNone, 101, frame60)
 	receiveOne(r, sock.demux.Load(), pkt, s.tunnel.remote, false)
 	delete(s.tunnel.sessions, 101)
-	sock.rebuild(&Plane{tunnels: map[uint32]*Tunnel{1: s.tunnel}})
+	p := &Plane{tunnels: map[uint32]*Tunnel{1: s.tunnel}}
+	if peerOnly {
+		sock.rebuildPeer(p, s.tunnel.remote)
+	} else {
+		sock.rebuild(p)
+	}
 	receiveOne(r, sock.demux.Load(), pkt, s.tunnel.remote, false)
 	if len(rec.frames) != 1 {
 		t.Errorf("delivered %d frames, want 1", len(rec.frames))
@@ -636,5 +649,55 @@ func BenchmarkPrepareVnet(b *testing.B) {
 		if msgs, _ := x.prepareVnet(len(x.bufs)); msgs == 0 {
 			b.Fatal("nothing prepared")
 		}
+	}
+}
+
+// TestDemuxPeers checks the socket's table for two tunnels to one peer
+// and a third to another: a session added to or deleted from one tunnel
+// (its peer's table rebuilt alone) is found, or not, and the others stay.
+func TestDemuxPeers(t *testing.T) {
+	sock := &socket{}
+	a, b := netip.MustParseAddrPort("10.9.0.2:1701"), netip.MustParseAddrPort("10.9.0.3:1701")
+	t1 := &Tunnel{remote: a, sock: sock, sessions: map[uint32]*Session{}}
+	t2 := &Tunnel{remote: a, sock: sock, sessions: map[uint32]*Session{}}
+	t3 := &Tunnel{remote: b, sock: sock, sessions: map[uint32]*Session{}}
+	other := &Tunnel{remote: a, sock: &socket{}, sessions: map[uint32]*Session{7: {}}}
+	p := &Plane{tunnels: map[uint32]*Tunnel{1: t1, 2: t2, 3: t3, 4: other}}
+	sock.rebuild(p)
+	s1, s2, s3 := &Session{}, &Session{}, &Session{}
+	t1.sessions[1] = s1
+	sock.rebuildPeer(p, a)
+	t2.sessions[2] = s2
+	sock.rebuildPeer(p, a)
+	t3.sessions[3] = s3
+	sock.rebuildPeer(p, b)
+	r := &receiver{}
+	find := func(from netip.AddrPort, sid uint32) *Session {
+		return r.session(r.peer(sock.demux.Load(), from), sid)
+	}
+	if find(a, 1) != s1 || find(a, 2) != s2 || find(b, 3) != s3 || find(b, 1) != nil || find(a, 7) != nil {
+		t.Fatal("sessions not found by peer and id")
+	}
+	delete(t1.sessions, 1)
+	sock.rebuildPeer(p, a)
+	if find(a, 1) != nil || find(a, 2) != s2 || find(b, 3) != s3 {
+		t.Fatal("after deleting session 1: wrong sessions found")
+	}
+	if pd := r.peer(sock.demux.Load(), b); pd == nil || pd.tunnel != t3 {
+		t.Fatal("peer b's tunnel not found")
+	}
+}
+
+// BenchmarkLendGiveBack is a transmit pump's buffer round trip per TAP
+// read: a set from the socket's pool and back.
+func BenchmarkLendGiveBack(b *testing.B) {
+	_, s, _ := testSession(b, encap.EncapUDP, "", "", encap.L2SpecDefault)
+	s.vnet = true
+	x := newTransmitter(s, nil)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		x.giveBack()
+		x.Lend()
 	}
 }

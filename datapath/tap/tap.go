@@ -76,6 +76,9 @@ type Queue struct {
 	iovs    []unix.Iovec
 	writevF func(fd uintptr) bool
 	werr    error
+	// lender and readLentF serve ReadLent.
+	lender    Lender
+	readLentF func(fd uintptr) bool
 }
 
 type ifreqFlags struct {
@@ -287,6 +290,48 @@ func (q *Queue) writev(fd uintptr) bool {
 		q.werr = e
 	}
 	return true
+}
+
+// Lender lends a read its buffers only once the device has frames, so a
+// queue waiting for frames holds none (see Queue.ReadLent).
+type Lender interface {
+	// Lend returns the buffers to read frames into and the slice for
+	// their lengths, at least as long.
+	Lend() (bufs [][]byte, sizes []int)
+	// Unlend takes back the buffers of a read that found no frame.
+	Unlend()
+}
+
+// ReadLent is Read on buffers lent by l: it borrows them each time the
+// device may have a frame and gives them back when it has none, so many
+// idle queues can share a few buffers. When it returns frames, the caller
+// holds the lent buffers until it gives them back to l itself.
+func (q *Queue) ReadLent(l Lender, offset int) (int, error) {
+	if q.readLentF == nil {
+		q.readLentF = q.readLent
+	}
+	q.lender, q.off, q.n, q.err = l, offset, 0, nil
+	err := q.rc.Read(q.readLentF)
+	q.lender, q.bufs, q.sizes = nil, nil, nil
+	if err != nil {
+		return 0, q.closedErr(err)
+	}
+	if q.n == 0 && q.err != nil {
+		return 0, q.err
+	}
+	return q.n, nil
+}
+
+// readLent borrows buffers and reads; with no frame ready it gives them
+// back before the poller waits.
+func (q *Queue) readLent(fd uintptr) bool {
+	q.bufs, q.sizes = q.lender.Lend()
+	if q.read(fd) {
+		return true
+	}
+	q.lender.Unlend()
+	q.bufs, q.sizes = nil, nil
+	return false
 }
 
 // ErrClosed is returned by Read and Write on a closed queue.

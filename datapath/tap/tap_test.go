@@ -2,10 +2,13 @@ package tap
 
 import (
 	"bytes"
+	"fmt"
 	"net"
 	"os"
 	"runtime"
+	"sync/atomic"
 	"testing"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -74,6 +77,80 @@ func TestOffloadVnetLE(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// countingLender lends one buffer and counts lends and returns.
+type countingLender struct {
+	buf            [][]byte
+	sizes          []int
+	lent, returned atomic.Int32
+}
+
+func (l *countingLender) Lend() ([][]byte, []int) { l.lent.Add(1); return l.buf, l.sizes }
+func (l *countingLender) Unlend()                 { l.returned.Add(1) }
+
+// TestReadLentHoldsNoBuffersWhileWaiting checks that ReadLent gives its
+// buffers back while the device has no frame, and keeps them lent when it
+// returns one.
+func TestReadLentHoldsNoBuffersWhileWaiting(t *testing.T) {
+	requireTAP(t)
+	inNetns(t, func() error {
+		d, err := Create(Config{Name: "ul2tptest%d"})
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		if err := SetUp(d.Name()); err != nil {
+			return err
+		}
+		l := &countingLender{buf: [][]byte{make([]byte, 2048)}, sizes: make([]int, 1)}
+		type result struct {
+			n   int
+			err error
+		}
+		done := make(chan result, 1)
+		go func() {
+			n, err := d.Queues()[0].ReadLent(l, 10)
+			done <- result{n, err}
+		}()
+		for i := 0; l.lent.Load() == 0 || l.lent.Load() != l.returned.Load(); i++ {
+			if i == 1000 {
+				return fmt.Errorf("reader never waited with its buffers given back: lent %d, returned %d",
+					l.lent.Load(), l.returned.Load())
+			}
+			time.Sleep(time.Millisecond)
+		}
+		frame := append(bytes.Repeat([]byte{0xff}, 6), bytes.Repeat([]byte{0x02}, 54)...)
+		if err := sendFrame(d.Name(), frame); err != nil {
+			return err
+		}
+		r := <-done
+		if r.err != nil || r.n != 1 {
+			return fmt.Errorf("ReadLent = %d, %v; want 1 frame", r.n, r.err)
+		}
+		if got := l.lent.Load() - l.returned.Load(); got != 1 {
+			return fmt.Errorf("%d buffer sets held after a read with a frame, want 1", got)
+		}
+		if !bytes.Equal(l.buf[0][10:10+l.sizes[0]], frame) {
+			return fmt.Errorf("read %x, want %x", l.buf[0][10:10+l.sizes[0]], frame)
+		}
+		return nil
+	})
+}
+
+// sendFrame makes the kernel send frame out of the interface, so its TAP
+// reads it.
+func sendFrame(ifname string, frame []byte) error {
+	ifi, err := net.InterfaceByName(ifname)
+	if err != nil {
+		return err
+	}
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return unix.Sendto(fd, frame, 0, &unix.SockaddrLinklayer{Ifindex: ifi.Index, Halen: 6})
 }
 
 // TestMAC checks that Create gives the device Config.MAC, that SetMAC
