@@ -12,15 +12,18 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	_ "net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/ul2tp/ul2tp/cmd/internal/api"
 	"github.com/ul2tp/ul2tp/cmd/internal/apiserver"
 	"github.com/ul2tp/ul2tp/cmd/internal/config"
+	"github.com/ul2tp/ul2tp/cmd/internal/metrics"
 	"github.com/ul2tp/ul2tp/datapath"
 	"golang.org/x/sys/unix"
 )
@@ -41,6 +44,7 @@ func run() error {
 	queues := flag.Int("queues", 1, "queues per TAP device, each with its own transmit goroutine (IFF_MULTI_QUEUE)")
 	noOffload := flag.Bool("no-offload", false, "turn off TAP TSO/checksum offload and UDP GSO/GRO (the fallback path)")
 	sockBuf := flag.Int("sockbuf", datapath.DefaultSocketBuffer, "SO_RCVBUF and SO_SNDBUF of each tunnel socket, bytes; 0 leaves the kernel's defaults")
+	metricsAddr := flag.String("metrics-listen", "", "serve Prometheus metrics at /metrics on this address (e.g. 127.0.0.1:9701); off by default")
 	maxConns := flag.Int("max-conns", apiserver.DefaultMaxConns, "control connections served at once; one more is answered \"too many connections\" and closed")
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -99,6 +103,13 @@ func run() error {
 			}
 		}()
 	}
+	if *metricsAddr != "" {
+		stopMetrics, err := serveMetrics(ctx, log, *metricsAddr, plane)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
 	l, err := apiserver.Listen(*socket)
 	if err != nil {
 		return err
@@ -108,6 +119,40 @@ func run() error {
 	err = handler.Serve(ctx, l)
 	log.Info("ul2tpd stopping")
 	return err
+}
+
+// serveMetrics serves the plane's metrics at /metrics on addr until ctx
+// ends or the returned stop is called. It fails at once if addr cannot be
+// listened on.
+func serveMetrics(ctx context.Context, log *slog.Logger, addr string, plane *datapath.Plane) (stop func(), err error) {
+	h, err := metrics.Handler(plane)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics-listen: %w", err)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics-listen %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", h)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		log.Info("metrics listening", "addr", ln.Addr().String())
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics", "err", err)
+		}
+	}()
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-done:
+		}
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	return func() { close(done) }, nil
 }
 
 // raiseFileLimit raises the soft limit on open descriptors to the hard
