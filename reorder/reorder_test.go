@@ -36,8 +36,10 @@ func seqs(ns ...uint32) []pkt {
 	return p
 }
 
+// ms is a millisecond on the tests' clock.
+const ms = int64(time.Millisecond)
+
 func TestReceive(t *testing.T) {
-	ms := int64(time.Millisecond)
 	for _, tc := range []struct {
 		name      string
 		cfg       Config
@@ -116,16 +118,7 @@ func TestReceive(t *testing.T) {
 			if tc.nr != 0 {
 				r.nr, r.reorderSkip, r.synced = tc.nr, false, true
 			}
-			h := &rec{}
-			for _, p := range tc.in {
-				r.Receive(p.at*ms, !p.noSeq, p.ns, p.ns, h)
-			}
-			if !slices.Equal(h.delivered, tc.delivered) {
-				t.Errorf("delivered %x, want %x (dropped %v)", h.delivered, tc.delivered, h.dropped)
-			}
-			if got := r.Counters(); got != tc.c {
-				t.Errorf("counters %+v, want %+v", got, tc.c)
-			}
+			h := feed(t, r, tc.in, tc.delivered, tc.c)
 			if want := int(r.Counters().QueueDepth); h.kept < want {
 				t.Errorf("kept %d, queued %d", h.kept, want)
 			}
@@ -257,7 +250,6 @@ func TestFullQueueDeliversGapFiller(t *testing.T) {
 // discarded even when the packet at the head of the queue has not (it came
 // later with a smaller Ns): nothing is held past its timeout.
 func TestExpiryBehindWaitingHead(t *testing.T) {
-	ms := int64(time.Millisecond)
 	r := New[uint32](Config{Timeout: 100 * time.Millisecond})
 	h := &rec{}
 	r.Receive(0, true, 0, 0, h)
@@ -341,7 +333,6 @@ func BenchmarkLoss(b *testing.B) {
 // peer at once instead of dropping up to 2^23 packets until the peer's
 // numbering wraps, as the kernel would.
 func TestFirstNsAnywhere(t *testing.T) {
-	ms := int64(time.Millisecond)
 	for _, tc := range []struct {
 		name      string
 		cfg       Config
@@ -361,16 +352,7 @@ func TestFirstNsAnywhere(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := New[uint32](tc.cfg)
-			h := &rec{}
-			for _, p := range tc.in {
-				r.Receive(p.at*ms, !p.noSeq, p.ns, p.ns, h)
-			}
-			if !slices.Equal(h.delivered, tc.delivered) {
-				t.Errorf("delivered %x, want %x (dropped %v)", h.delivered, tc.delivered, h.dropped)
-			}
-			if got := r.Counters(); got != tc.c {
-				t.Errorf("counters %+v, want %+v", got, tc.c)
-			}
+			feed(t, r, tc.in, tc.delivered, tc.c)
 		})
 	}
 }
@@ -381,7 +363,6 @@ func TestFirstNsAnywhere(t *testing.T) {
 // window, as it does for a run ahead of nr, instead of dropping every
 // packet until the peer's Ns reaches nr.
 func TestPeerRestarted(t *testing.T) {
-	ms := int64(time.Millisecond)
 	before := seqs(995, 996, 997, 998, 999) // nr is 1000 after these
 	for _, tc := range []struct {
 		name      string
@@ -401,17 +382,26 @@ func TestPeerRestarted(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := New[uint32](tc.cfg)
-			h := &rec{}
-			for _, p := range append(slices.Clone(before), tc.in...) {
-				r.Receive(p.at*ms, !p.noSeq, p.ns, p.ns, h)
-			}
-			want := append(slices.Clone([]uint32{995, 996, 997, 998, 999}), tc.delivered...)
-			if !slices.Equal(h.delivered, want) {
-				t.Errorf("delivered %d, want %d (dropped %v)", h.delivered, want, h.dropped)
-			}
-			if got := r.Counters(); got != tc.c {
-				t.Errorf("counters %+v, want %+v", got, tc.c)
-			}
+			feed(t, r, append(slices.Clone(before), tc.in...),
+				append([]uint32{995, 996, 997, 998, 999}, tc.delivered...), tc.c)
 		})
 	}
+}
+
+// feed gives r the packets in (each packet's Ns is also its handle) and
+// checks which it delivered, in order, and the counters after. It returns
+// the handler's record.
+func feed(t *testing.T, r *Receiver[uint32], in []pkt, delivered []uint32, c Counters) *rec {
+	t.Helper()
+	h := &rec{}
+	for _, p := range in {
+		r.Receive(p.at*ms, !p.noSeq, p.ns, p.ns, h)
+	}
+	if !slices.Equal(h.delivered, delivered) {
+		t.Errorf("delivered %x, want %x (dropped %v)", h.delivered, delivered, h.dropped)
+	}
+	if got := r.Counters(); got != c {
+		t.Errorf("counters %+v, want %+v", got, c)
+	}
+	return h
 }
