@@ -135,6 +135,7 @@ type Receiver[T any] struct {
 	behind      uint32     // Ns of the last packet outside the window
 	behindCount int        // consecutive Ns among packets outside the window
 	restarts    int        // times the peer was seen to restart its numbering
+	resyncs     uint64     // times nr jumped: see Resyncs
 	queue       []entry[T] // sequenced entries by distance from nr; room for depth+1
 
 	sendSeq atomic.Bool
@@ -193,6 +194,13 @@ func (r *Receiver[T]) Idle() bool {
 
 // NextNs returns the Ns for the next packet sent and advances it.
 func (r *Receiver[T]) NextNs() uint32 { return (r.ns.Add(1) - 1) & r.max }
+
+// Resyncs counts the times the expected Ns jumped: to a later one, the
+// packets in between taken as lost (a run of out-of-sequence packets
+// without a reorder timeout, a queue over its bound, an expired wait), or
+// anywhere, the peer having restarted its numbering. It must be called
+// with the caller's lock, as Receive.
+func (r *Receiver[T]) Resyncs() uint64 { return r.resyncs }
 
 // Counters returns the counters.
 func (r *Receiver[T]) Counters() Counters {
@@ -329,6 +337,7 @@ func (r *Receiver[T]) restart(h Handler[T]) {
 	r.synced, r.reorderSkip = false, true
 	r.behindCount, r.nrOOSCount = 0, 0
 	r.restarts++
+	r.resyncs++
 }
 
 // acceptNoTimeout is the kernel's no-reorder-timeout rule: take the
@@ -392,6 +401,9 @@ func (r *Receiver[T]) dequeue(now int64, h Handler[T]) {
 			continue
 		}
 		if r.reorderSkip {
+			if r.synced && e.ns != r.nr {
+				r.resyncs++
+			}
 			r.reorderSkip, r.synced = false, true
 			r.nr = e.ns
 		}

@@ -405,3 +405,42 @@ func feed(t *testing.T, r *Receiver[uint32], in []pkt, delivered []uint32, c Cou
 	}
 	return h
 }
+
+// TestResyncs checks that Resyncs counts each jump of the expected Ns,
+// and nothing else.
+func TestResyncs(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		in   []pkt
+		want uint64
+	}{
+		{"in order", Config{}, seqs(0, 1, 2, 3), 0},
+		{"first packet anywhere", Config{}, seqs(500, 501), 0},
+		{"reordered within the timeout", Config{Timeout: time.Second}, seqs(0, 2, 1, 3), 0},
+		{"a run ahead without a timeout", Config{}, seqs(0, 10, 11, 12, 13, 14, 15, 16), 1},
+		{"a run of 5 does not", Config{}, seqs(0, 10, 11, 12, 13, 14), 0},
+		{"an expired wait", Config{Timeout: 100 * time.Millisecond}, []pkt{{ns: 0}, {ns: 2}, {at: 200, ns: 3}}, 1},
+		{"the peer restarted", Config{}, seqs(995, 996, 997, 998, 999, 0, 1, 2, 3, 4, 5), 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := New[uint32](tc.cfg)
+			h := &rec{}
+			for _, p := range tc.in {
+				r.Receive(p.at*ms, !p.noSeq, p.ns, p.ns, h)
+			}
+			if got := r.Resyncs(); got != tc.want {
+				t.Errorf("Resyncs() = %d, want %d (delivered %v, dropped %v)", got, tc.want, h.delivered, h.dropped)
+			}
+		})
+	}
+	// A queue over its bound skips the lost Ns.
+	r := New[uint32](Config{Timeout: time.Second, Depth: 4})
+	h := &rec{}
+	for _, ns := range []uint32{0, 2, 3, 4, 5, 6} {
+		r.Receive(0, true, ns, ns, h)
+	}
+	if r.Resyncs() != 1 {
+		t.Errorf("full queue: Resyncs() = %d, want 1", r.Resyncs())
+	}
+}
