@@ -1,10 +1,12 @@
 package datapath
 
 import (
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/ul2tp/ul2tp/datapath/event"
 	"github.com/ul2tp/ul2tp/datapath/tap"
 )
 
@@ -72,6 +74,8 @@ func (s *Session) pumpFailed(dev *tap.Device, err error) {
 	l.down.Store(true)
 	s.log.Error("session down: TAP read failed; recreating the device",
 		"tunnel_id", s.cfg.TunnelID, "session_id", s.cfg.ID, "ifname", dev.Name(), "err", err)
+	s.tunnel.sock.events.Publish(event.Event{Kind: event.SessionDown, TunnelID: s.cfg.TunnelID, SessionID: s.cfg.ID,
+		Interface: dev.Name(), Detail: msg})
 	l.wg.Add(1) // the failing pump still counts, so close cannot be past Wait
 	go func() {
 		defer l.wg.Done()
@@ -105,6 +109,8 @@ func (s *Session) recreate(old *tap.Device) {
 			l.mu.Unlock()
 			s.log.Info("session up: TAP recreated", "tunnel_id", s.cfg.TunnelID, "session_id", s.cfg.ID,
 				"ifname", dev.Name(), "attempts", attempt)
+			s.tunnel.sock.events.Publish(event.Event{Kind: event.SessionUp, TunnelID: s.cfg.TunnelID, SessionID: s.cfg.ID,
+				Interface: dev.Name(), Detail: fmt.Sprintf("TAP recreated after %d attempts", attempt)})
 			return
 		}
 		msg := err.Error()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ul2tp/ul2tp/datapath/conn"
+	"github.com/ul2tp/ul2tp/datapath/event"
 	"github.com/ul2tp/ul2tp/datapath/tap"
 	"github.com/ul2tp/ul2tp/encap"
 	"github.com/ul2tp/ul2tp/reorder"
@@ -55,7 +56,8 @@ const (
 // Plane holds tunnels, sessions, their devices and sockets. Its methods are
 // safe for concurrent use.
 type Plane struct {
-	log *slog.Logger
+	log    *slog.Logger
+	events *event.Hub // nil for none
 
 	mu      sync.Mutex
 	tunnels map[uint32]*Tunnel
@@ -85,12 +87,15 @@ type Options struct {
 	// net.core.rmem_max). 0 means DefaultSocketBuffer; negative leaves the
 	// kernel's defaults (net.core.rmem_default, wmem_default).
 	SocketBuffer int
+	// Events, if not nil, receives the plane's events (events.go).
+	Events *event.Hub
 }
 
 // New makes an empty Plane that logs to log.
 func New(log *slog.Logger, o Options) *Plane {
 	return &Plane{
 		log:     log,
+		events:  o.Events,
 		offload: !o.NoOffload,
 		queues:  max(1, o.Queues),
 		sockBuf: socketBuffer(o.SocketBuffer),
@@ -168,6 +173,9 @@ type Session struct {
 	// in case someone raised the MTU.
 	maxFrame  atomic.Int32
 	mtuReread atomic.Int64 // nanotime of the last re-read
+
+	// limits pace the session's events about packets, by reason.
+	limits [event.NumReasons]event.Limiter
 }
 
 // fits re-reads the TAP's MTU (at most once a second) and reports whether
@@ -220,6 +228,7 @@ func (s *Session) logDrop(n uint64, why string, err error, size int) {
 	if err != nil {
 		args = append(args, "err", err.Error())
 	}
+	s.note(event.Drop, event.TxError, why, err)
 	s.tunnel.sock.log.Warn("frames not sent (counted in tx_errors; logged at most every "+dropLogEvery.String()+")", args...)
 }
 
@@ -293,6 +302,8 @@ func (p *Plane) AddTunnel(cfg TunnelConfig) (*Tunnel, error) {
 	sock.rebuild(p)
 	p.log.Info("tunnel created", "tunnel_id", cfg.ID, "peer_tunnel_id", cfg.PeerID,
 		"encap", cfg.Encap.String(), "local", sock.c.LocalAddr().String(), "remote", t.remote.String())
+	p.publish(event.Event{Kind: event.TunnelAdded, TunnelID: cfg.ID,
+		Detail: fmt.Sprintf("%s local %s remote %s peer_tunnel_id %d", cfg.Encap, sock.c.LocalAddr(), t.remote, cfg.PeerID)})
 	return t, nil
 }
 
@@ -325,7 +336,7 @@ func (p *Plane) socketFor(cfg *TunnelConfig) (*socket, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &socket{c: c, key: key, opts: opts, log: p.log}
+	s := &socket{c: c, key: key, opts: opts, log: p.log, events: p.events}
 	s.demux.Store(&demux{})
 	p.sockets[key] = s
 	p.wg.Add(1)
@@ -352,6 +363,7 @@ func (p *Plane) DelTunnel(id uint32) error {
 		sock.c.Close()
 	}
 	p.log.Info("tunnel deleted", "tunnel_id", id, "sessions", len(sessions))
+	p.publish(event.Event{Kind: event.TunnelDeleted, TunnelID: id, Detail: fmt.Sprintf("%d sessions", len(sessions))})
 	return nil
 }
 
@@ -468,6 +480,8 @@ func (p *Plane) AddSession(cfg SessionConfig) (*Session, error) {
 	s.start(dev)
 	p.log.Info("session created", "tunnel_id", cfg.TunnelID, "session_id", cfg.ID,
 		"peer_session_id", cfg.PeerID, "ifname", dev.Name(), "mtu", s.mtu, "address", cfg.Address.String())
+	p.publish(event.Event{Kind: event.SessionAdded, TunnelID: cfg.TunnelID, SessionID: cfg.ID, Interface: dev.Name(),
+		Detail: fmt.Sprintf("peer_session_id %d mtu %d", cfg.PeerID, s.mtu)})
 	return s, nil
 }
 
@@ -514,8 +528,10 @@ func (p *Plane) DelSession(tunnelID, id uint32) error {
 	t.sock.rebuildPeer(p, t.remote)
 	p.releaseLater()
 	p.mu.Unlock()
+	name := s.ifName()
 	s.close()
 	p.log.Info("session deleted", "tunnel_id", tunnelID, "session_id", id)
+	p.publish(event.Event{Kind: event.SessionDeleted, TunnelID: tunnelID, SessionID: id, Interface: name})
 	return nil
 }
 

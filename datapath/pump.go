@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ul2tp/ul2tp/datapath/conn"
+	"github.com/ul2tp/ul2tp/datapath/event"
 	"github.com/ul2tp/ul2tp/datapath/offload"
 	"github.com/ul2tp/ul2tp/datapath/tap"
 	"github.com/ul2tp/ul2tp/encap"
@@ -34,6 +35,10 @@ type socket struct {
 	// unmatched counts datagrams from no configured peer; rxErrors the
 	// receive calls that failed.
 	unmatched, rxErrors atomic.Uint64
+	// events, if not nil, receives events about datagrams for no session,
+	// paced by limits.
+	events *event.Hub
+	limits [event.NumReasons]event.Limiter
 }
 
 // demux is a socket's lookup table, by peer. Its map does not change;
@@ -236,8 +241,10 @@ func (r *receiver) deliver(d *demux, pkt []byte, from netip.AddrPort, truncated 
 	if err != nil || truncated {
 		if pd == nil {
 			s.unmatched.Add(1)
+			s.noteDrop(event.UnmatchedPeer, 0, 0, from)
 		} else if err != encap.ErrControl {
 			pd.tunnel.stats.rxInvalid.Add(1)
+			s.noteDrop(event.InvalidHeader, pd.tunnel.cfg.ID, 0, from)
 		}
 		return
 	}
@@ -245,8 +252,10 @@ func (r *receiver) deliver(d *demux, pkt []byte, from netip.AddrPort, truncated 
 	if ss == nil {
 		if pd != nil {
 			pd.tunnel.stats.rxInvalid.Add(1)
+			s.noteDrop(event.UnknownSession, pd.tunnel.cfg.ID, sid, from)
 		} else {
 			s.unmatched.Add(1)
+			s.noteDrop(event.UnmatchedPeer, 0, 0, from)
 		}
 		return
 	}
@@ -254,8 +263,10 @@ func (r *receiver) deliver(d *demux, pkt []byte, from netip.AddrPort, truncated 
 	if err != nil {
 		if errors.Is(err, encap.ErrCookie) {
 			ss.stats.rxCookieDiscards.Add(1)
+			ss.note(event.Drop, event.CookieMismatch, "", nil)
 		} else {
 			ss.stats.rxInvalid.Add(1)
+			ss.note(event.Drop, event.InvalidHeader, "", err)
 		}
 		ss.stats.rxErrors.Add(1)
 		return
@@ -264,19 +275,21 @@ func (r *receiver) deliver(d *demux, pkt []byte, from netip.AddrPort, truncated 
 	if len(frame) < 14 {
 		ss.stats.rxInvalid.Add(1)
 		ss.stats.rxErrors.Add(1)
+		ss.note(event.Drop, event.InvalidHeader, "frame shorter than an Ethernet header", nil)
 		return
 	}
 	if len(frame) > int(ss.maxFrame.Load()) && !ss.fits(len(frame)) {
 		// Longer than the TAP's MTU allows: the kernel's l2tp_eth drops
 		// these too (is_skb_forwardable).
 		ss.stats.rxErrors.Add(1)
+		ss.note(event.Drop, event.FrameTooLong, "", nil)
 		return
 	}
 	if data.HasSeq || !ss.seq.Idle() {
 		// Sequencing: the reorder state machine decides (see seq.go).
 		ss.seqMu.Lock()
 		r.sh.s = ss
-		ss.seq.Receive(nanotime(), data.HasSeq, data.Ns, rxItem{frame: frame}, &r.sh)
+		r.sh.receive(nanotime(), data.HasSeq, data.Ns, rxItem{frame: frame})
 		ss.seqMu.Unlock()
 		return
 	}
@@ -329,6 +342,7 @@ func (s *Session) tapWriteError(err error) {
 	}
 	s.stats.rxErrors.Add(1)
 	s.tunnel.stats.rxErrors.Add(1)
+	s.note(event.Drop, event.TAPWriteError, "", err)
 }
 
 // transmitter is the per-queue state of a session's transmit pump.

@@ -1,8 +1,10 @@
 package datapath
 
 import (
+	"fmt"
 	"time"
 
+	"github.com/ul2tp/ul2tp/datapath/event"
 	"github.com/ul2tp/ul2tp/reorder"
 )
 
@@ -26,8 +28,38 @@ func (h *seqHandler) Deliver(it rxItem) {
 	h.release(it)
 }
 
+// receive passes a packet through the session's sequencing, with the
+// session's seqMu held, and publishes the state changes it made: the
+// expected Ns jumped (resync), or send_seq followed the peer.
+func (h *seqHandler) receive(now int64, hasSeq bool, ns uint32, it rxItem) {
+	s := h.s
+	resyncs, sendSeq := s.seq.Resyncs(), s.seq.SendSeq()
+	s.seq.Receive(now, hasSeq, ns, it, h)
+	if s.seq.Resyncs() != resyncs {
+		s.note(event.Seq, event.Resync, "the expected Ns jumped", nil)
+	}
+	if on := s.seq.SendSeq(); on != sendSeq {
+		detail := "send_seq off, following the peer"
+		if on {
+			detail = "send_seq on, following the peer"
+		}
+		s.note(event.Seq, event.SendSeq, detail, nil)
+	}
+}
+
 // Drop discards a frame; reorder counts it.
-func (h *seqHandler) Drop(it rxItem, _ reorder.Reason) { h.release(it) }
+func (h *seqHandler) Drop(it rxItem, why reorder.Reason) {
+	h.s.note(event.Drop, event.SeqDiscard, seqReasons[why], nil)
+	h.release(it)
+}
+
+// seqReasons names reorder's reasons without building a string per drop.
+var seqReasons = func() (n [reorder.NoSequence + 1]string) {
+	for r := range n {
+		n[r] = reorder.Reason(r).String()
+	}
+	return n
+}()
 
 // Keep copies a frame that must wait into a session buffer, of the
 // longest frame the session's TAP takes (see Session.maxFrame).
@@ -87,6 +119,8 @@ func (p *Plane) ModifySession(tunnelID, id uint32, m SessionModify) error {
 	s.seq.Configure(c)
 	p.log.Info("session modified", "tunnel_id", tunnelID, "session_id", id, "send_seq", c.SendSeq,
 		"recv_seq", c.RecvSeq, "lns_mode", c.LNSMode, "reorder_timeout", c.Timeout)
+	p.publish(event.Event{Kind: event.SessionModified, TunnelID: tunnelID, SessionID: id, Interface: s.ifName(),
+		Detail: fmt.Sprintf("send_seq %v recv_seq %v lns_mode %v reorder_timeout %v", c.SendSeq, c.RecvSeq, c.LNSMode, c.Timeout)})
 	return nil
 }
 

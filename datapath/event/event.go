@@ -236,7 +236,8 @@ type Subscriber struct {
 	lost atomic.Uint64
 }
 
-// Next waits for the next event, or until ctx ends (false). When events
+// Next waits for the next event, or until ctx ends (false); an event
+// waiting comes even if ctx has ended. When events
 // were lost for the subscriber and its buffer has drained to half, a Lost
 // event saying how many comes first.
 func (s *Subscriber) Next(ctx context.Context) (Event, bool) {
@@ -244,6 +245,11 @@ func (s *Subscriber) Next(ctx context.Context) (Event, bool) {
 		if n := s.lost.Swap(0); n > 0 {
 			return Event{Time: time.Now(), Kind: Lost, Count: n}, true
 		}
+	}
+	select {
+	case e := <-s.c:
+		return e, true
+	default:
 	}
 	select {
 	case e := <-s.c:
@@ -270,3 +276,7 @@ func (s *Subscriber) Close() {
 	}
 	h.subs.Store(&subs)
 }
+
+// Reset forgets the last event, so the next occurrence makes one (as if
+// event.Every had passed).
+func (l *Limiter) Reset() { l.last.Store(0) }
