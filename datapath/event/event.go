@@ -209,6 +209,14 @@ func (h *Hub) Dropped() uint64 {
 	return h.dropped.Load()
 }
 
+// Subscribers is the number of subscribers now.
+func (h *Hub) Subscribers() int {
+	if h == nil {
+		return 0
+	}
+	return len(*h.subs.Load())
+}
+
 // Subscribe adds a subscriber with a buffer of n events (0 or less:
 // DefaultBuffer). It must be closed when done.
 func (h *Hub) Subscribe(n int) *Subscriber {

@@ -129,7 +129,13 @@ func TestHubSlowSubscriber(t *testing.T) {
 func TestHubClose(t *testing.T) {
 	h := NewHub(nil)
 	s := h.Subscribe(1)
+	if h.Subscribers() != 1 {
+		t.Errorf("Subscribers() = %d, want 1", h.Subscribers())
+	}
 	s.Close()
+	if h.Subscribers() != 0 {
+		t.Errorf("Subscribers() after Close = %d, want 0", h.Subscribers())
+	}
 	h.Publish(Event{Kind: TunnelAdded})
 	h.Publish(Event{Kind: TunnelAdded})
 	if h.Dropped() != 0 {

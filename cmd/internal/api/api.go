@@ -9,6 +9,7 @@ package api
 import (
 	"encoding/json"
 	"fmt"
+	"time"
 )
 
 // DefaultSocket is where ul2tpd listens unless told otherwise.
@@ -23,6 +24,9 @@ const (
 	OpDelSession  = "del_session"
 	OpShowSession = "show_session"
 	OpSetSession  = "set_session"
+	// OpMonitor turns the connection into a stream of events: after its
+	// response, one Event per line until either side closes it.
+	OpMonitor = "monitor"
 )
 
 // Request is one command to the daemon.
@@ -195,6 +199,26 @@ type Stats struct {
 	RxGRODatagrams      uint64 `json:"rx_gro_datagrams,omitempty"`
 	RxCoalescedFrames   uint64 `json:"rx_coalesced_frames,omitempty"`
 	RxCoalescedSegments uint64 `json:"rx_coalesced_segments,omitempty"`
+}
+
+// Event is one line of a monitor stream: something that happened in the
+// datapath (docs/api.md lists the events and reasons).
+type Event struct {
+	Time time.Time `json:"time"`
+	// Event is tunnel_added, tunnel_deleted, session_added,
+	// session_modified, session_deleted, session_down, session_up, drop,
+	// seq, or lost (events dropped because this client read too slowly).
+	Event     string `json:"event"`
+	TunnelID  uint32 `json:"tunnel_id,omitempty"`
+	SessionID uint32 `json:"session_id,omitempty"`
+	Interface string `json:"interface,omitempty"`
+	// Reason qualifies drop and seq events.
+	Reason string `json:"reason,omitempty"`
+	// Count is, for drop and seq, how many times it happened since the
+	// previous event of the same session (or socket) and reason; for
+	// lost, the events lost.
+	Count  uint64 `json:"count,omitempty"`
+	Detail string `json:"detail,omitempty"`
 }
 
 // Marshal encodes v as one line.

@@ -130,6 +130,12 @@ func (h *Handler) Handle(req api.Request) api.Response {
 			return ErrorResponse(fmt.Errorf("session %d: %w", sid, datapath.ErrNotFound))
 		}
 		return resp
+	case api.OpMonitor:
+		// The stream itself is served by serveConn (monitor.go).
+		if h.Plane.Events() == nil {
+			return ErrorResponse(errors.New("monitor: the daemon publishes no events"))
+		}
+		return api.Response{}
 	}
 	if req.Op == "" {
 		return invalid("op", "missing")
@@ -332,6 +338,7 @@ func (h *Handler) serveConn(ctx context.Context, c net.Conn) {
 		}
 		line, err := readLine(r)
 		var resp api.Response
+		var op string
 		switch {
 		case errors.Is(err, errRequestTooLong):
 			resp = ErrorResponse(err)
@@ -340,7 +347,11 @@ func (h *Handler) serveConn(ctx context.Context, c net.Conn) {
 		case err != nil:
 			return
 		default:
-			resp = h.handleLine(line)
+			resp, op = h.handleLine(line)
+		}
+		if op == api.OpMonitor && resp.Error == "" {
+			h.monitor(ctx, c, r, reqTimeout)
+			return
 		}
 		if !h.respond(c, resp, reqTimeout) || err != nil {
 			return
@@ -348,8 +359,8 @@ func (h *Handler) serveConn(ctx context.Context, c net.Conn) {
 	}
 }
 
-// handleLine decodes and runs one request line.
-func (h *Handler) handleLine(line []byte) api.Response {
+// handleLine decodes and runs one request line, and returns its op too.
+func (h *Handler) handleLine(line []byte) (api.Response, string) {
 	var req api.Request
 	var resp api.Response
 	if err := json.Unmarshal(line, &req); err != nil {
@@ -360,7 +371,7 @@ func (h *Handler) handleLine(line []byte) api.Response {
 	if resp.Error != "" {
 		h.Log.Info("request failed", "op", req.Op, "err", resp.Error)
 	}
-	return resp
+	return resp, req.Op
 }
 
 // respond writes resp as one line, giving a client that does not read
