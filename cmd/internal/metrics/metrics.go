@@ -57,6 +57,7 @@ type Collector struct {
 	up, restarts        *prometheus.Desc
 	unmatched, rxErrors *prometheus.Desc
 	buildInfo           *prometheus.Desc
+	monitorDropped      *prometheus.Desc
 	version             string
 }
 
@@ -74,7 +75,9 @@ func New(p *datapath.Plane) *Collector {
 		unmatched:    prometheus.NewDesc("ul2tp_socket_unmatched_total", "Datagrams on a tunnel socket from no configured peer.", []string{"local"}, nil),
 		rxErrors:     prometheus.NewDesc("ul2tp_socket_rx_errors_total", "Failed receive calls on a tunnel socket.", []string{"local"}, nil),
 		buildInfo:    prometheus.NewDesc("ul2tp_build_info", "Always 1; the labels name the build.", []string{"version", "goversion"}, nil),
-		version:      version(),
+		monitorDropped: prometheus.NewDesc("ul2tp_monitor_events_dropped_total",
+			"Events dropped for monitor clients that did not keep up.", nil, nil),
+		version: version(),
 	}
 	for _, k := range counters {
 		c.session = append(c.session, prometheus.NewDesc("ul2tp_session_"+k.name+"_total", k.help, sl, nil))
@@ -97,7 +100,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		ch <- c.session[i]
 		ch <- c.tunnel[i]
 	}
-	for _, d := range []*prometheus.Desc{c.sessions, c.tunnels, c.reorderDepth, c.up, c.restarts, c.unmatched, c.rxErrors, c.buildInfo} {
+	for _, d := range []*prometheus.Desc{c.sessions, c.tunnels, c.reorderDepth, c.up, c.restarts, c.unmatched, c.rxErrors, c.buildInfo, c.monitorDropped} {
 		ch <- d
 	}
 }
@@ -105,6 +108,9 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 // Collect reads the plane's counters now.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.buildInfo, prometheus.GaugeValue, 1, c.version, runtime.Version())
+	if hub := c.plane.Events(); hub != nil {
+		ch <- prometheus.MustNewConstMetric(c.monitorDropped, prometheus.CounterValue, float64(hub.Dropped()))
+	}
 	tunnels := c.plane.Tunnels()
 	ch <- prometheus.MustNewConstMetric(c.tunnels, prometheus.GaugeValue, float64(len(tunnels)))
 	seen := make(map[string]bool)

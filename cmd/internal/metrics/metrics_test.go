@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/ul2tp/ul2tp/datapath"
+	"github.com/ul2tp/ul2tp/datapath/event"
 	"github.com/ul2tp/ul2tp/encap"
 )
 
@@ -173,4 +174,25 @@ func BenchmarkCollect(b *testing.B) {
 	b.StopTimer()
 	close(ch)
 	<-done
+}
+
+// TestMonitorDropped checks ul2tp_monitor_events_dropped_total follows
+// the plane's event hub.
+func TestMonitorDropped(t *testing.T) {
+	hub := event.NewHub(nil)
+	p := datapath.New(slog.New(slog.NewTextHandler(io.Discard, nil)), datapath.Options{Events: hub})
+	t.Cleanup(func() { p.Close() })
+	sub := hub.Subscribe(1)
+	defer sub.Close()
+	for range 4 {
+		hub.Publish(event.Event{Kind: event.TunnelAdded}) // one fits, three are dropped
+	}
+	want := `
+# HELP ul2tp_monitor_events_dropped_total Events dropped for monitor clients that did not keep up.
+# TYPE ul2tp_monitor_events_dropped_total counter
+ul2tp_monitor_events_dropped_total 3
+`
+	if err := testutil.CollectAndCompare(New(p), strings.NewReader(want), "ul2tp_monitor_events_dropped_total"); err != nil {
+		t.Fatal(err)
+	}
 }
