@@ -6,6 +6,7 @@
 //	ul2tp add session tunnel_id 100 session_id 101 peer_session_id 201
 //	ul2tp -s show session
 //	ul2tp -j show tunnel
+//	ul2tp -j monitor
 //
 // Flags: -j (JSON), -p (pretty JSON), -s (statistics), --socket PATH (or
 // $UL2TP_SOCKET; default /run/ul2tp/ul2tpd.sock).
@@ -72,6 +73,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "help" {
 		usage(stdout)
 		return 0
+	}
+	if args[0] == "monitor" {
+		return monitor(o, args[1:], stdout, stderr)
 	}
 	req, err := parse(args)
 	if err != nil {
@@ -152,6 +156,7 @@ func usage(w io.Writer) {
        ul2tp del session tunnel_id ID session_id ID
        ul2tp show tunnel [ tunnel_id ID ]
        ul2tp show session [ tunnel_id ID ] [ session_id ID ]
+       ul2tp monitor [ -j ]
 
 Where: NAME   := STRING
        ADDR   := { IP_ADDRESS | any }

@@ -25,6 +25,7 @@ import (
 	"github.com/ul2tp/ul2tp/cmd/internal/config"
 	"github.com/ul2tp/ul2tp/cmd/internal/metrics"
 	"github.com/ul2tp/ul2tp/datapath"
+	"github.com/ul2tp/ul2tp/datapath/event"
 	"golang.org/x/sys/unix"
 )
 
@@ -87,7 +88,8 @@ func run() error {
 	defer stop()
 
 	raiseFileLimit(log)
-	plane := datapath.New(log, datapath.Options{NoOffload: *noOffload, Queues: *queues, SocketBuffer: socketBuffer})
+	plane := datapath.New(log, datapath.Options{NoOffload: *noOffload, Queues: *queues, SocketBuffer: socketBuffer,
+		Events: event.NewHub(log)})
 	defer plane.Close()
 	handler := &apiserver.Handler{Plane: plane, Log: log, MaxConns: *maxConns}
 	if file != nil {
