@@ -11,7 +11,7 @@ func TestFormatEvent(t *testing.T) {
 		e    api.Event
 		want string
 	}{
-		{api.Event{Event: "tunnel_added", TunnelID: 1, Detail: "UDP local 10.0.0.1:1701 remote 10.0.0.2:1701"},
+		{api.Event{Event: "tunnel_added", TunnelID: 1, Detail: "udp local 10.0.0.1:1701 remote 10.0.0.2:1701"},
 			"added tunnel 1: udp local 10.0.0.1:1701 remote 10.0.0.2:1701"},
 		{api.Event{Event: "session_added", TunnelID: 1, SessionID: 2, Interface: "l2tpeth0"},
 			"added session 2 in tunnel 1 l2tpeth0"},
