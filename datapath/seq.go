@@ -49,7 +49,7 @@ func (h *seqHandler) receive(now int64, hasSeq bool, ns uint32, it rxItem) {
 
 // Drop discards a frame; reorder counts it.
 func (h *seqHandler) Drop(it rxItem, why reorder.Reason) {
-	h.s.note(event.Drop, event.SeqDiscard, seqReasons[why], nil)
+	h.s.note(event.Drop, event.SeqDiscard, seqReason(why), nil)
 	h.release(it)
 }
 
@@ -60,6 +60,14 @@ var seqReasons = func() (n [reorder.NoSequence + 1]string) {
 	}
 	return n
 }()
+
+// seqReason names a reorder reason, "" for one not in seqReasons.
+func seqReason(r reorder.Reason) string {
+	if int(r) < len(seqReasons) {
+		return seqReasons[r]
+	}
+	return ""
+}
 
 // Keep copies a frame that must wait into a session buffer, of the
 // longest frame the session's TAP takes (see Session.maxFrame).
