@@ -3,6 +3,9 @@ package control
 import (
 	"bytes"
 	"encoding/hex"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -109,6 +112,19 @@ func FuzzParse(f *testing.F) {
 	f.Add(sccrq(f, make([]byte, 512)))
 	f.Add(mustHex(f, "c802000c0005000700010002"))
 	f.Add(mustHex(f, "c8030010010203040009000880080000"))
+	// Every packet the real peers sent (testdata/golden).
+	files, _ := filepath.Glob("testdata/golden/*.txt")
+	for _, name := range files {
+		raw, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		for _, line := range strings.Split(string(raw), "\n") {
+			if _, h, ok := strings.Cut(line, " "); ok && line[0] != '#' {
+				f.Add(mustHex(f, h))
+			}
+		}
+	}
 	f.Fuzz(func(t *testing.T, pkt []byte) {
 		m, err := Parse(pkt)
 		if err != nil {
