@@ -144,13 +144,13 @@ func (m Message) Bytes() []byte { return m.b }
 // with no AVPs.
 func (m Message) IsZLB() bool { return len(m.b) == HeaderLen }
 
-// Type returns the Message Type; 0 for a ZLB. It needs m from Parse.
+// Type returns the Message Type; 0 for a ZLB or a Message not from Parse.
 func (m Message) Type() MessageType {
-	if m.IsZLB() {
+	if len(m.b) < HeaderLen+AVPHeaderLen+2 {
 		return 0
 	}
 	// Parse checked that the first AVP is a 2-byte Message Type.
-	return MessageType(binary.BigEndian.Uint16(m.b[HeaderLen+6:]))
+	return MessageType(binary.BigEndian.Uint16(m.b[HeaderLen+AVPHeaderLen:]))
 }
 
 // AVPs returns an iterator over the message's AVPs.

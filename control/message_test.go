@@ -307,6 +307,14 @@ func TestV3RoundTrip(t *testing.T) {
 	}
 }
 
+func TestZeroMessage(t *testing.T) {
+	var m Message
+	it := m.AVPs()
+	if _, ok := it.Next(); ok || m.Type() != 0 || m.IsZLB() {
+		t.Fatal("zero Message not empty")
+	}
+}
+
 func TestZLB(t *testing.T) {
 	var buf [HeaderLen]byte
 	m, err := Parse(AppendZLB(buf[:], V2, 42, 3, 4))
