@@ -11,7 +11,8 @@ import (
 )
 
 // Golden control messages of real peers, captured by
-// testdata/capture-xl2tpd.sh: an xl2tpd LAC (a) dialling an xl2tpd LNS (b).
+// testdata/capture-xl2tpd.sh: an xl2tpd LAC (a) dialling an xl2tpd or
+// l2tpns LNS (b).
 
 type goldenPkt struct {
 	from byte // 'a' or 'b'
@@ -49,26 +50,35 @@ func readGolden(t *testing.T, name string) []goldenPkt {
 	return pkts
 }
 
-func TestGoldenXl2tpd(t *testing.T) {
-	for _, tc := range []struct {
-		name   string
-		secret string // tunnel authentication, both ways
-		seq    string
-	}{
-		{"xl2tpd-plain", "",
+type goldenCase struct {
+	name       string
+	secret     string // tunnel authentication
+	challenges int    // 1: the LAC challenges the LNS; 2: both ways
+	lnsHost    string
+	lnsVendor  string
+	seq        string
+}
+
+func TestGoldenPeers(t *testing.T) {
+	for _, tc := range []goldenCase{
+		{"xl2tpd-plain", "", 0, "xl2tpd-lns", "xelerance.com",
 			"a:SCCRQ b:SCCRP a:SCCCN a:ICRQ b:ZLB b:ICRP b:ZLB a:ICCN b:ZLB b:CDN a:CDN a:ZLB b:ZLB " +
 				"a:StopCCN b:ZLB b:ZLB a:ZLB a:StopCCN b:ZLB a:StopCCN b:ZLB"},
-		{"xl2tpd-secret-hidden-hello", "secret",
+		{"xl2tpd-secret-hidden-hello", "secret", 2, "xl2tpd-lns", "xelerance.com",
 			"a:SCCRQ b:SCCRP a:SCCCN a:ICRQ b:ZLB b:ICRP b:ZLB a:ICCN b:ZLB b:CDN a:ZLB " +
 				"b:HELLO a:ZLB a:HELLO b:ZLB a:StopCCN b:ZLB"},
+		{"l2tpns-challenge", "secret", 1, "l2tpns-lns", "",
+			"a:SCCRQ b:SCCRP a:SCCCN a:ICRQ b:ZLB b:ICRP a:ICCN b:ZLB a:CDN b:ZLB a:StopCCN b:ZLB " +
+				"b:StopCCN b:StopCCN b:StopCCN b:StopCCN"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			checkGolden(t, readGolden(t, tc.name), tc.secret, tc.seq)
+			checkGolden(t, readGolden(t, tc.name), tc)
 		})
 	}
 }
 
-func checkGolden(t *testing.T, pkts []goldenPkt, secret, wantSeq string) {
+func checkGolden(t *testing.T, pkts []goldenPkt, tc goldenCase) {
+	secret, wantSeq := tc.secret, tc.seq
 	var seq []string
 	msgs := map[MessageType]Message{} // first of each type
 	tunnelOf := map[byte]uint32{}     // tunnel id each side assigned
@@ -126,10 +136,10 @@ func checkGolden(t *testing.T, pkts []goldenPkt, secret, wantSeq string) {
 	if h := str(msgs[MsgSCCRQ], AttrHostName); h != "xl2tpd-lac" {
 		t.Errorf("SCCRQ host name %q", h)
 	}
-	if h := str(msgs[MsgSCCRP], AttrHostName); h != "xl2tpd-lns" {
+	if h := str(msgs[MsgSCCRP], AttrHostName); h != tc.lnsHost {
 		t.Errorf("SCCRP host name %q", h)
 	}
-	if v := str(msgs[MsgSCCRP], AttrVendorName); v != "xelerance.com" {
+	if v := str(msgs[MsgSCCRP], AttrVendorName); v != tc.lnsVendor {
 		t.Errorf("SCCRP vendor %q", v)
 	}
 	a, _ := msgs[MsgSCCRQ].Find(AttrProtocolVersion)
@@ -148,19 +158,23 @@ func checkGolden(t *testing.T, pkts []goldenPkt, secret, wantSeq string) {
 		t.Error("ICRP without Assigned Session ID")
 	}
 
-	if secret != "" {
-		// Tunnel authentication both ways: SCCRP answers the SCCRQ's
-		// challenge, SCCCN the SCCRP's.
-		for _, c := range []struct{ chal, resp MessageType }{{MsgSCCRQ, MsgSCCRP}, {MsgSCCRP, MsgSCCCN}} {
-			ch, ok1 := msgs[c.chal].Find(AttrChallenge)
-			rs, ok2 := msgs[c.resp].Find(AttrChallengeResponse)
-			if !ok1 || !ok2 {
-				t.Fatalf("%v/%v: challenge %t response %t", c.chal, c.resp, ok1, ok2)
+	// Tunnel authentication: SCCRP answers the SCCRQ's challenge, SCCCN
+	// the SCCRP's.
+	for k, c := range []struct{ chal, resp MessageType }{{MsgSCCRQ, MsgSCCRP}, {MsgSCCRP, MsgSCCCN}} {
+		if k >= tc.challenges {
+			if _, ok := msgs[c.chal].Find(AttrChallenge); ok {
+				t.Errorf("%v carries a Challenge", c.chal)
 			}
-			got, err := rs.ChallengeResponse()
-			if want := ChallengeResponse(c.resp, []byte(secret), ch.Value); err != nil || got != want {
-				t.Errorf("%v response %x, want %x (%v)", c.resp, got, want, err)
-			}
+			continue
+		}
+		ch, ok1 := msgs[c.chal].Find(AttrChallenge)
+		rs, ok2 := msgs[c.resp].Find(AttrChallengeResponse)
+		if !ok1 || !ok2 {
+			t.Fatalf("%v/%v: challenge %t response %t", c.chal, c.resp, ok1, ok2)
+		}
+		got, err := rs.ChallengeResponse()
+		if want := ChallengeResponse(c.resp, []byte(secret), ch.Value); err != nil || got != want {
+			t.Errorf("%v response %x, want %x (%v)", c.resp, got, want, err)
 		}
 	}
 
