@@ -51,7 +51,8 @@ func hide(dst []byte, t AttrType, value, secret, rv []byte) {
 }
 
 // Unhide decrypts a hidden AVP's value into dst (at least len(a.Value)
-// bytes) with the shared secret and the Random Vector that preceded it
+// bytes; a.Value itself decrypts in place, leaving the message's H bit
+// set over plain bytes) with the shared secret and the Random Vector that preceded it
 // (AVPIter.RandomVector), and returns the AVP with its H bit clear and
 // its plain value in dst. A wrong secret shows as ErrValueLength when the
 // recovered original length does not fit; it cannot always be detected.
@@ -71,10 +72,11 @@ func Unhide(dst []byte, a AVP, secret, rv []byte) (AVP, error) {
 	firstKey(h, &key, a.Type, secret, rv)
 	for off := 0; off < len(c); off += md5.Size {
 		end := min(off+md5.Size, len(c))
+		cur := key
+		nextKey(h, &key, secret, c[off:end]) // before dst may overwrite c
 		for i := off; i < end; i++ {
-			dst[i] = c[i] ^ key[i-off]
+			dst[i] = c[i] ^ cur[i-off]
 		}
-		nextKey(h, &key, secret, c[off:end])
 	}
 	n := int(binary.BigEndian.Uint16(dst))
 	if n > len(c)-2 {

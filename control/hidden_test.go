@@ -36,6 +36,11 @@ func TestHideVector(t *testing.T) {
 			if err != nil || string(a.Value) != tc.value || a.Hidden() || !a.Mandatory() {
 				t.Fatalf("unhide: %q %v %v", a.Value, a, err)
 			}
+			// In place.
+			a, err = Unhide(got, AVP{Flags: avpFlagH, Type: tc.t, Value: got}, secret, rv)
+			if err != nil || string(a.Value) != tc.value {
+				t.Fatalf("unhide in place: %q %v", a.Value, err)
+			}
 		})
 	}
 }
