@@ -31,6 +31,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -42,6 +43,7 @@ import (
 
 	"github.com/ul2tp/ul2tp/cmd/internal/api"
 	"github.com/ul2tp/ul2tp/cmd/internal/apiserver"
+	"github.com/ul2tp/ul2tp/datapath"
 )
 
 // File is a parsed configuration file.
@@ -51,7 +53,9 @@ type File struct {
 
 // Tunnel is one [tunnel.NAME] table.
 type Tunnel struct {
-	Name     string
+	Name string
+	// Line is where the table starts, 0 if not known.
+	Line     int
 	Args     api.TunnelArgs
 	Sessions []Session
 }
@@ -59,7 +63,75 @@ type Tunnel struct {
 // Session is one [tunnel.NAME.session.NAME] table.
 type Session struct {
 	Name string
+	Line int
 	Args api.SessionArgs
+}
+
+// Error is a mistake in a configuration file, with where it is: the file,
+// the line (0 if not known) and the tunnel and session tables.
+type Error struct {
+	Path            string
+	Line            int
+	Tunnel, Session string
+	Err             error
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.Path)
+	if e.Path == "" {
+		b.WriteString("config")
+	}
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d", e.Line)
+	}
+	b.WriteString(": ")
+	if e.Tunnel != "" {
+		fmt.Fprintf(&b, "tunnel %q", e.Tunnel)
+		if e.Session != "" {
+			fmt.Fprintf(&b, " session %q", e.Session)
+		}
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Err.Error())
+	return b.String()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// keyError is an error about one key of a table.
+type keyError struct {
+	key string
+	err error
+}
+
+func (e *keyError) Error() string { return e.err.Error() }
+func (e *keyError) Unwrap() error { return e.err }
+
+func keyErrorf(key, format string, a ...any) error {
+	return &keyError{key, fmt.Errorf(format, a...)}
+}
+
+// fileKeys names the file's key for an api field that differs from it.
+var fileKeys = map[string]string{
+	"tunnel_id": "tid", "peer_tunnel_id": "ptid", "remote": "peer", "udp_sport": "local", "udp_dport": "peer",
+	"session_id": "sid", "peer_session_id": "psid", "name": "interface_name",
+}
+
+// keyOf is the file key an error is about, "" if not known.
+func keyOf(err error) string {
+	var ke *keyError
+	if errors.As(err, &ke) {
+		return ke.key
+	}
+	var fe *datapath.FieldError
+	if errors.As(err, &fe) {
+		if k, ok := fileKeys[fe.Field]; ok {
+			return k
+		}
+		return fe.Field
+	}
+	return ""
 }
 
 type rawFile struct {
@@ -105,28 +177,37 @@ type rawSession struct {
 	Address string `toml:"address"`
 }
 
-// Load reads and checks the file at path.
+// Load reads and checks the file at path. A mistake in it is an *Error
+// naming path and the line.
 func Load(path string) (*File, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	f, err := Parse(string(b))
-	if err != nil {
-		return nil, fmt.Errorf("config %s: %w", path, err)
+	var ce *Error
+	if errors.As(err, &ce) {
+		ce.Path = path
 	}
-	return f, nil
+	return f, err
 }
 
-// Parse reads a configuration from text.
+// Parse reads a configuration from text and checks it: every value, and
+// that no two tunnels share a tid, no two sessions of a tunnel a sid, and
+// no two sessions an interface_name. A mistake is an *Error.
 func Parse(text string) (*File, error) {
 	var raw rawFile
 	md, err := toml.Decode(text, &raw)
 	if err != nil {
-		return nil, err
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, &Error{Line: pe.Position.Line, Err: fmt.Errorf("toml: %s", pe.Message)}
+		}
+		return nil, &Error{Err: err}
 	}
+	pos := keyLines(text)
 	if und := md.Undecoded(); len(und) > 0 {
-		return nil, fmt.Errorf("unknown key %s", und[0])
+		return nil, &Error{Line: pos.lineOf(und[0]...), Err: fmt.Errorf("unknown key %s", und[0])}
 	}
 	f := &File{}
 	names := make([]string, 0, len(raw.Tunnel))
@@ -137,11 +218,90 @@ func Parse(text string) (*File, error) {
 	for _, name := range names {
 		t, err := convertTunnel(name, raw.Tunnel[name])
 		if err != nil {
-			return nil, fmt.Errorf("tunnel %s: %w", name, err)
+			e := &Error{Tunnel: name, Err: err}
+			var se *sessionError
+			if errors.As(err, &se) {
+				e.Session, e.Err = se.name, se.err
+				e.Line = pos.lineOf("tunnel", name, "session", se.name, keyOf(se.err))
+			} else {
+				e.Line = pos.lineOf("tunnel", name, keyOf(err))
+			}
+			return nil, e
+		}
+		t.Line = pos.lineOf("tunnel", name)
+		for i := range t.Sessions {
+			t.Sessions[i].Line = pos.lineOf("tunnel", name, "session", t.Sessions[i].Name)
 		}
 		f.Tunnels = append(f.Tunnels, t)
 	}
+	if err := f.checkUnique(pos); err != nil {
+		return nil, err
+	}
 	return f, nil
+}
+
+// sessionError is an error in a session's table.
+type sessionError struct {
+	name string
+	err  error
+}
+
+func (e *sessionError) Error() string { return fmt.Sprintf("session %s: %v", e.name, e.err) }
+func (e *sessionError) Unwrap() error { return e.err }
+
+// checkUnique refuses a tid used by two tunnels, a sid by two sessions of
+// a tunnel, or an interface_name by two sessions, naming the second (in
+// file order) and the line of the first.
+func (f *File) checkUnique(pos lines) error {
+	tunnels := make(map[uint32]*Tunnel)
+	ifnames := make(map[string]*Session)
+	ifnameTunnel := make(map[*Session]string)
+	for _, t := range f.byLine() {
+		if o, ok := tunnels[t.Args.TunnelID]; ok {
+			return &Error{Line: pos.lineOf("tunnel", t.Name, "tid"), Tunnel: t.Name,
+				Err: fmt.Errorf("tid %d duplicates tunnel %q (line %d)", t.Args.TunnelID, o.Name, pos.lineOf("tunnel", o.Name, "tid"))}
+		}
+		tunnels[t.Args.TunnelID] = t
+		sessions := make(map[uint32]*Session)
+		for _, s := range sessionsByLine(t) {
+			if o, ok := sessions[s.Args.SessionID]; ok {
+				return &Error{Line: pos.lineOf("tunnel", t.Name, "session", s.Name, "sid"), Tunnel: t.Name, Session: s.Name,
+					Err: fmt.Errorf("sid %d duplicates session %q (line %d)", s.Args.SessionID, o.Name,
+						pos.lineOf("tunnel", t.Name, "session", o.Name, "sid"))}
+			}
+			sessions[s.Args.SessionID] = s
+			if n := s.Args.Name; n != "" && !strings.Contains(n, "%") {
+				if o, ok := ifnames[n]; ok {
+					ot := ifnameTunnel[o]
+					return &Error{Line: pos.lineOf("tunnel", t.Name, "session", s.Name, "interface_name"), Tunnel: t.Name, Session: s.Name,
+						Err: fmt.Errorf("interface_name %q duplicates tunnel %q session %q (line %d)", n, ot, o.Name,
+							pos.lineOf("tunnel", ot, "session", o.Name, "interface_name"))}
+				}
+				ifnames[n], ifnameTunnel[s] = s, t.Name
+			}
+		}
+	}
+	return nil
+}
+
+// byLine is f's tunnels in file order.
+func (f *File) byLine() []*Tunnel {
+	ts := make([]*Tunnel, len(f.Tunnels))
+	for i := range f.Tunnels {
+		ts[i] = &f.Tunnels[i]
+	}
+	sort.SliceStable(ts, func(i, j int) bool { return ts[i].Line < ts[j].Line })
+	return ts
+}
+
+// sessionsByLine is t's sessions in file order.
+func sessionsByLine(t *Tunnel) []*Session {
+	ss := make([]*Session, len(t.Sessions))
+	for i := range t.Sessions {
+		ss[i] = &t.Sessions[i]
+	}
+	sort.SliceStable(ss, func(i, j int) bool { return ss[i].Line < ss[j].Line })
+	return ss
 }
 
 func convertTunnel(name string, r rawTunnel) (Tunnel, error) {
@@ -149,9 +309,9 @@ func convertTunnel(name string, r rawTunnel) (Tunnel, error) {
 	switch r.Version {
 	case "", "l2tpv3":
 	case "l2tpv2":
-		return t, fmt.Errorf("version l2tpv2: static L2TPv2 tunnels are not supported yet")
+		return t, keyErrorf("version", "version l2tpv2: static L2TPv2 tunnels are not supported yet")
 	default:
-		return t, fmt.Errorf("version %q: want l2tpv3", r.Version)
+		return t, keyErrorf("version", "version %q: want l2tpv3", r.Version)
 	}
 	tid, err := id32("tid", r.TID)
 	if err != nil {
@@ -167,7 +327,7 @@ func convertTunnel(name string, r rawTunnel) (Tunnel, error) {
 		return t, err
 	}
 	if r.Peer == "" {
-		return t, fmt.Errorf("peer: required")
+		return t, keyErrorf("peer", "peer: required")
 	}
 	if a.Remote, a.UDPDport, err = hostPort("peer", r.Peer); err != nil {
 		return t, err
@@ -184,7 +344,7 @@ func convertTunnel(name string, r rawTunnel) (Tunnel, error) {
 	for _, n := range names {
 		s, err := convertSession(n, tid, r.Session[n])
 		if err != nil {
-			return t, fmt.Errorf("session %s: %w", n, err)
+			return t, &sessionError{n, err}
 		}
 		t.Sessions = append(t.Sessions, s)
 	}
@@ -196,7 +356,7 @@ func convertSession(name string, tid uint32, r rawSession) (Session, error) {
 	switch r.Pseudowire {
 	case "", "eth":
 	default:
-		return s, fmt.Errorf("pseudowire %q: only eth is supported for static sessions", r.Pseudowire)
+		return s, keyErrorf("pseudowire", "pseudowire %q: only eth is supported for static sessions", r.Pseudowire)
 	}
 	sid, err := id32("sid", r.SID)
 	if err != nil {
@@ -207,7 +367,7 @@ func convertSession(name string, tid uint32, r rawSession) (Session, error) {
 		return s, err
 	}
 	if r.ReorderTimeout < 0 {
-		return s, fmt.Errorf("reorder_timeout %d: must not be negative", r.ReorderTimeout)
+		return s, keyErrorf("reorder_timeout", "reorder_timeout %d: must not be negative", r.ReorderTimeout)
 	}
 	// go-l2tp's default sublayer is none; the CLI's (iproute2's) is default.
 	l2spec := r.L2SpecType
@@ -235,19 +395,19 @@ func convertSession(name string, tid uint32, r rawSession) (Session, error) {
 
 func id32(field string, v int64) (uint32, error) {
 	if v <= 0 || v > 0xffffffff {
-		return 0, fmt.Errorf("%s %d: must be 1..4294967295", field, v)
+		return 0, keyErrorf(field, "%s %d: must be 1..4294967295", field, v)
 	}
 	return uint32(v), nil
 }
 
 func cookieHex(field string, b []int64) (string, error) {
 	if len(b) != 0 && len(b) != 4 && len(b) != 8 {
-		return "", fmt.Errorf("%s: %d bytes, want 4 or 8", field, len(b))
+		return "", keyErrorf(field, "%s: %d bytes, want 4 or 8", field, len(b))
 	}
 	var sb strings.Builder
 	for _, v := range b {
 		if v < 0 || v > 255 {
-			return "", fmt.Errorf("%s: byte %d out of range", field, v)
+			return "", keyErrorf(field, "%s: byte %d out of range", field, v)
 		}
 		fmt.Fprintf(&sb, "%02x", v)
 	}
@@ -267,8 +427,8 @@ func hostPort(field, s string) (string, uint16, error) {
 	}
 	if i := strings.LastIndexByte(s, ':'); i > 0 {
 		if _, err := strconv.Atoi(s[i+1:]); err == nil {
-			return "", 0, fmt.Errorf("%s %q: not an IP address and port (host names are not resolved)", field, s)
+			return "", 0, keyErrorf(field, "%s %q: not an IP address and port (host names are not resolved)", field, s)
 		}
 	}
-	return "", 0, fmt.Errorf("%s %q: not an IP address", field, s)
+	return "", 0, keyErrorf(field, "%s %q: not an IP address", field, s)
 }

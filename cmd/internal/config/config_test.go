@@ -1,6 +1,8 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -136,6 +138,87 @@ func TestL2SpecDefault(t *testing.T) {
 		}
 		if c.L2Spec != tc.want {
 			t.Errorf("%q: l2spec %v, want %v", tc.key, c.L2Spec, tc.want)
+		}
+	}
+}
+
+// TestErrorsNameLineAndKey checks that each mistake names the line and
+// key it is on, and for a duplicate the line of the first.
+func TestErrorsNameLineAndKey(t *testing.T) {
+	const two = `[tunnel.t1]
+peer = "10.0.0.2"
+tid = 1
+ptid = 2
+
+[tunnel.t1.session.s1]
+sid = 5
+psid = 6
+interface_name = "l2tpa"
+
+[tunnel.t1.session.s2]
+psid = 7
+sid = 5
+`
+	for _, tc := range []struct{ name, text, want string }{
+		{"duplicate sid", two,
+			`config:13: tunnel "t1" session "s2": sid 5 duplicates session "s1" (line 7)`},
+		{"duplicate tid", "[tunnel.b]\npeer = \"10.0.0.2\"\ntid = 1\nptid = 2\n[tunnel.a]\npeer = \"10.0.0.3\"\nptid = 2\ntid = 1\n",
+			`config:8: tunnel "a": tid 1 duplicates tunnel "b" (line 3)`},
+		{"duplicate interface_name", "[tunnel.a]\npeer = \"10.0.0.2\"\ntid = 1\nptid = 2\n[tunnel.a.session.x]\nsid = 1\npsid = 1\ninterface_name = \"e0\"\n" +
+			"[tunnel.b]\npeer = \"10.0.0.3\"\ntid = 2\nptid = 2\n[tunnel.b.session.y]\nsid = 1\npsid = 1\ninterface_name = \"e0\"\n",
+			`config:16: tunnel "b" session "y": interface_name "e0" duplicates tunnel "a" session "x" (line 8)`},
+		{"bad cookie", strings.Replace(two, "psid = 7\n", "psid = 7\ncookie = [1, 2, 3]\n", 1),
+			`config:13: tunnel "t1" session "s2": cookie: 3 bytes, want 4 or 8`},
+		{"bad seq", strings.Replace(two, "psid = 6\n", "psid = 6\nseq = \"sometimes\"\n", 1),
+			`config:9: tunnel "t1" session "s1": invalid seq "sometimes"`},
+		{"bad peer", strings.Replace(two, `peer = "10.0.0.2"`, `peer = "nowhere"`, 1),
+			`config:2: tunnel "t1": peer "nowhere": not an IP address`},
+		{"missing peer", strings.Replace(two, "peer = \"10.0.0.2\"\n", "", 1),
+			`config:1: tunnel "t1": peer: required`},
+		{"unknown key", strings.Replace(two, "ptid = 2\n", "ptid = 2\n  \"bogus\" = 1\n", 1),
+			`config:5: unknown key tunnel.t1.bogus`},
+		{"toml syntax", "[tunnel.t1]\npeer = \"10.0.0.2\"\ntid = = 1\n", `config:3: toml: `},
+	} {
+		_, err := Parse(tc.text)
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("%s: Parse = %v, want error starting %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// TestLoadErrorNamesFile checks that Load's errors name the file.
+func TestLoadErrorNamesFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ul2tp.toml")
+	if err := os.WriteFile(path, []byte("[tunnel.t1]\npeer = \"10.0.0.2\"\ntid = 0\nptid = 2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(path)
+	if want := path + `:3: tunnel "t1": tid 0: must be 1..4294967295`; err == nil || err.Error() != want {
+		t.Errorf("Load = %v, want %q", err, want)
+	}
+	if _, err := Load(filepath.Join(dir, "absent.toml")); err == nil || !strings.Contains(err.Error(), "absent.toml") {
+		t.Errorf("Load of a missing file = %v, want an error naming it", err)
+	}
+}
+
+func TestKeyLines(t *testing.T) {
+	text := "# c\n[tunnel.\"t 1\"]\npeer = \"x\" # tid = 9\ns = \"\"\"\ntid = 3\n\"\"\"\n tid=4\n[ tunnel . \"t 1\" . session.a ]\nsid.x = 1\n"
+	pos := keyLines(text)
+	for _, tc := range []struct {
+		key  []string
+		want int
+	}{
+		{[]string{"tunnel", "t 1"}, 2},
+		{[]string{"tunnel", "t 1", "peer"}, 3},
+		{[]string{"tunnel", "t 1", "tid"}, 7},
+		{[]string{"tunnel", "t 1", "session", "a"}, 8},
+		{[]string{"tunnel", "t 1", "session", "a", "sid", "x"}, 9},
+		{[]string{"tunnel", "t 1", "session", "a", "psid"}, 8},
+		{[]string{"other"}, 0},
+	} {
+		if got := pos.lineOf(tc.key...); got != tc.want {
+			t.Errorf("lineOf(%q) = %d, want %d", tc.key, got, tc.want)
 		}
 	}
 }
