@@ -27,6 +27,8 @@ const (
 	// OpMonitor turns the connection into a stream of events: after its
 	// response, one Event per line until either side closes it.
 	OpMonitor = "monitor"
+	// OpReload rereads the daemon's --config file (docs/operations.md).
+	OpReload = "reload"
 )
 
 // Request is one command to the daemon.
@@ -95,6 +97,42 @@ type Response struct {
 	Code     string        `json:"code,omitempty"`
 	Tunnels  []TunnelInfo  `json:"tunnels,omitempty"`
 	Sessions []SessionInfo `json:"sessions,omitempty"`
+	// Reload says what a reload did; with Error set, what it did before
+	// and despite the error.
+	Reload *ReloadResult `json:"reload,omitempty"`
+}
+
+// ReloadResult is what a reload changed, each list in the order done.
+type ReloadResult struct {
+	// Added were created; Removed deleted; Rebuilt deleted and created
+	// again (a change other than sequencing, or their tunnel changed);
+	// Modified changed in place (seq, reorder_timeout, lns_mode), keeping
+	// their TAP.
+	Added    []ReloadItem `json:"added"`
+	Removed  []ReloadItem `json:"removed"`
+	Rebuilt  []ReloadItem `json:"rebuilt"`
+	Modified []ReloadItem `json:"modified"`
+	// Unchanged counts the file's tunnels and sessions left as they were.
+	Unchanged int `json:"unchanged"`
+	// Failed are the steps that failed, each naming its item; the reload
+	// went on with the others.
+	Failed []string `json:"failed,omitempty"`
+}
+
+// ReloadItem names a tunnel (Session empty) or session of the file.
+type ReloadItem struct {
+	Tunnel    string `json:"tunnel"`
+	Session   string `json:"session,omitempty"`
+	TunnelID  uint32 `json:"tunnel_id"`
+	SessionID uint32 `json:"session_id,omitempty"`
+}
+
+// String is "tunnel NAME (ID)" or "session TUNNEL/NAME (TID/SID)".
+func (i ReloadItem) String() string {
+	if i.Session == "" {
+		return fmt.Sprintf("tunnel %s (%d)", i.Tunnel, i.TunnelID)
+	}
+	return fmt.Sprintf("session %s/%s (%d/%d)", i.Tunnel, i.Session, i.TunnelID, i.SessionID)
 }
 
 // Error codes.

@@ -48,8 +48,15 @@ import (
 
 // File is a parsed configuration file.
 type File struct {
+	// Path is the file Load read, "" from Parse.
+	Path    string
 	Tunnels []Tunnel
+	lines   lines
 }
+
+// LineOf is the line of a key (as "tunnel", "t1", "tid"), else of the
+// nearest table holding it, else 0.
+func (f *File) LineOf(key ...string) int { return f.lines.lineOf(key...) }
 
 // Tunnel is one [tunnel.NAME] table.
 type Tunnel struct {
@@ -189,7 +196,11 @@ func Load(path string) (*File, error) {
 	if errors.As(err, &ce) {
 		ce.Path = path
 	}
-	return f, err
+	if err != nil {
+		return nil, err
+	}
+	f.Path = path
+	return f, nil
 }
 
 // Parse reads a configuration from text and checks it: every value, and
@@ -209,7 +220,7 @@ func Parse(text string) (*File, error) {
 	if und := md.Undecoded(); len(und) > 0 {
 		return nil, &Error{Line: pos.lineOf(und[0]...), Err: fmt.Errorf("unknown key %s", und[0])}
 	}
-	f := &File{}
+	f := &File{lines: pos}
 	names := make([]string, 0, len(raw.Tunnel))
 	for n := range raw.Tunnel {
 		names = append(names, n)
