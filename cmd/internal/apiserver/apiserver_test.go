@@ -3,6 +3,7 @@ package apiserver
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -182,4 +183,34 @@ func number(v reflect.Value) int {
 		return int(v.Uint())
 	}
 	return int(v.Int())
+}
+
+// TestReload checks the reload request: refused without a configuration
+// file, run shared when there is one, and its result and error passed on.
+func TestReload(t *testing.T) {
+	p := datapath.New(slog.New(slog.NewTextHandler(io.Discard, nil)), datapath.Options{})
+	defer p.Close()
+	h := &Handler{Plane: p, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	resp := h.Handle(api.Request{Op: api.OpReload})
+	if !strings.Contains(resp.Error, "started without --config") || resp.Reload != nil {
+		t.Fatalf("reload without a file: %+v", resp)
+	}
+	var shared bool
+	h.Reload = func() (*api.ReloadResult, error) {
+		// No other request may hold the handler while a reload runs.
+		if shared = h.reloading.TryRLock(); shared {
+			h.reloading.RUnlock()
+		}
+		return &api.ReloadResult{Unchanged: 3, Failed: []string{"add tunnel t (1): address in use"}}, errors.New("reload: 1 of 1 changes failed")
+	}
+	resp = h.Handle(api.Request{Op: api.OpReload})
+	if shared {
+		t.Error("a request could run during a reload")
+	}
+	if resp.Error != "reload: 1 of 1 changes failed" || resp.Reload == nil || resp.Reload.Unchanged != 3 {
+		t.Errorf("reload: %+v", resp)
+	}
+	if resp := h.Handle(api.Request{Op: api.OpShowTunnel}); resp.Error != "" {
+		t.Errorf("show after a reload: %v", resp.Error)
+	}
 }

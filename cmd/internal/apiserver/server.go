@@ -35,10 +35,47 @@ type Handler struct {
 	MaxConns       int
 	RequestTimeout time.Duration
 	IdleTimeout    time.Duration
+	// Reload makes the plane match the daemon's configuration file again
+	// (package reload); nil when it was started without one.
+	Reload func() (*api.ReloadResult, error)
+
+	// reloading is held by a reload, and shared by other requests, so a
+	// reload sees and changes the plane with no request between.
+	reloading sync.RWMutex
 }
 
-// Handle runs one request.
+// ErrNoConfig answers a reload of a daemon started without --config.
+var ErrNoConfig = errors.New("ul2tpd was started without --config: nothing to reload")
+
+// Handle runs one request. Requests run concurrently, except a reload,
+// which runs alone.
 func (h *Handler) Handle(req api.Request) api.Response {
+	if req.Op == api.OpReload {
+		h.reloading.Lock()
+		defer h.reloading.Unlock()
+		return h.reload()
+	}
+	h.reloading.RLock()
+	defer h.reloading.RUnlock()
+	return h.handle(req)
+}
+
+// reload answers a reload request.
+func (h *Handler) reload() api.Response {
+	if h.Reload == nil {
+		return api.Response{Error: ErrNoConfig.Error(), Code: api.CodeFailed}
+	}
+	res, err := h.Reload()
+	var resp api.Response
+	if err != nil {
+		resp = ErrorResponse(err)
+	}
+	resp.Reload = res
+	return resp
+}
+
+// handle runs one request other than a reload.
+func (h *Handler) handle(req api.Request) api.Response {
 	switch req.Op {
 	case api.OpAddTunnel:
 		if req.Tunnel == nil {
