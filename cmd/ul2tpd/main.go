@@ -3,7 +3,8 @@
 // protocol in docs/api.md) on a Unix socket.
 //
 // It runs in the foreground and logs to standard error. SIGTERM or SIGINT
-// removes every device it made and exits 0.
+// removes every device it made and exits 0. SIGHUP rereads --config, as
+// "ul2tp reload" does (docs/operations.md).
 package main
 
 import (
@@ -22,8 +23,8 @@ import (
 
 	"github.com/ul2tp/ul2tp/cmd/internal/api"
 	"github.com/ul2tp/ul2tp/cmd/internal/apiserver"
-	"github.com/ul2tp/ul2tp/cmd/internal/config"
 	"github.com/ul2tp/ul2tp/cmd/internal/metrics"
+	"github.com/ul2tp/ul2tp/cmd/internal/reload"
 	"github.com/ul2tp/ul2tp/datapath"
 	"github.com/ul2tp/ul2tp/datapath/event"
 	"golang.org/x/sys/unix"
@@ -38,7 +39,7 @@ func main() {
 
 func run() error {
 	socket := flag.String("socket", api.DefaultSocket, "path of the control socket (mode 0600)")
-	cfgPath := flag.String("config", "", "TOML file of tunnels and sessions to create at start (go-l2tp's format)")
+	cfgPath := flag.String("config", "", "TOML file of tunnels and sessions to create at start and on reload (go-l2tp's format)")
 	level := flag.String("log-level", "info", "debug, info, warn or error")
 	jsonLog := flag.Bool("log-json", false, "log as JSON lines")
 	debugAddr := flag.String("debug-addr", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); off by default")
@@ -75,14 +76,10 @@ func run() error {
 	}
 	log := slog.New(h)
 
-	var file *config.File
-	if *cfgPath != "" {
-		f, err := config.Load(*cfgPath)
-		if err != nil {
-			return err
-		}
-		file = f
-	}
+	// SIGHUP's default would end the daemon: take it before anything else.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -92,11 +89,14 @@ func run() error {
 		Events: event.NewHub(log)})
 	defer plane.Close()
 	handler := &apiserver.Handler{Plane: plane, Log: log, MaxConns: *maxConns}
-	if file != nil {
-		if err := apply(handler, file); err != nil {
+	if *cfgPath != "" {
+		rl := &reload.Reloader{Path: *cfgPath, Plane: plane, Log: log}
+		if _, err := rl.Reload(); err != nil {
 			return err
 		}
+		handler.Reload = rl.Reload
 	}
+	go reloadOnHangup(ctx, log, hup, handler)
 	if *debugAddr != "" {
 		go func() {
 			log.Info("pprof listening", "addr", *debugAddr)
@@ -177,19 +177,22 @@ func raiseFileLimit(log *slog.Logger) {
 	log.Info("descriptor limit", "soft", lim.Cur, "hard", lim.Max)
 }
 
-// apply creates the configuration file's tunnels and sessions.
-func apply(h *apiserver.Handler, f *config.File) error {
-	for _, t := range f.Tunnels {
-		resp := h.Handle(api.Request{Op: api.OpAddTunnel, Tunnel: &t.Args})
-		if resp.Error != "" {
-			return fmt.Errorf("config tunnel %s: %w", t.Name, errors.New(resp.Error))
+// reloadOnHangup reloads the configuration file on each SIGHUP until ctx
+// ends. A storm of signals coalesces: hup holds one, so while a reload
+// runs at most one more waits, and the rest are dropped.
+func reloadOnHangup(ctx context.Context, log *slog.Logger, hup <-chan os.Signal, h *apiserver.Handler) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
 		}
-		for _, s := range t.Sessions {
-			resp := h.Handle(api.Request{Op: api.OpAddSession, Session: &s.Args})
-			if resp.Error != "" {
-				return fmt.Errorf("config tunnel %s session %s: %w", t.Name, s.Name, errors.New(resp.Error))
-			}
+		if h.Reload == nil {
+			log.Warn("SIGHUP ignored", "err", apiserver.ErrNoConfig)
+			continue
 		}
+		log.Info("SIGHUP: reloading")
+		h.Handle(api.Request{Op: api.OpReload}) // the reload logs what it did
+
 	}
-	return nil
 }
