@@ -7,6 +7,7 @@
 //	ul2tp -s show session
 //	ul2tp -j show tunnel
 //	ul2tp -j monitor
+//	ul2tp reload
 //
 // Flags: -j (JSON), -p (pretty JSON), -s (statistics), --socket PATH (or
 // $UL2TP_SOCKET; default /run/ul2tp/ul2tpd.sock).
@@ -95,6 +96,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if resp.Error != "" {
+		if resp.Reload != nil { // what a reload did despite the error
+			writeReload(stdout, stderr, resp.Reload, o)
+		}
 		fmt.Fprintf(stderr, "ul2tp: %s\n", resp.Error)
 		return 1
 	}
@@ -113,7 +117,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 		for _, s := range resp.Sessions {
 			printSession(stdout, s)
 		}
+	case api.OpReload:
+		return writeReload(stdout, stderr, resp.Reload, o)
 	}
+	return 0
+}
+
+// writeReload writes what a reload did, as text or JSON.
+func writeReload(stdout, stderr io.Writer, r *api.ReloadResult, o options) int {
+	if r == nil {
+		r = &api.ReloadResult{}
+	}
+	if o.json {
+		return writeJSON(stdout, stderr, r, o.pretty)
+	}
+	printReload(stdout, r)
 	return 0
 }
 
@@ -157,6 +175,7 @@ func usage(w io.Writer) {
        ul2tp show tunnel [ tunnel_id ID ]
        ul2tp show session [ tunnel_id ID ] [ session_id ID ]
        ul2tp monitor [ -j ]
+       ul2tp reload       (reread the daemon's --config file)
 
 Where: NAME   := STRING
        ADDR   := { IP_ADDRESS | any }

@@ -18,6 +18,12 @@ func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(forma
 
 // parse turns "add tunnel ...", "del session ...", etc. into a request.
 func parse(args []string) (api.Request, error) {
+	if len(args) > 0 && args[0] == "reload" {
+		if len(args) > 1 {
+			return api.Request{}, usagef("reload: unexpected argument %q", args[1])
+		}
+		return api.Request{Op: api.OpReload}, nil
+	}
 	if len(args) < 2 {
 		return api.Request{}, usagef("expected COMMAND OBJECT, as in \"add tunnel\"")
 	}

@@ -38,6 +38,8 @@ func TestParse(t *testing.T) {
 			}, ""},
 		{"set session tunnel_id 1 seq both", "", nil, "required"},
 		{"set tunnel tunnel_id 1", "", nil, "only sessions"},
+		{"reload", api.OpReload, func(r api.Request) bool { return r.Tunnel == nil && r.Session == nil }, ""},
+		{"reload now", "", nil, "unexpected argument"},
 		{"add tunnel tunnel_id 1 peer_tunnel_id 2", "", nil, "remote: required"},
 		{"add tunnel tunnel_id 0 peer_tunnel_id 2 remote 1.2.3.4", "", nil, "invalid tunnel_id"},
 		{"add tunnel tunnel_id 1 peer_tunnel_id 2 remote 1.2.3.4 encap gre", "", nil, "invalid encap"},
@@ -141,4 +143,24 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, line string) {
 		_, _ = parse(strings.Fields(line))
 	})
+}
+
+func TestPrintReload(t *testing.T) {
+	var b bytes.Buffer
+	printReload(&b, &api.ReloadResult{
+		Added:     []api.ReloadItem{{Tunnel: "t1", Session: "s3", TunnelID: 1, SessionID: 3}},
+		Removed:   []api.ReloadItem{{Tunnel: "t9", TunnelID: 9}},
+		Rebuilt:   []api.ReloadItem{{Tunnel: "t1", Session: "s2", TunnelID: 1, SessionID: 2}},
+		Unchanged: 2,
+		Failed:    []string{"add session session t1/s4 (1/4): busy"},
+	})
+	want := `reload: 1 added, 1 removed, 1 rebuilt, 0 modified, 2 unchanged, 1 failed
+  added session t1/s3 (1/3)
+  removed tunnel t9 (9)
+  rebuilt session t1/s2 (1/2)
+  failed add session session t1/s4 (1/4): busy
+`
+	if b.String() != want {
+		t.Errorf("printReload:\n%s\nwant:\n%s", b.String(), want)
+	}
 }

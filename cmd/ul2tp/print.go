@@ -94,3 +94,25 @@ func printStats(w io.Writer, st *api.Stats) {
 		fmt.Fprintf(w, "  reorder queue: %d\n", st.ReorderQueueDepth)
 	}
 }
+
+// printReload writes a reload's summary line, then one line per item
+// changed and per step that failed.
+func printReload(w io.Writer, r *api.ReloadResult) {
+	fmt.Fprintf(w, "reload: %d added, %d removed, %d rebuilt, %d modified, %d unchanged",
+		len(r.Added), len(r.Removed), len(r.Rebuilt), len(r.Modified), r.Unchanged)
+	if len(r.Failed) > 0 {
+		fmt.Fprintf(w, ", %d failed", len(r.Failed))
+	}
+	fmt.Fprintln(w)
+	for _, l := range []struct {
+		what  string
+		items []api.ReloadItem
+	}{{"added", r.Added}, {"removed", r.Removed}, {"rebuilt", r.Rebuilt}, {"modified", r.Modified}} {
+		for _, it := range l.items {
+			fmt.Fprintf(w, "  %s %s\n", l.what, it)
+		}
+	}
+	for _, f := range r.Failed {
+		fmt.Fprintf(w, "  failed %s\n", f)
+	}
+}
