@@ -23,6 +23,7 @@ import (
 
 	"github.com/ul2tp/ul2tp/cmd/internal/api"
 	"github.com/ul2tp/ul2tp/cmd/internal/apiserver"
+	"github.com/ul2tp/ul2tp/cmd/internal/config"
 	"github.com/ul2tp/ul2tp/cmd/internal/metrics"
 	"github.com/ul2tp/ul2tp/cmd/internal/reload"
 	"github.com/ul2tp/ul2tp/datapath"
@@ -76,6 +77,15 @@ func run() error {
 	}
 	log := slog.New(h)
 
+	var file *config.File
+	if *cfgPath != "" {
+		f, err := config.Load(*cfgPath)
+		if err != nil {
+			return err
+		}
+		file = f
+	}
+
 	// SIGHUP's default would end the daemon: take it before anything else.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -89,9 +99,9 @@ func run() error {
 		Events: event.NewHub(log)})
 	defer plane.Close()
 	handler := &apiserver.Handler{Plane: plane, Log: log, MaxConns: *maxConns}
-	if *cfgPath != "" {
+	if file != nil {
 		rl := &reload.Reloader{Path: *cfgPath, Plane: plane, Log: log}
-		if _, err := rl.Reload(); err != nil {
+		if _, err := rl.Apply(file); err != nil {
 			return err
 		}
 		handler.Reload = rl.Reload

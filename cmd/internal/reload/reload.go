@@ -41,20 +41,28 @@ type Reloader struct {
 // result says what was done. A change that failed is tried again by the
 // next reload, as the file's object is then missing from the plane.
 func (r *Reloader) Reload() (*api.ReloadResult, error) {
+	f, err := config.Load(r.Path)
+	if err != nil {
+		r.Log.Error("reload refused; nothing changed", "config", r.Path, "err", err)
+		return nil, err
+	}
+	return r.Apply(f)
+}
+
+// Apply makes the plane match f, as Reload does with the file it reads:
+// the daemon applies its file at start with it.
+func (r *Reloader) Apply(f *config.File) (*api.ReloadResult, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	f, err := config.Load(r.Path)
-	if err == nil {
-		var plan *Plan
-		if plan, err = Diff(r.applied, f, RunningOf(r.Plane)); err == nil {
-			res, err := Apply(r.Plane, plan)
-			r.applied = f
-			r.log(res, err)
-			return res, err
-		}
+	plan, err := Diff(r.applied, f, RunningOf(r.Plane))
+	if err != nil {
+		r.Log.Error("reload refused; nothing changed", "config", r.Path, "err", err)
+		return nil, err
 	}
-	r.Log.Error("reload refused; nothing changed", "config", r.Path, "err", err)
-	return nil, err
+	res, err := Apply(r.Plane, plan)
+	r.applied = f
+	r.log(res, err)
+	return res, err
 }
 
 func (r *Reloader) log(res *api.ReloadResult, err error) {
