@@ -152,13 +152,13 @@ func TestPrintReload(t *testing.T) {
 		Removed:   []api.ReloadItem{{Tunnel: "t9", TunnelID: 9}},
 		Rebuilt:   []api.ReloadItem{{Tunnel: "t1", Session: "s2", TunnelID: 1, SessionID: 2}},
 		Unchanged: 2,
-		Failed:    []string{"add session session t1/s4 (1/4): busy"},
+		Failed:    []string{"add session t1/s4 (1/4): busy"},
 	})
 	want := `reload: 1 added, 1 removed, 1 rebuilt, 0 modified, 2 unchanged, 1 failed
   added session t1/s3 (1/3)
   removed tunnel t9 (9)
   rebuilt session t1/s2 (1/2)
-  failed add session session t1/s4 (1/4): busy
+  failed add session t1/s4 (1/4): busy
 `
 	if b.String() != want {
 		t.Errorf("printReload:\n%s\nwant:\n%s", b.String(), want)

@@ -116,7 +116,7 @@ const (
 )
 
 func (o Op) String() string {
-	return [...]string{"delete tunnel", "delete session", "modify session", "add tunnel", "add session"}[o]
+	return [...]string{"delete", "delete", "modify", "add", "add"}[o]
 }
 
 // Report is the list of api.ReloadResult a step's item goes to when the
