@@ -222,3 +222,18 @@ func TestKeyLines(t *testing.T) {
 		}
 	}
 }
+
+// FuzzKeyLines checks that the key position scanner takes any text and
+// gives lines inside it.
+func FuzzKeyLines(f *testing.F) {
+	f.Add(goL2TPStatic)
+	f.Add("[a.\"b\\\"c\"]\nx.'y' = \"\"\"\nz = 1\n\"\"\"\n[[t]]\n")
+	f.Fuzz(func(t *testing.T, text string) {
+		n := strings.Count(text, "\n") + 1
+		for k, line := range keyLines(text) {
+			if line < 1 || line > n {
+				t.Fatalf("key %s at line %d of %d", k, line, n)
+			}
+		}
+	})
+}
