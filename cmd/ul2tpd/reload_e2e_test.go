@@ -262,3 +262,22 @@ func TestE2EReload(t *testing.T) {
 		t.Errorf("a change of seq rebuilt the TAP: ifindex %d/%d, was %d/%d", i, j, idxA, idxB)
 	}
 }
+
+// TestE2EReloadNoConfig checks a daemon started without --config: ul2tp
+// reload says so and fails, and SIGHUP is logged and otherwise ignored.
+func TestE2EReloadNoConfig(t *testing.T) {
+	e := newEnv(t)
+	a := e.startDaemon(e.nsA)
+	a.cliFails([]string{"ul2tpd was started without --config"}, "reload")
+	if err := a.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(a.log(), "SIGHUP ignored") {
+		if time.Now().After(deadline) || !a.alive() {
+			t.Fatalf("no warning of the SIGHUP (alive %v):\n%s", a.alive(), a.log())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	a.mustCLI("show", "tunnel")
+}
