@@ -77,6 +77,11 @@ func run() error {
 	}
 	log := slog.New(h)
 
+	// SIGHUP's default would end the daemon: take it before anything else.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
 	var file *config.File
 	if *cfgPath != "" {
 		f, err := config.Load(*cfgPath)
@@ -85,11 +90,6 @@ func run() error {
 		}
 		file = f
 	}
-
-	// SIGHUP's default would end the daemon: take it before anything else.
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
