@@ -194,6 +194,9 @@ func (c *SessionConfig) Check() error {
 	if c.L2Spec != encap.L2SpecNone && c.L2Spec != encap.L2SpecDefault {
 		return &FieldError{"l2spec_type", c.L2Spec, "want none or default"}
 	}
+	if err := checkSeqSublayer(c.L2Spec, c.SendSeq, c.RecvSeq); err != nil {
+		return err
+	}
 	if c.Name == "" {
 		c.Name = "l2tpeth%d"
 	}
@@ -259,4 +262,22 @@ func underlayLen(t *TunnelConfig) int {
 		n += 8
 	}
 	return n
+}
+
+// checkSeqSublayer refuses sequencing on a session without the default
+// L2-specific sublayer: an L2TPv3 data packet carries its sequence number
+// there, so the kernel, taking such a session, sends no numbers and drops
+// every packet received (recv_seq), which is never what was meant.
+func checkSeqSublayer(l encap.L2Spec, send, recv bool) error {
+	if l != encap.L2SpecNone || !send && !recv {
+		return nil
+	}
+	word := "both"
+	switch {
+	case !recv:
+		word = "send"
+	case !send:
+		word = "recv"
+	}
+	return &FieldError{"seq", word, "needs l2spec_type default: L2TPv3 carries sequence numbers in the L2-specific sublayer"}
 }

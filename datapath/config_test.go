@@ -119,3 +119,26 @@ func FuzzIfName(f *testing.F) {
 		}
 	})
 }
+
+// TestSessionSeqNeedsSublayer checks that sequencing without the default
+// L2-specific sublayer, where an L2TPv3 data packet carries its sequence
+// number, is refused by name instead of dropping every packet.
+func TestSessionSeqNeedsSublayer(t *testing.T) {
+	for _, tc := range []struct {
+		l2spec    encap.L2Spec
+		send, rcv bool
+		bad       bool
+	}{
+		{encap.L2SpecNone, false, false, false},
+		{encap.L2SpecNone, true, false, true},
+		{encap.L2SpecNone, false, true, true},
+		{encap.L2SpecNone, true, true, true},
+		{encap.L2SpecDefault, true, true, false},
+	} {
+		c := SessionConfig{TunnelID: 1, ID: 2, PeerID: 3, L2Spec: tc.l2spec, SendSeq: tc.send, RecvSeq: tc.rcv}
+		err := c.Check()
+		if tc.bad != (err != nil) || (err != nil && !strings.HasPrefix(err.Error(), "invalid seq")) {
+			t.Errorf("l2spec %v send %v recv %v: error %v, want one naming seq: %v", tc.l2spec, tc.send, tc.rcv, err, tc.bad)
+		}
+	}
+}

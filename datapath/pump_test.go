@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -699,5 +700,22 @@ func BenchmarkLendGiveBack(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		x.giveBack()
 		x.Lend()
+	}
+}
+
+// TestModifySessionSeqNeedsSublayer checks that set session refuses
+// sequencing on a session without the L2-specific sublayer and leaves the
+// session as it was.
+func TestModifySessionSeqNeedsSublayer(t *testing.T) {
+	sock, s, _ := testSession(t, encap.EncapUDP, "", "", encap.L2SpecNone)
+	p := &Plane{log: sock.log, tunnels: map[uint32]*Tunnel{1: s.tunnel}}
+	s.seq = reorder.New[rxItem](reorder.Config{Max: reorder.MaxV3})
+	on := true
+	err := p.ModifySession(1, 101, SessionModify{RecvSeq: &on})
+	if err == nil || !strings.HasPrefix(err.Error(), `invalid seq "recv"`) {
+		t.Fatalf("recv_seq on l2spec_type none: error %v, want one naming seq", err)
+	}
+	if c := s.Config(); c.RecvSeq || c.SendSeq {
+		t.Errorf("session changed by a refused modify: %+v", c)
 	}
 }

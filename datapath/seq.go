@@ -124,6 +124,9 @@ func (p *Plane) ModifySession(tunnelID, id uint32, m SessionModify) error {
 	if m.ReorderTimeout != nil {
 		c.Timeout = *m.ReorderTimeout
 	}
+	if err := checkSeqSublayer(s.rx.L2Spec, c.SendSeq, c.RecvSeq); err != nil {
+		return err
+	}
 	s.seq.Configure(c)
 	p.log.Info("session modified", "tunnel_id", tunnelID, "session_id", id, "send_seq", c.SendSeq,
 		"recv_seq", c.RecvSeq, "lns_mode", c.LNSMode, "reorder_timeout", c.Timeout)

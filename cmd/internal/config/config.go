@@ -233,7 +233,7 @@ func Parse(text string) (*File, error) {
 			var se *sessionError
 			if errors.As(err, &se) {
 				e.Session, e.Err = se.name, se.err
-				e.Line = pos.lineOf("tunnel", name, "session", se.name, keyOf(se.err))
+				e.Line = pos.sessionLine(name, se.name, keyOf(se.err))
 			} else {
 				e.Line = pos.lineOf("tunnel", name, keyOf(err))
 			}

@@ -28,7 +28,7 @@ seqnum = true
 cookie = [ 0x34, 0x04, 0xa9, 0xbe ]
 peer_cookie = [ 0x80, 0x12, 0xff, 0x5b, 0x01, 0x02, 0x03, 0x04 ]
 interface_name = "l2tpeth0"
-l2spec_type = "none"
+l2spec_type = "default"
 reorder_timeout = 1500
 
 [tunnel.t2]
@@ -61,7 +61,7 @@ func TestParseGoL2TP(t *testing.T) {
 	}
 	s := t1.Sessions[0].Args
 	if s.TunnelID != 412 || s.SessionID != 42 || s.PeerSessionID != 50 || s.Seq != "both" || s.Cookie != "3404a9be" ||
-		s.PeerCookie != "8012ff5b01020304" || s.Name != "l2tpeth0" || s.L2SpecType != "none" || s.ReorderTimeout != 1500 {
+		s.PeerCookie != "8012ff5b01020304" || s.Name != "l2tpeth0" || s.L2SpecType != "default" || s.ReorderTimeout != 1500 {
 		t.Fatalf("s1 = %+v", s)
 	}
 	t2 := f.Tunnels[1]
@@ -171,6 +171,8 @@ sid = 5
 			`config:13: tunnel "t1" session "s2": cookie: 3 bytes, want 4 or 8`},
 		{"bad seq", strings.Replace(two, "psid = 6\n", "psid = 6\nseq = \"sometimes\"\n", 1),
 			`config:9: tunnel "t1" session "s1": invalid seq "sometimes"`},
+		{"seq without the sublayer", strings.Replace(two, "psid = 6\n", "psid = 6\nseqnum = true\n", 1),
+			`config:9: tunnel "t1" session "s1": invalid seq "both": needs l2spec_type default`},
 		{"bad peer", strings.Replace(two, `peer = "10.0.0.2"`, `peer = "nowhere"`, 1),
 			`config:2: tunnel "t1": peer "nowhere": not an IP address`},
 		{"missing peer", strings.Replace(two, "peer = \"10.0.0.2\"\n", "", 1),

@@ -77,6 +77,20 @@ func (l lines) lineOf(key ...string) int {
 	return 0
 }
 
+// sessionLine is the line of a session's key, of its table if the key is
+// absent. Sequencing has two words, ours (seq) and go-l2tp's (seqnum):
+// an error about seq points at whichever the file has.
+func (l lines) sessionLine(tunnel, session, key string) int {
+	if key == "seq" {
+		for _, k := range []string{"seq", "seqnum"} {
+			if n, ok := l[toml.Key{"tunnel", tunnel, "session", session, k}.String()]; ok {
+				return n
+			}
+		}
+	}
+	return l.lineOf("tunnel", tunnel, "session", session, key)
+}
+
 // parseKey reads a dotted TOML key (bare or quoted parts) from the start
 // of s and returns it with the rest of s, spaces trimmed.
 func parseKey(s string) (key []string, rest string, ok bool) {

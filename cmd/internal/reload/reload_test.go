@@ -25,6 +25,7 @@ interface_name = "ea"
 sid = 2
 psid = 2
 interface_name = "eb"
+l2spec_type = "default"
 
 [tunnel.t2]
 peer = "10.0.0.3:1701"
@@ -105,7 +106,7 @@ func TestDiff(t *testing.T) {
 			"add session t2/c (2/3) added"}},
 		{name: "session added", prev: prev, next: base + "[tunnel.t2.session.d]\nsid = 4\npsid = 4\n", run: runningOf(t, prev),
 			want: []string{"add session t2/d (2/4) added"}, unchanged: 5},
-		{name: "session removed", prev: prev, next: strings.Replace(base, "[tunnel.t1.session.b]\nsid = 2\npsid = 2\ninterface_name = \"eb\"\n", "", 1),
+		{name: "session removed", prev: prev, next: strings.Replace(base, "[tunnel.t1.session.b]\nsid = 2\npsid = 2\ninterface_name = \"eb\"\nl2spec_type = \"default\"\n", "", 1),
 			run: runningOf(t, prev), want: []string{"delete session t1/b (1/2) removed"}, unchanged: 4},
 		{name: "modified in place", prev: prev, next: strings.Replace(base, "sid = 2\n", "sid = 2\nseq = \"both\"\nreorder_timeout = 100\nlns_mode = true\n", 1),
 			run: runningOf(t, prev), want: []string{"modify session t1/b (1/2) modified"}, unchanged: 4},
@@ -168,15 +169,15 @@ func TestDiffRefuses(t *testing.T) {
 	}{
 		{"tunnel id", base + "[tunnel.t3]\npeer = \"10.0.0.4\"\nptid = 3\ntid = 7\n",
 			func() Running { r := runningOf(t, prev); r.Tunnels[7] = true; return r }(),
-			`config:28: tunnel "t3": tid 7 is in use by a tunnel added over the control socket`},
+			`config:29: tunnel "t3": tid 7 is in use by a tunnel added over the control socket`},
 		{"session id", base + "[tunnel.t2.session.d]\npsid = 4\nsid = 9\n", runningOf(t, prev, sockSession(2, 9, "sock9")),
-			`config:27: tunnel "t2" session "d": sid 9 is in use by a session added over the control socket in tunnel 2`},
+			`config:28: tunnel "t2" session "d": sid 9 is in use by a session added over the control socket in tunnel 2`},
 		{"interface name", base + "[tunnel.t2.session.d]\nsid = 4\npsid = 4\ninterface_name = \"sock9\"\n",
 			runningOf(t, prev, sockSession(2, 9, "sock9")),
-			`config:28: tunnel "t2" session "d": interface_name "sock9" is in use by session 9 in tunnel 2, added over the control socket`},
+			`config:29: tunnel "t2" session "d": interface_name "sock9" is in use by session 9 in tunnel 2, added over the control socket`},
 		{"interface name kept by the file", base + "[tunnel.t2.session.d]\nsid = 4\npsid = 4\ninterface_name = \"l2tpeth0\"\n",
 			runningOf(t, prev), // c runs as l2tpeth0, named by the kernel's %d
-			`config:28: tunnel "t2" session "d": interface_name "l2tpeth0" is in use by session 3 in tunnel 2`},
+			`config:29: tunnel "t2" session "d": interface_name "l2tpeth0" is in use by session 3 in tunnel 2`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Diff(prev, parse(t, tc.next), tc.run)
