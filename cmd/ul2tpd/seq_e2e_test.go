@@ -489,11 +489,21 @@ func TestSeqSetSession(t *testing.T) {
 	}
 	// rx reads a session's receive counters.
 	rx := func(s seqSessionJSON) seqCounts { return countsOf(s.Stats) }
+	// dump checks show -d's ns (next sent) and nr (next expected, "-"
+	// as nr_valid false until a sequenced packet sets it).
+	dump := func(step, who string, s seqSessionJSON, ns, nr uint32, nrValid bool) {
+		t.Helper()
+		if d := s.Details; d.Ns != ns || d.Nr != nr || d.NrValid != nrValid || d.ReorderQueueLength != 0 {
+			t.Errorf("%s: %s: ns %d nr %d nr_valid %v reorder_queue_length %d; want %d %d %v 0",
+				step, who, d.Ns, d.Nr, d.NrValid, d.ReorderQueueLength, ns, nr, nrValid)
+		}
+	}
 
 	check("after add", "A", sessA(), state{}, 0)
 	check("after add", "B", sessB(), state{}, 0)
 	one("no sequencing", txA, rxB, true)
 	one("no sequencing", txB, rxA, true)
+	dump("no sequencing", "A", sessA(), 0, 0, false)
 
 	// A: seq both, with a timeout. B is told nothing.
 	a.mustCLI("set", "session", "tunnel_id", fmt.Sprint(tidA), "session_id", fmt.Sprint(sidA), "seq", "both", "reorder_timeout", "100")
@@ -513,6 +523,18 @@ func TestSeqSetSession(t *testing.T) {
 	one("B follows", txB, rxA, true)
 	if d := rx(sessA()).minus(a0); d != (seqCounts{RxPackets: 1}) {
 		t.Errorf("A's counters after B followed: %+v, want one packet received and nothing dropped", d)
+	}
+	// Each sent Ns 0 and expects Ns 1 next.
+	dump("B follows", "A", sessA(), 1, 1, true)
+	dump("B follows", "B", sessB(), 1, 1, true)
+	one("A sends Ns 1", txA, rxB, true)
+	dump("A sent Ns 1", "A", sessA(), 2, 1, true)
+	dump("A sent Ns 1", "B", sessB(), 1, 2, true)
+	out = a.mustCLI("-d", "show", "session", "tunnel_id", fmt.Sprint(tidA), "session_id", fmt.Sprint(sidA))
+	for _, w := range []string{"  seq: send_seq on recv_seq on lns_mode off reorder_timeout 100\n", "  nr 1 ns 2 reorder_queue 0\n"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("show -d session: no %q in:\n%s", w, out)
+		}
 	}
 
 	// B becomes an LNS not sending Ns: it keeps to that although A sends
