@@ -46,10 +46,55 @@ var counters = []counter{
 	{"rx_coalesced_segments", "Segments merged into coalesced super-frames.", func(s *datapath.Stats) uint64 { return s.RxCoalescedSegments }},
 }
 
+// tunnel and session are what a Collector reads of a datapath.Tunnel and
+// datapath.Session.
+type (
+	tunnel interface {
+		Config() datapath.TunnelConfig
+		Stats() datapath.Stats
+		SocketStats() datapath.SocketStats
+	}
+	session interface {
+		Config() datapath.SessionConfig
+		IfName() string
+		Stats() datapath.Stats
+		Health() datapath.Health
+	}
+)
+
+// source is where a Collector finds the tunnels and sessions, in order:
+// a datapath.Plane (planeSource), or the benchmarks' fakes (sessions need
+// TAP devices).
+type source interface {
+	tunnels() []tunnel
+	sessions() []session
+}
+
+// planeSource is a datapath.Plane as a source.
+type planeSource struct{ p *datapath.Plane }
+
+func (s planeSource) tunnels() []tunnel {
+	ts := s.p.Tunnels()
+	out := make([]tunnel, len(ts))
+	for i, t := range ts {
+		out[i] = t
+	}
+	return out
+}
+
+func (s planeSource) sessions() []session {
+	ss := s.p.Sessions(0)
+	out := make([]session, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
+}
+
 // Collector is a prometheus.Collector of a Plane's tunnels, sessions and
 // sockets.
 type Collector struct {
-	plane *datapath.Plane
+	src source
 
 	session, tunnel     []*prometheus.Desc // parallel to counters
 	sessions, tunnels   *prometheus.Desc
@@ -61,11 +106,13 @@ type Collector struct {
 }
 
 // New returns a Collector of p's counters.
-func New(p *datapath.Plane) *Collector {
+func New(p *datapath.Plane) *Collector { return newCollector(planeSource{p}) }
+
+func newCollector(src source) *Collector {
 	sl := []string{"tunnel_id", "session_id", "name"}
 	tl := []string{"tunnel_id"}
 	c := &Collector{
-		plane:        p,
+		src:          src,
 		sessions:     prometheus.NewDesc("ul2tp_sessions", "Sessions configured.", nil, nil),
 		tunnels:      prometheus.NewDesc("ul2tp_tunnels", "Tunnels configured.", nil, nil),
 		reorderDepth: prometheus.NewDesc("ul2tp_session_reorder_queue_depth", "Frames waiting in the session's reorder queue.", sl, nil),
@@ -105,13 +152,13 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 // Collect reads the plane's counters now.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.buildInfo, prometheus.GaugeValue, 1, c.version, runtime.Version())
-	tunnels := c.plane.Tunnels()
+	tunnels := c.src.tunnels()
 	ch <- prometheus.MustNewConstMetric(c.tunnels, prometheus.GaugeValue, float64(len(tunnels)))
 	seen := make(map[string]bool)
 	for _, t := range tunnels {
 		c.collectTunnel(ch, t, seen)
 	}
-	sessions := c.plane.Sessions(0)
+	sessions := c.src.sessions()
 	ch <- prometheus.MustNewConstMetric(c.sessions, prometheus.GaugeValue, float64(len(sessions)))
 	for _, s := range sessions {
 		c.collectSession(ch, s)
@@ -120,7 +167,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 
 // collectTunnel sends t's counters, and its socket's unless seen (tunnels
 // on one local address and port share a socket).
-func (c *Collector) collectTunnel(ch chan<- prometheus.Metric, t *datapath.Tunnel, seen map[string]bool) {
+func (c *Collector) collectTunnel(ch chan<- prometheus.Metric, t tunnel, seen map[string]bool) {
 	id := strconv.FormatUint(uint64(t.Config().ID), 10)
 	st := t.Stats()
 	for i, k := range counters {
@@ -137,7 +184,7 @@ func (c *Collector) collectTunnel(ch chan<- prometheus.Metric, t *datapath.Tunne
 }
 
 // collectSession sends s's counters and state.
-func (c *Collector) collectSession(ch chan<- prometheus.Metric, s *datapath.Session) {
+func (c *Collector) collectSession(ch chan<- prometheus.Metric, s session) {
 	cfg := s.Config()
 	l := []string{strconv.FormatUint(uint64(cfg.TunnelID), 10), strconv.FormatUint(uint64(cfg.ID), 10), s.IfName()}
 	st := s.Stats()

@@ -4,13 +4,16 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/ul2tp/ul2tp/datapath"
 	"github.com/ul2tp/ul2tp/encap"
@@ -174,3 +177,85 @@ func BenchmarkCollect(b *testing.B) {
 	close(ch)
 	<-done
 }
+
+// fakeSource is a plane of tunnels and sessions without sockets or TAP
+// devices, with every counter set, for the benchmarks and the allocation
+// test.
+type fakeSource struct {
+	ts []tunnel
+	ss []session
+}
+
+type fakeTunnel struct {
+	cfg  datapath.TunnelConfig
+	sock datapath.SocketStats
+}
+
+func (t *fakeTunnel) Config() datapath.TunnelConfig     { return t.cfg }
+func (t *fakeTunnel) Stats() datapath.Stats             { return fakeStats(t.cfg.ID) }
+func (t *fakeTunnel) SocketStats() datapath.SocketStats { return t.sock }
+
+type fakeSession struct {
+	cfg  datapath.SessionConfig
+	name string
+}
+
+func (s *fakeSession) Config() datapath.SessionConfig { return s.cfg }
+func (s *fakeSession) IfName() string                 { return s.name }
+func (s *fakeSession) Stats() datapath.Stats          { return fakeStats(s.cfg.ID) }
+func (s *fakeSession) Health() datapath.Health        { return datapath.Health{Up: true} }
+
+func fakeStats(id uint32) datapath.Stats {
+	n := uint64(id)
+	return datapath.Stats{TxPackets: n, TxBytes: 1500 * n, RxPackets: n, RxBytes: 1500 * n, ReorderQueueDepth: 1}
+}
+
+func (f *fakeSource) tunnels() []tunnel   { return f.ts }
+func (f *fakeSource) sessions() []session { return f.ss }
+
+// newFakeSource has tunnels × perTunnel sessions, the tunnels in pairs
+// on one socket.
+func newFakeSource(tunnels, perTunnel int) *fakeSource {
+	f := &fakeSource{}
+	for i := 1; i <= tunnels; i++ {
+		f.ts = append(f.ts, &fakeTunnel{
+			cfg:  datapath.TunnelConfig{ID: uint32(i), PeerID: uint32(i)},
+			sock: datapath.SocketStats{Local: netip.AddrPortFrom(netip.MustParseAddr("192.0.2.1"), uint16(1700+i/2))},
+		})
+		for j := 1; j <= perTunnel; j++ {
+			id := uint32(i*100000 + j)
+			f.ss = append(f.ss, &fakeSession{
+				cfg:  datapath.SessionConfig{TunnelID: uint32(i), ID: id},
+				name: "l2tpeth" + strconv.Itoa(int(id)),
+			})
+		}
+	}
+	return f
+}
+
+// BenchmarkScrape10kSessions serves /metrics (the registry's gather and
+// the text encoding) for 100 tunnels of 100 sessions each.
+func BenchmarkScrape10kSessions(b *testing.B) {
+	r := prometheus.NewRegistry()
+	r.MustRegister(newCollector(newFakeSource(100, 100)))
+	h := promhttp.HandlerFor(r, promhttp.HandlerOpts{})
+	req := httptest.NewRequest("GET", "/metrics", nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		w := &discardResponse{h: http.Header{}}
+		h.ServeHTTP(w, req)
+		if w.code != 0 && w.code != http.StatusOK {
+			b.Fatalf("status %d", w.code)
+		}
+	}
+}
+
+// discardResponse is an http.ResponseWriter that keeps nothing.
+type discardResponse struct {
+	h    http.Header
+	code int
+}
+
+func (w *discardResponse) Header() http.Header         { return w.h }
+func (w *discardResponse) Write(p []byte) (int, error) { return len(p), nil }
+func (w *discardResponse) WriteHeader(code int)        { w.code = code }
