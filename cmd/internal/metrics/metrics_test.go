@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -259,3 +260,113 @@ type discardResponse struct {
 func (w *discardResponse) Header() http.Header         { return w.h }
 func (w *discardResponse) Write(p []byte) (int, error) { return len(p), nil }
 func (w *discardResponse) WriteHeader(code int)        { w.code = code }
+
+// TestCollectSessions checks the sessions' series, through a pedantic
+// registry (which checks each series' labels against its description),
+// and that the label cache follows the plane: a deleted session's series
+// and cached labels go with the next scrape.
+func TestCollectSessions(t *testing.T) {
+	f := newFakeSource(1, 2)
+	c := newCollector(f)
+	want := `
+# HELP ul2tp_session_rx_packets_total Packets received.
+# TYPE ul2tp_session_rx_packets_total counter
+ul2tp_session_rx_packets_total{name="l2tpeth100001",session_id="100001",tunnel_id="1"} 100001
+ul2tp_session_rx_packets_total{name="l2tpeth100002",session_id="100002",tunnel_id="1"} 100002
+# HELP ul2tp_session_up 1 while the session's TAP pumps run, 0 while it is recreated.
+# TYPE ul2tp_session_up gauge
+ul2tp_session_up{name="l2tpeth100001",session_id="100001",tunnel_id="1"} 1
+ul2tp_session_up{name="l2tpeth100002",session_id="100002",tunnel_id="1"} 1
+# HELP ul2tp_session_reorder_queue_depth Frames waiting in the session's reorder queue.
+# TYPE ul2tp_session_reorder_queue_depth gauge
+ul2tp_session_reorder_queue_depth{name="l2tpeth100001",session_id="100001",tunnel_id="1"} 1
+ul2tp_session_reorder_queue_depth{name="l2tpeth100002",session_id="100002",tunnel_id="1"} 1
+# HELP ul2tp_session_pump_restarts_total TAP devices recreated after a pump failure.
+# TYPE ul2tp_session_pump_restarts_total counter
+ul2tp_session_pump_restarts_total{name="l2tpeth100001",session_id="100001",tunnel_id="1"} 0
+ul2tp_session_pump_restarts_total{name="l2tpeth100002",session_id="100002",tunnel_id="1"} 0
+# HELP ul2tp_tunnel_tx_bytes_total Bytes of tunnelled frames sent.
+# TYPE ul2tp_tunnel_tx_bytes_total counter
+ul2tp_tunnel_tx_bytes_total{tunnel_id="1"} 1500
+`
+	names := []string{"ul2tp_session_rx_packets_total", "ul2tp_session_up", "ul2tp_session_reorder_queue_depth",
+		"ul2tp_session_pump_restarts_total", "ul2tp_tunnel_tx_bytes_total"}
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), names...); err != nil {
+		t.Error(err)
+	}
+	if got, want := testutil.CollectAndCount(c), 3+len(counters)+2+2*(len(counters)+3); got != want {
+		t.Errorf("CollectAndCount = %d, want %d", got, want)
+	}
+	f.ss = f.ss[1:]
+	if got, want := testutil.CollectAndCount(c, "ul2tp_session_up"), 1; got != want {
+		t.Errorf("after del session: %d ul2tp_session_up, want %d", got, want)
+	}
+	if n := len(c.labels.sessions); n != 1 {
+		t.Errorf("label cache holds %d sessions after del session, want 1", n)
+	}
+	f.ss[0].(*fakeSession).name = "renamed"
+	if got := sum(t, c, "ul2tp_session_up"); got != 1 {
+		t.Errorf("ul2tp_session_up = %v after a rename", got)
+	}
+	if l := c.labels.sessions[f.ss[0]]; l == nil || l.labels[0].GetValue() != "renamed" {
+		t.Errorf("label cache did not follow the interface's new name")
+	}
+}
+
+// TestScrapeAllocs bounds what a scrape allocates as sessions grow: the
+// Collector's own allocations, once the labels are cached, do not grow
+// with the sessions at all, and a whole scrape's (the client library's
+// gathering and encoding included) grow linearly.
+func TestScrapeAllocs(t *testing.T) {
+	collect := func(f *fakeSource) float64 {
+		c := newCollector(f)
+		ch := make(chan prometheus.Metric, 64)
+		done := make(chan struct{})
+		go func() {
+			for range ch {
+			}
+			close(done)
+		}()
+		defer func() { close(ch); <-done }()
+		return testing.AllocsPerRun(2, func() { c.Collect(ch) })
+	}
+	small, large := collect(newFakeSource(10, 10)), collect(newFakeSource(10, 1000))
+	if large > small+5 {
+		t.Errorf("Collect allocates %v times for 100 sessions, %v for 10,000: want no growth with sessions", small, large)
+	}
+	scrape := func(f *fakeSource) float64 {
+		r := prometheus.NewRegistry()
+		r.MustRegister(newCollector(f))
+		h := promhttp.HandlerFor(r, promhttp.HandlerOpts{})
+		req := httptest.NewRequest("GET", "/metrics", nil)
+		return testing.AllocsPerRun(2, func() { h.ServeHTTP(&discardResponse{h: http.Header{}}, req) })
+	}
+	small, large = scrape(newFakeSource(10, 50)), scrape(newFakeSource(10, 200))
+	t.Logf("a scrape allocates %v times for 500 sessions, %v for 2,000", small, large)
+	if large > 4.4*small {
+		t.Errorf("a scrape allocates %v times for 500 sessions, %v for 2,000: want at most linear growth", small, large)
+	}
+}
+
+// TestValues checks that values reads every datapath counter, each under
+// its own name in counters.
+func TestValues(t *testing.T) {
+	var st datapath.Stats
+	v := reflect.ValueOf(&st).Elem()
+	field := map[string]int{} // lower-case field name without "_" -> value
+	for i := range v.NumField() {
+		if f := v.Field(i); f.CanUint() {
+			f.SetUint(uint64(i + 1))
+			field[strings.ToLower(v.Type().Field(i).Name)] = i + 1
+		}
+	}
+	if len(field) != len(counters) {
+		t.Errorf("datapath.Stats has %d counters, the collector %d", len(field), len(counters))
+	}
+	got := values(&st)
+	for i, k := range counters {
+		if want := field[strings.ReplaceAll(k.name, "_", "")]; want == 0 || got[i] != uint64(want) {
+			t.Errorf("%s: %d, want %d", k.name, got[i], want)
+		}
+	}
+}
