@@ -10,6 +10,7 @@ package main
 //	go test ./cmd/ul2tpd -run 'Seq|Impair' -v -count=1
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/netip"
@@ -501,6 +502,20 @@ func TestSeqSetSession(t *testing.T) {
 
 	check("after add", "A", sessA(), state{}, 0)
 	check("after add", "B", sessB(), state{}, 0)
+	var tuns []struct {
+		Details struct {
+			Version      int    `json:"version"`
+			LocalAddress string `json:"local_address"`
+			PeerAddress  string `json:"peer_address"`
+		} `json:"details"`
+	}
+	out := a.mustCLI("-j", "-d", "show", "tunnel")
+	if err := json.Unmarshal([]byte(out), &tuns); err != nil || len(tuns) != 1 {
+		t.Fatalf("ul2tp -j -d show tunnel: %v\n%s", err, out)
+	}
+	if d, local, peer := tuns[0].Details, e.outer4(1).String()+":1701", e.outer4(2).String()+":1701"; d.Version != 3 || d.LocalAddress != local || d.PeerAddress != peer {
+		t.Errorf("show -d tunnel: details %+v, want version 3, local_address %s, peer_address %s", d, local, peer)
+	}
 	one("no sequencing", txA, rxB, true)
 	one("no sequencing", txB, rxA, true)
 	dump("no sequencing", "A", sessA(), 0, 0, false)
@@ -509,7 +524,7 @@ func TestSeqSetSession(t *testing.T) {
 	a.mustCLI("set", "session", "tunnel_id", fmt.Sprint(tidA), "session_id", fmt.Sprint(sidA), "seq", "both", "reorder_timeout", "100")
 	check("A set seq both", "A", sessA(), state{send: true, recv: true}, 100)
 	check("A set seq both", "B", sessB(), state{}, 0)
-	out := a.mustCLI("show", "session", "tunnel_id", fmt.Sprint(tidA), "session_id", fmt.Sprint(sidA))
+	out = a.mustCLI("show", "session", "tunnel_id", fmt.Sprint(tidA), "session_id", fmt.Sprint(sidA))
 	for _, w := range []string{"  reorder timeout: 100\n", "  sequence numbering: send recv\n"} {
 		if !strings.Contains(out, w) {
 			t.Errorf("show session after set: no %q in:\n%s", w, out)
