@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"runtime"
 	"runtime/debug"
+	"slices"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -84,9 +86,9 @@ type (
 	}
 )
 
-// source is where a Collector finds the tunnels and sessions, in order:
-// a datapath.Plane (planeSource), or the benchmarks' fakes (sessions need
-// TAP devices).
+// source is where a Collector finds the tunnels and sessions, in fresh
+// slices the Collector may reorder: a datapath.Plane (planeSource), or
+// the benchmarks' fakes (sessions need TAP devices).
 type source interface {
 	tunnels() []tunnel
 	sessions() []session
@@ -180,6 +182,9 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.buildInfo, prometheus.GaugeValue, 1, c.version, runtime.Version())
 	tunnels, sessions := c.src.tunnels(), c.src.sessions()
+	// In the order the client library sorts each metric's series in (by
+	// label value, name first), which its sort then only has to confirm.
+	slices.SortFunc(sessions, func(a, b session) int { return strings.Compare(a.IfName(), b.IfName()) })
 	ch <- prometheus.MustNewConstMetric(c.tunnels, prometheus.GaugeValue, float64(len(tunnels)))
 	ch <- prometheus.MustNewConstMetric(c.sessions, prometheus.GaugeValue, float64(len(sessions)))
 	ts := make([]tunnelSamples, len(tunnels))

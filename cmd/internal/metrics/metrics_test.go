@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -211,8 +212,8 @@ func fakeStats(id uint32) datapath.Stats {
 	return datapath.Stats{TxPackets: n, TxBytes: 1500 * n, RxPackets: n, RxBytes: 1500 * n, ReorderQueueDepth: 1}
 }
 
-func (f *fakeSource) tunnels() []tunnel   { return f.ts }
-func (f *fakeSource) sessions() []session { return f.ss }
+func (f *fakeSource) tunnels() []tunnel   { return slices.Clone(f.ts) }
+func (f *fakeSource) sessions() []session { return slices.Clone(f.ss) }
 
 // newFakeSource has tunnels × perTunnel sessions, the tunnels in pairs
 // on one socket.
@@ -227,7 +228,7 @@ func newFakeSource(tunnels, perTunnel int) *fakeSource {
 			id := uint32(i*100000 + j)
 			f.ss = append(f.ss, &fakeSession{
 				cfg:  datapath.SessionConfig{TunnelID: uint32(i), ID: id},
-				name: "l2tpeth" + strconv.Itoa(int(id)),
+				name: "l2tpeth" + strconv.Itoa(len(f.ss)), // as the kernel numbers them
 			})
 		}
 	}
@@ -271,20 +272,20 @@ func TestCollectSessions(t *testing.T) {
 	want := `
 # HELP ul2tp_session_rx_packets_total Packets received.
 # TYPE ul2tp_session_rx_packets_total counter
-ul2tp_session_rx_packets_total{name="l2tpeth100001",session_id="100001",tunnel_id="1"} 100001
-ul2tp_session_rx_packets_total{name="l2tpeth100002",session_id="100002",tunnel_id="1"} 100002
+ul2tp_session_rx_packets_total{name="l2tpeth0",session_id="100001",tunnel_id="1"} 100001
+ul2tp_session_rx_packets_total{name="l2tpeth1",session_id="100002",tunnel_id="1"} 100002
 # HELP ul2tp_session_up 1 while the session's TAP pumps run, 0 while it is recreated.
 # TYPE ul2tp_session_up gauge
-ul2tp_session_up{name="l2tpeth100001",session_id="100001",tunnel_id="1"} 1
-ul2tp_session_up{name="l2tpeth100002",session_id="100002",tunnel_id="1"} 1
+ul2tp_session_up{name="l2tpeth0",session_id="100001",tunnel_id="1"} 1
+ul2tp_session_up{name="l2tpeth1",session_id="100002",tunnel_id="1"} 1
 # HELP ul2tp_session_reorder_queue_depth Frames waiting in the session's reorder queue.
 # TYPE ul2tp_session_reorder_queue_depth gauge
-ul2tp_session_reorder_queue_depth{name="l2tpeth100001",session_id="100001",tunnel_id="1"} 1
-ul2tp_session_reorder_queue_depth{name="l2tpeth100002",session_id="100002",tunnel_id="1"} 1
+ul2tp_session_reorder_queue_depth{name="l2tpeth0",session_id="100001",tunnel_id="1"} 1
+ul2tp_session_reorder_queue_depth{name="l2tpeth1",session_id="100002",tunnel_id="1"} 1
 # HELP ul2tp_session_pump_restarts_total TAP devices recreated after a pump failure.
 # TYPE ul2tp_session_pump_restarts_total counter
-ul2tp_session_pump_restarts_total{name="l2tpeth100001",session_id="100001",tunnel_id="1"} 0
-ul2tp_session_pump_restarts_total{name="l2tpeth100002",session_id="100002",tunnel_id="1"} 0
+ul2tp_session_pump_restarts_total{name="l2tpeth0",session_id="100001",tunnel_id="1"} 0
+ul2tp_session_pump_restarts_total{name="l2tpeth1",session_id="100002",tunnel_id="1"} 0
 # HELP ul2tp_tunnel_tx_bytes_total Bytes of tunnelled frames sent.
 # TYPE ul2tp_tunnel_tx_bytes_total counter
 ul2tp_tunnel_tx_bytes_total{tunnel_id="1"} 1500
