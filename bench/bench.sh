@@ -9,10 +9,14 @@
 #   DURATION=3     seconds per iperf3 measurement
 #   REPEAT=3       measurements per (setup, test); the report uses the median
 #   ROWS=all       or a space-separated subset of: veth vxlan openvpn fastd
-#                  ul2tp-udp ul2tp-ip ul2tp-udp-seq, and the step rows
+#                  ul2tp-udp ul2tp-ip ul2tp-udp-seq ul2tp-udp-scrape, and
+#                  the step rows
 #                  ul2tp-step0 ul2tp-step1 ul2tp-q2 ul2tp-gmp1 ul2tp-pin
 #                  ul2tp-sockbuf
 #   SEQ=1          include the "ul2tp udp + seq both" row (SEQ=0 leaves it out)
+#   SCRAPE=1       include the "ul2tp udp + scraper 1/s" row: the UDP row
+#                  with both daemons' /metrics scraped every second
+#                  (SCRAPE=0 leaves it out)
 #   STEPS=1        include the step rows (STEPS=0 leaves them out): the UDP
 #                  row without offloads and without UDP checksums (step 0),
 #                  with TAP offloads but no UDP GSO (step 1), and the
@@ -36,6 +40,7 @@ BIN=$(cd "${1:-$ROOT/bin}" && pwd)
 DURATION=${DURATION:-3}
 REPEAT=${REPEAT:-3}
 SEQ=${SEQ:-1}
+SCRAPE=${SCRAPE:-1}
 STEPS=${STEPS:-1}
 GOBENCH=${GOBENCH:-1}
 KEEP_RAW=${KEEP_RAW:-0}
@@ -45,6 +50,7 @@ ROWS=${ROWS:-all} ROWS_SET=
 if [ "$ROWS" = all ]; then
 	ROWS="veth vxlan openvpn fastd ul2tp-udp ul2tp-ip"
 	[ "$SEQ" = 1 ] && ROWS="$ROWS ul2tp-udp-seq"
+	[ "$SCRAPE" = 1 ] && ROWS="$ROWS ul2tp-udp-scrape"
 	[ "$STEPS" = 1 ] && ROWS="$ROWS ul2tp-step0 ul2tp-step1 ul2tp-q2 ul2tp-gmp1 ul2tp-pin ul2tp-sockbuf"
 fi
 case $DURATION in ''|*[!0-9]*|0) echo "bench: DURATION must be a whole number of seconds >= 1" >&2; exit 1;; esac
@@ -59,7 +65,7 @@ PORT=5201
 # ---- dependencies -------------------------------------------------------
 
 need=()
-for p in iproute2:ip iperf3:iperf3 openvpn:openvpn fastd:fastd iputils-ping:ping; do
+for p in iproute2:ip iperf3:iperf3 openvpn:openvpn fastd:fastd iputils-ping:ping curl:curl; do
 	command -v "${p#*:}" >/dev/null 2>&1 || need+=("${p%%:*}")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -268,6 +274,28 @@ setup_ul2tp() {
 	UL2TP_ROW=1
 }
 
+# METRICS is where each ul2tpd of the scraper row serves /metrics, on the
+# loopback of its own namespace.
+METRICS=127.0.0.1:9700
+
+# start_scraper: scrape both daemons' /metrics once a second, in their
+# namespaces, for as long as the row's measurements can last (stop_pids
+# ends it sooner); each scrape's outcome is a line in $RAW/$CURROW/scrapes.
+start_scraper() {
+	local n=$((REPEAT * 3 * (DURATION + 17) + 30))
+	bg scraper bash -c '
+		for i in $(seq "$1"); do
+			for ns in "$2" "$3"; do
+				if ip netns exec "$ns" curl -fsS -o /dev/null --max-time 5 "http://$4/metrics"; then
+					echo "$ns ok"
+				else
+					echo "$ns failed"
+				fi
+			done
+			sleep 1
+		done >>"$5"' scraper "$n" $A $B $METRICS "$RAW/$CURROW/scrapes"
+}
+
 # rss TAG: the resident set (VmRSS, KiB) of each ul2tpd, for the "steady
 # RSS under load" check: after setup, after each measurement.
 rss() {
@@ -366,6 +394,10 @@ run_row() {
 	ul2tp-udp) setup_ul2tp udp ;;
 	ul2tp-ip) setup_ul2tp ip ;;
 	ul2tp-udp-seq) setup_ul2tp udp both ;;
+	ul2tp-udp-scrape)
+		setup_ul2tp udp "" "" "--metrics-listen $METRICS"
+		LABEL="ul2tp L2TPv3/UDP, cookie 4, l2spec default + scraper 1/s"
+		;;
 	ul2tp-step0) setup_ul2tp udp "" off --no-offload ;;
 	ul2tp-step1) setup_ul2tp udp "" off ;;
 	ul2tp-q2) setup_ul2tp udp "" "" "--queues 2" ;;
@@ -385,6 +417,7 @@ run_row() {
 	start_server
 	CURROW=$row
 	rss setup
+	[ "$row" = ul2tp-udp-scrape ] && start_scraper
 	for rep in $(seq "$REPEAT"); do
 		for test in tcp1 tcp4 udp64; do
 			measure "$row" "$test" "$rep"
@@ -395,6 +428,9 @@ run_row() {
 	for ns in $A $B; do
 		{ ip -n $ns -s link; ip netns exec $ns cat /proc/net/snmp; } >"$RAW/$row/diag-$ns.txt" 2>&1 || true
 	done
+	if [ -f "$RAW/$row/scrapes" ]; then
+		log "$row: $(grep -c ' ok$' "$RAW/$row/scrapes") scrapes answered, $(grep -c ' failed$' "$RAW/$row/scrapes") failed"
+	fi
 	if [ "$UL2TP_ROW" = 1 ]; then
 		ip netns exec $A "$BIN/ul2tp" --socket "$RUN/$A.sock" -s -j show session >"$RAW/$row/counters-a.json" 2>&1 || true
 		ip netns exec $B "$BIN/ul2tp" --socket "$RUN/$B.sock" -s -j show session >"$RAW/$row/counters-b.json" 2>&1 || true

@@ -132,6 +132,10 @@ func (t *Tunnel) Config() TunnelConfig { return t.cfg }
 // Stats returns the tunnel's counters.
 func (t *Tunnel) Stats() Stats { return t.stats.snapshot() }
 
+// PeerAddr is the peer's address and port (0 over IP), as the tunnel
+// sends to it and demultiplexes received datagrams by it.
+func (t *Tunnel) PeerAddr() netip.AddrPort { return t.remote }
+
 // Session is one Ethernet pseudowire in a tunnel.
 type Session struct {
 	cfg    SessionConfig
@@ -251,6 +255,10 @@ func (s *Session) Stats() Stats {
 	st.ReorderQueueDepth = c.QueueDepth
 	return st
 }
+
+// SeqState returns the session's sequence numbers (the kernel's ns and
+// nr) and reorder queue length, without a lock the pumps take.
+func (s *Session) SeqState() reorder.State { return s.seq.State() }
 
 // IfName is the name of the session's TAP device.
 func (s *Session) IfName() string { return s.dev.Load().Name() }

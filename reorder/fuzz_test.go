@@ -167,6 +167,9 @@ func (fz *fuzzRun) check() {
 	if len(r.queue) > r.depth || r.Counters().QueueDepth != len(r.queue) {
 		t.Fatalf("queue holds %d (depth counter %d), bound %d", len(r.queue), r.Counters().QueueDepth, r.depth)
 	}
+	if st := r.State(); st.Nr != r.nr || st.NrValid != r.synced || st.QueueDepth != len(r.queue) {
+		t.Fatalf("State %+v, want nr %#x synced %v queue %d", st, r.nr, r.synced, len(r.queue))
+	}
 	prev := int64(-1)
 	for _, e := range r.queue {
 		if e.expires < fz.now {

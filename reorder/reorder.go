@@ -142,8 +142,17 @@ type Receiver[T any] struct {
 	ns      atomic.Uint32
 
 	seqDiscards, oos, errors atomic.Uint64
-	queued                   atomic.Int32 // len(queue), for Idle and Counters
+	// pub is what Idle, Counters and State read without the caller's
+	// lock, stored once per Receive: nr in bits 0-31, synced in bit 32,
+	// len(queue) from bit 33.
+	pub atomic.Uint64
 }
+
+// Bits of Receiver.pub.
+const (
+	pubSynced     = 1 << 32
+	pubQueueShift = 33
+)
 
 // New makes a Receiver. c.Max (0: MaxV3) and c.Depth (0: DefaultDepth)
 // hold for its lifetime.
@@ -189,7 +198,7 @@ func (r *Receiver[T]) SendSeq() bool { return r.sendSeq.Load() }
 // required nor sent, and nothing waits in the queue. Such a packet may go
 // straight through instead of through Receive.
 func (r *Receiver[T]) Idle() bool {
-	return !r.cfg.Load().RecvSeq && !r.sendSeq.Load() && r.queued.Load() == 0
+	return !r.cfg.Load().RecvSeq && !r.sendSeq.Load() && r.pub.Load()>>pubQueueShift == 0
 }
 
 // NextNs returns the Ns for the next packet sent and advances it.
@@ -208,8 +217,44 @@ func (r *Receiver[T]) Counters() Counters {
 		RxSeqDiscards: r.seqDiscards.Load(),
 		RxOOSPackets:  r.oos.Load(),
 		RxErrors:      r.errors.Load(),
-		QueueDepth:    int(r.queued.Load()),
+		QueueDepth:    int(r.pub.Load() >> pubQueueShift),
 	}
+}
+
+// State is a Receiver's sequence numbers now, as the kernel's debugfs
+// shows a session's nr and ns.
+type State struct {
+	// Ns is the Ns of the next packet sent.
+	Ns uint32
+	// Nr is the Ns expected next; NrValid is false until a sequenced
+	// packet has set it (and again after the peer restarted its
+	// numbering).
+	Nr      uint32
+	NrValid bool
+	// QueueDepth is how many packets wait in the reorder queue.
+	QueueDepth int
+}
+
+// State returns the sequence numbers. It is safe for concurrent use with
+// everything and takes no lock: Nr is as the last Receive left it.
+func (r *Receiver[T]) State() State {
+	p := r.pub.Load()
+	return State{
+		Ns:         r.ns.Load() & r.max,
+		Nr:         uint32(p),
+		NrValid:    p&pubSynced != 0,
+		QueueDepth: int(p >> pubQueueShift),
+	}
+}
+
+// publish makes nr, synced and the queue's length visible to Idle,
+// Counters and State.
+func (r *Receiver[T]) publish() {
+	p := uint64(r.nr) | uint64(len(r.queue))<<pubQueueShift
+	if r.synced {
+		p |= pubSynced
+	}
+	r.pub.Store(p)
 }
 
 // Receive takes one packet: hasSeq and ns from its header, now the time
@@ -235,7 +280,7 @@ func (r *Receiver[T]) Receive(now int64, hasSeq bool, ns uint32, item T, h Handl
 			r.queue[i].item = h.Keep(r.queue[i].item)
 		}
 	}
-	r.queued.Store(int32(len(r.queue)))
+	r.publish()
 }
 
 // admit queues a packet, or says why it is dropped.
@@ -474,5 +519,5 @@ func (r *Receiver[T]) Flush(h Handler[T]) {
 		h.Drop(e.item, Expired)
 	}
 	r.removeHead(len(r.queue))
-	r.queued.Store(0)
+	r.publish()
 }

@@ -444,3 +444,33 @@ func TestResyncs(t *testing.T) {
 		t.Errorf("full queue: Resyncs() = %d, want 1", r.Resyncs())
 	}
 }
+
+// TestState checks the sequence numbers State shows as packets are sent
+// and received: Nr is invalid until a sequenced packet sets it, follows
+// the delivered packets, and waits at a gap while later ones queue.
+func TestState(t *testing.T) {
+	h := &rec{}
+	r := New[uint32](Config{Timeout: time.Second, SendSeq: true})
+	if got, want := r.State(), (State{}); got != want {
+		t.Errorf("new: %+v, want %+v", got, want)
+	}
+	r.NextNs()
+	r.NextNs()
+	r.Receive(0, true, 7, 7, h)
+	if got, want := r.State(), (State{Ns: 2, Nr: 8, NrValid: true}); got != want {
+		t.Errorf("after 2 sent, Ns 7 received: %+v, want %+v", got, want)
+	}
+	r.Receive(0, true, 9, 9, h)
+	r.Receive(0, true, 10, 10, h)
+	if got, want := r.State(), (State{Ns: 2, Nr: 8, NrValid: true, QueueDepth: 2}); got != want {
+		t.Errorf("Ns 8 missing: %+v, want %+v", got, want)
+	}
+	r.Receive(0, true, 8, 8, h)
+	if got, want := r.State(), (State{Ns: 2, Nr: 11, NrValid: true}); got != want {
+		t.Errorf("gap filled: %+v, want %+v", got, want)
+	}
+	r.ns.Store(MaxV3 + 1)
+	if got := r.State().Ns; got != 0 {
+		t.Errorf("Ns after the wrap = %d, want 0", got)
+	}
+}

@@ -9,7 +9,8 @@
 //	ul2tp -j monitor
 //	ul2tp reload
 //
-// Flags: -j (JSON), -p (pretty JSON), -s (statistics), --socket PATH (or
+// Flags: -j (JSON), -p (pretty JSON), -s (statistics), -d (details: the
+// dump of socket addresses and sequencing state), --socket PATH (or
 // $UL2TP_SOCKET; default /run/ul2tp/ul2tpd.sock).
 package main
 
@@ -32,6 +33,7 @@ func main() {
 
 type options struct {
 	json, pretty, stats bool
+	details             bool
 	socket              string
 }
 
@@ -49,6 +51,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			o.json, o.pretty = true, true
 		case a == "s" || a == "stats" || a == "statistics":
 			o.stats = true
+		case a == "d" || a == "details":
+			o.details = true
 		case a == "socket":
 			if len(args) < 2 {
 				fmt.Fprintln(stderr, "ul2tp: --socket needs a path")
@@ -88,6 +92,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	req.Stats = o.stats
+	req.Details = o.details
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	resp, err := api.Do(ctx, o.socket, req)
@@ -159,7 +164,7 @@ func writeJSON(stdout, stderr io.Writer, v any, pretty bool) int {
 }
 
 func usage(w io.Writer) {
-	fmt.Fprint(w, `Usage: ul2tp [-j] [-p] [-s] [--socket PATH] OBJECT COMMAND
+	fmt.Fprint(w, `Usage: ul2tp [-j] [-p] [-s] [-d] [--socket PATH] OBJECT COMMAND
        ul2tp add tunnel tunnel_id ID peer_tunnel_id ID [ encap { ip | udp } ]
                   [ local ADDR ] remote ADDR [ udp_sport PORT ] [ udp_dport PORT ]
                   [ udp_csum { on | off } ] [ udp6_csum_tx { on | off } ]

@@ -33,6 +33,9 @@ func printTunnel(w io.Writer, t api.TunnelInfo) {
 	if t.Socket != nil {
 		fmt.Fprintf(w, "  socket %s: unmatched %d receive_errors %d\n", t.Socket.Local, t.Socket.Unmatched, t.Socket.RxErrors)
 	}
+	if d := t.Details; d != nil {
+		fmt.Fprintf(w, "  L2TPv%d from %s to %s, %d sessions\n", d.Version, d.LocalAddress, d.PeerAddress, t.Sessions)
+	}
 }
 
 // printSession writes a session as "ip l2tp show session" does.
@@ -80,6 +83,28 @@ func printSession(w io.Writer, s api.SessionInfo) {
 	if s.Stats != nil {
 		printStats(w, s.Stats)
 	}
+	if s.Details != nil {
+		printSessionDetails(w, s.Details)
+	}
+}
+
+// printSessionDetails writes a session's sequencing state, as the
+// kernel's debugfs dump has it: the options, then nr/ns.
+func printSessionDetails(w io.Writer, d *api.SessionDetails) {
+	fmt.Fprintf(w, "  seq: send_seq %s recv_seq %s lns_mode %s reorder_timeout %d\n",
+		onOff(d.SendSeq), onOff(d.RecvSeq), onOff(d.LNSMode), d.ReorderTimeout)
+	nr := "-"
+	if d.NrValid {
+		nr = fmt.Sprint(d.Nr)
+	}
+	fmt.Fprintf(w, "  nr %s ns %d reorder_queue %d\n", nr, d.Ns, d.ReorderQueueLength)
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
 }
 
 func printStats(w io.Writer, st *api.Stats) {

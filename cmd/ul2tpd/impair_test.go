@@ -421,16 +421,23 @@ type seqSessionJSON struct {
 	LNSMode        bool          `json:"lns_mode"`
 	ReorderTimeout uint64        `json:"reorder_timeout"`
 	Stats          *seqStatsJSON `json:"stats"`
+	// Details is show -d's dump of the sequencing state.
+	Details *struct {
+		Ns                 uint32 `json:"ns"`
+		Nr                 uint32 `json:"nr"`
+		NrValid            bool   `json:"nr_valid"`
+		ReorderQueueLength int    `json:"reorder_queue_length"`
+	} `json:"details"`
 }
 
-// seqSession reads one session's sequencing state and counters.
+// seqSession reads one session's sequencing state, counters and dump.
 func (d *daemon) seqSession(tid, sid uint32) seqSessionJSON {
 	d.e.t.Helper()
-	out := d.mustCLI("-j", "-s", "show", "session", "tunnel_id", fmt.Sprint(tid), "session_id", fmt.Sprint(sid))
+	out := d.mustCLI("-j", "-s", "-d", "show", "session", "tunnel_id", fmt.Sprint(tid), "session_id", fmt.Sprint(sid))
 	var ss []seqSessionJSON
-	if err := json.Unmarshal([]byte(out), &ss); err != nil || len(ss) != 1 || ss[0].Stats == nil ||
+	if err := json.Unmarshal([]byte(out), &ss); err != nil || len(ss) != 1 || ss[0].Stats == nil || ss[0].Details == nil ||
 		ss[0].TunnelID != tid || ss[0].SessionID != sid {
-		d.e.t.Fatalf("ul2tp -j -s show session tunnel_id %d session_id %d: %v\n%s", tid, sid, err, out)
+		d.e.t.Fatalf("ul2tp -j -s -d show session tunnel_id %d session_id %d: %v\n%s", tid, sid, err, out)
 	}
 	return ss[0]
 }

@@ -10,6 +10,7 @@ package main
 //	go test ./cmd/ul2tpd -run 'Seq|Impair' -v -count=1
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/netip"
@@ -489,17 +490,41 @@ func TestSeqSetSession(t *testing.T) {
 	}
 	// rx reads a session's receive counters.
 	rx := func(s seqSessionJSON) seqCounts { return countsOf(s.Stats) }
+	// dump checks show -d's ns (next sent) and nr (next expected, "-"
+	// as nr_valid false until a sequenced packet sets it).
+	dump := func(step, who string, s seqSessionJSON, ns, nr uint32, nrValid bool) {
+		t.Helper()
+		if d := s.Details; d.Ns != ns || d.Nr != nr || d.NrValid != nrValid || d.ReorderQueueLength != 0 {
+			t.Errorf("%s: %s: ns %d nr %d nr_valid %v reorder_queue_length %d; want %d %d %v 0",
+				step, who, d.Ns, d.Nr, d.NrValid, d.ReorderQueueLength, ns, nr, nrValid)
+		}
+	}
 
 	check("after add", "A", sessA(), state{}, 0)
 	check("after add", "B", sessB(), state{}, 0)
+	var tuns []struct {
+		Details struct {
+			Version      int    `json:"version"`
+			LocalAddress string `json:"local_address"`
+			PeerAddress  string `json:"peer_address"`
+		} `json:"details"`
+	}
+	out := a.mustCLI("-j", "-d", "show", "tunnel")
+	if err := json.Unmarshal([]byte(out), &tuns); err != nil || len(tuns) != 1 {
+		t.Fatalf("ul2tp -j -d show tunnel: %v\n%s", err, out)
+	}
+	if d, local, peer := tuns[0].Details, e.outer4(1).String()+":1701", e.outer4(2).String()+":1701"; d.Version != 3 || d.LocalAddress != local || d.PeerAddress != peer {
+		t.Errorf("show -d tunnel: details %+v, want version 3, local_address %s, peer_address %s", d, local, peer)
+	}
 	one("no sequencing", txA, rxB, true)
 	one("no sequencing", txB, rxA, true)
+	dump("no sequencing", "A", sessA(), 0, 0, false)
 
 	// A: seq both, with a timeout. B is told nothing.
 	a.mustCLI("set", "session", "tunnel_id", fmt.Sprint(tidA), "session_id", fmt.Sprint(sidA), "seq", "both", "reorder_timeout", "100")
 	check("A set seq both", "A", sessA(), state{send: true, recv: true}, 100)
 	check("A set seq both", "B", sessB(), state{}, 0)
-	out := a.mustCLI("show", "session", "tunnel_id", fmt.Sprint(tidA), "session_id", fmt.Sprint(sidA))
+	out = a.mustCLI("show", "session", "tunnel_id", fmt.Sprint(tidA), "session_id", fmt.Sprint(sidA))
 	for _, w := range []string{"  reorder timeout: 100\n", "  sequence numbering: send recv\n"} {
 		if !strings.Contains(out, w) {
 			t.Errorf("show session after set: no %q in:\n%s", w, out)
@@ -513,6 +538,18 @@ func TestSeqSetSession(t *testing.T) {
 	one("B follows", txB, rxA, true)
 	if d := rx(sessA()).minus(a0); d != (seqCounts{RxPackets: 1}) {
 		t.Errorf("A's counters after B followed: %+v, want one packet received and nothing dropped", d)
+	}
+	// Each sent Ns 0 and expects Ns 1 next.
+	dump("B follows", "A", sessA(), 1, 1, true)
+	dump("B follows", "B", sessB(), 1, 1, true)
+	one("A sends Ns 1", txA, rxB, true)
+	dump("A sent Ns 1", "A", sessA(), 2, 1, true)
+	dump("A sent Ns 1", "B", sessB(), 1, 2, true)
+	out = a.mustCLI("-d", "show", "session", "tunnel_id", fmt.Sprint(tidA), "session_id", fmt.Sprint(sidA))
+	for _, w := range []string{"  seq: send_seq on recv_seq on lns_mode off reorder_timeout 100\n", "  nr 1 ns 2 reorder_queue 0\n"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("show -d session: no %q in:\n%s", w, out)
+		}
 	}
 
 	// B becomes an LNS not sending Ns: it keeps to that although A sends

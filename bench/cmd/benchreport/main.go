@@ -362,6 +362,25 @@ var steps = []struct{ id, what string }{
 	{"ul2tp-sockbuf", "6: default, --sockbuf 0 (the kernel's default socket buffers)"},
 }
 
+// ScrapeLine compares the UDP row scraped once a second with the plain
+// UDP row, or returns "" when the run lacks either.
+func ScrapeLine(res *Results) string {
+	var plain, scraped *Row
+	for i := range res.Rows {
+		switch r := &res.Rows[i]; r.ID {
+		case "ul2tp-udp":
+			plain = r
+		case "ul2tp-udp-scrape":
+			scraped = r
+		}
+	}
+	if plain == nil || scraped == nil || plain.TCP1 == nil || scraped.TCP1 == nil {
+		return ""
+	}
+	return fmt.Sprintf("ul2tp udp + scraper 1/s against ul2tp udp (TCP1 / TCP4 / pps): %s",
+		trio(Ratios{ratio(scraped.TCP1, plain.TCP1), ratio(scraped.TCP4, plain.TCP4), ratio(scraped.UDP64, plain.UDP64)}))
+}
+
 // StepTable returns the step rows with each one's TCP figures against
 // step 0 and the previous step, or "" when the run has no step rows.
 func StepTable(res *Results) string {
@@ -593,6 +612,15 @@ func readCPU(path string) (cpu, error) {
 	return c, nil
 }
 
+// ratio is a's median over b's, nil when either is missing.
+func ratio(a, b *Test) *float64 {
+	if a == nil || b == nil || a.Median == nil || b.Median == nil || *b.Median == 0 {
+		return nil
+	}
+	v := round(*a.Median / *b.Median, 3)
+	return &v
+}
+
 func ratios(rows []Row) {
 	var veth, vxlan *Row
 	for i := range rows {
@@ -602,13 +630,6 @@ func ratios(rows []Row) {
 		case "vxlan":
 			vxlan = &rows[i]
 		}
-	}
-	ratio := func(a, b *Test) *float64 {
-		if a == nil || b == nil || a.Median == nil || b.Median == nil || *b.Median == 0 {
-			return nil
-		}
-		v := round(*a.Median / *b.Median, 3)
-		return &v
 	}
 	for i := range rows {
 		r := &rows[i]
@@ -769,6 +790,9 @@ func printReport(w io.Writer, res *Results) {
 		fmt.Fprintf(w, "  %-60s sent %7s kpps  loss %5s %%  %6s kpps/tunnel core  busy %s cores\n",
 			r.Label, f(r.UDP64.SentKpps, "%.0f"), f(r.UDP64.LossPercent, "%.1f"), f(per, "%.0f"), f(r.TCP1.BusyCores, "%.2f"))
 	}
+	if l := ScrapeLine(res); l != "" {
+		fmt.Fprintf(w, "\n%s\n", l)
+	}
 	if t := StepTable(res); t != "" {
 		fmt.Fprintf(w, "\nul2tp step by step (UDP, cookie 4, l2spec default; × previous: against step 2 for steps 3-6):\n\n%s", t)
 	}
@@ -830,6 +854,8 @@ func short(r Row) string {
 		return "ul2tp IP"
 	case "ul2tp-udp-seq":
 		return "ul2tp UDP+seq"
+	case "ul2tp-udp-scrape":
+		return "ul2tp UDP+scraper"
 	case "ul2tp-step0":
 		return "ul2tp step 0"
 	case "ul2tp-step1":

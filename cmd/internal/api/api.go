@@ -40,6 +40,9 @@ type Request struct {
 	Set *SetSessionArgs `json:"set,omitempty"`
 	// Stats asks show_tunnel and show_session for counters.
 	Stats bool `json:"stats,omitempty"`
+	// Details asks show_tunnel and show_session for the dump: socket
+	// addresses and sequencing state (TunnelDetails, SessionDetails).
+	Details bool `json:"details,omitempty"`
 }
 
 // TunnelArgs are the words of "ip l2tp add tunnel"; for del and show only
@@ -160,6 +163,20 @@ type TunnelInfo struct {
 	// Socket has the counters of the tunnel's socket (shared with the
 	// tunnels on the same local address and port), with Stats.
 	Socket *SocketStats `json:"socket,omitempty"`
+	// Details is the dump, with Request.Details.
+	Details *TunnelDetails `json:"details,omitempty"`
+}
+
+// TunnelDetails is what the kernel's /sys/kernel/debug/l2tp/tunnels shows
+// of a tunnel beyond "ip l2tp show tunnel".
+type TunnelDetails struct {
+	// Version is the L2TP version: 3.
+	Version int `json:"version"`
+	// LocalAddress is the tunnel socket's address, as bound (with the
+	// port the kernel chose when udp_sport is 0); PeerAddress is where
+	// the tunnel sends. Both are address:port over UDP, address over IP.
+	LocalAddress string `json:"local_address"`
+	PeerAddress  string `json:"peer_address"`
 }
 
 // SocketStats are a tunnel socket's counters: datagrams from no
@@ -194,6 +211,27 @@ type SessionInfo struct {
 	PumpRestarts uint64 `json:"pump_restarts,omitempty"`
 	LastError    string `json:"last_error,omitempty"`
 	Stats        *Stats `json:"stats,omitempty"`
+	// Details is the dump, with Request.Details.
+	Details *SessionDetails `json:"details,omitempty"`
+}
+
+// SessionDetails is what the kernel's /sys/kernel/debug/l2tp/tunnels
+// shows of a session beyond "ip l2tp show session": its sequencing state.
+type SessionDetails struct {
+	// SendSeq, RecvSeq and LNSMode are the sequencing options as they are
+	// now (a LAC's send_seq follows its peer); ReorderTimeout is in
+	// milliseconds.
+	SendSeq        bool   `json:"send_seq"`
+	RecvSeq        bool   `json:"recv_seq"`
+	LNSMode        bool   `json:"lns_mode"`
+	ReorderTimeout uint64 `json:"reorder_timeout"`
+	// Ns is the Ns of the next packet sent, Nr the Ns expected next;
+	// NrValid is false until a sequenced packet has set Nr.
+	Ns      uint32 `json:"ns"`
+	Nr      uint32 `json:"nr"`
+	NrValid bool   `json:"nr_valid"`
+	// ReorderQueueLength is how many frames wait in the reorder queue.
+	ReorderQueueLength int `json:"reorder_queue_length"`
 }
 
 // ParseSeq reads iproute2's seq word.

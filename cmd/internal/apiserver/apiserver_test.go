@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net/netip"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/ul2tp/ul2tp/cmd/internal/api"
 	"github.com/ul2tp/ul2tp/datapath"
+	"github.com/ul2tp/ul2tp/encap"
+	"github.com/ul2tp/ul2tp/reorder"
 )
 
 func TestArgsErrorsNameTheField(t *testing.T) {
@@ -212,5 +215,48 @@ func TestReload(t *testing.T) {
 	}
 	if resp := h.Handle(api.Request{Op: api.OpShowTunnel}); resp.Error != "" {
 		t.Errorf("show after a reload: %v", resp.Error)
+	}
+}
+
+// TestTunnelDetails checks the dump's socket addresses: the port the
+// kernel chose for udp_sport 0, the peer's address and port over UDP, the
+// addresses alone over IP.
+func TestTunnelDetails(t *testing.T) {
+	p := datapath.New(slog.New(slog.NewTextHandler(io.Discard, nil)), datapath.Options{})
+	defer p.Close()
+	lo := netip.MustParseAddr("127.0.0.1")
+	tun, err := p.AddTunnel(datapath.TunnelConfig{ID: 1, PeerID: 2, Encap: encap.EncapUDP, Local: lo,
+		Remote: netip.MustParseAddr("127.0.0.2"), UDPDport: 1701, UDPCsum: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := TunnelDetails(tun)
+	local, err := netip.ParseAddrPort(d.LocalAddress)
+	if err != nil || local.Addr() != lo || local.Port() == 0 {
+		t.Errorf("local_address %q, want 127.0.0.1 and the port the kernel chose", d.LocalAddress)
+	}
+	if d.Version != 3 || d.PeerAddress != "127.0.0.2:1701" {
+		t.Errorf("details %+v, want version 3, peer_address 127.0.0.2:1701", d)
+	}
+	if got, want := addrPortString(encap.EncapIP, netip.MustParseAddrPort("[2001:db8::1]:0")), "2001:db8::1"; got != want {
+		t.Errorf("over IP: %q, want %q", got, want)
+	}
+}
+
+// TestSessionDetails checks that the dump carries the sequencing options
+// as they are now and the receiver's state, under snake_case keys.
+func TestSessionDetails(t *testing.T) {
+	c := datapath.SessionConfig{SendSeq: true, LNSMode: true, ReorderTimeout: 250 * time.Millisecond}
+	d := sessionDetails(c, reorder.State{Ns: 5, Nr: 9, NrValid: true, QueueDepth: 2})
+	want := api.SessionDetails{SendSeq: true, LNSMode: true, ReorderTimeout: 250, Ns: 5, Nr: 9, NrValid: true, ReorderQueueLength: 2}
+	if *d != want {
+		t.Errorf("details %+v, want %+v", *d, want)
+	}
+	b, err := json.Marshal(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := string(b), `{"send_seq":true,"recv_seq":false,"lns_mode":true,"reorder_timeout":250,"ns":5,"nr":9,"nr_valid":true,"reorder_queue_length":2}`; got != want {
+		t.Errorf("JSON %s, want %s", got, want)
 	}
 }

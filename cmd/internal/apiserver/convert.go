@@ -9,6 +9,7 @@ import (
 	"github.com/ul2tp/ul2tp/cmd/internal/api"
 	"github.com/ul2tp/ul2tp/datapath"
 	"github.com/ul2tp/ul2tp/encap"
+	"github.com/ul2tp/ul2tp/reorder"
 )
 
 // TunnelConfig turns add_tunnel's arguments into a datapath configuration,
@@ -201,6 +202,38 @@ func SessionInfo(s *datapath.Session, peerTunnelID uint32, stats bool) api.Sessi
 		si.Stats = &st
 	}
 	return si
+}
+
+// TunnelDetails is t's dump (show_tunnel with details).
+func TunnelDetails(t *datapath.Tunnel) *api.TunnelDetails {
+	return &api.TunnelDetails{
+		Version:      3,
+		LocalAddress: addrPortString(t.Config().Encap, t.SocketStats().Local),
+		PeerAddress:  addrPortString(t.Config().Encap, t.PeerAddr()),
+	}
+}
+
+// addrPortString is ap as address:port over UDP, the address alone over
+// IP (which has no ports).
+func addrPortString(e encap.Encap, ap netip.AddrPort) string {
+	if e == encap.EncapIP {
+		return ap.Addr().String()
+	}
+	return ap.String()
+}
+
+// SessionDetails is s's dump (show_session with details).
+func SessionDetails(s *datapath.Session) *api.SessionDetails {
+	return sessionDetails(s.Config(), s.SeqState())
+}
+
+func sessionDetails(c datapath.SessionConfig, st reorder.State) *api.SessionDetails {
+	return &api.SessionDetails{
+		SendSeq: c.SendSeq, RecvSeq: c.RecvSeq, LNSMode: c.LNSMode,
+		ReorderTimeout: uint64(c.ReorderTimeout / time.Millisecond),
+		Ns:             st.Ns, Nr: st.Nr, NrValid: st.NrValid,
+		ReorderQueueLength: st.QueueDepth,
+	}
 }
 
 // statsOf is st as the API sends it.

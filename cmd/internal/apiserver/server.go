@@ -108,7 +108,11 @@ func (h *Handler) handle(req api.Request) api.Response {
 				continue
 			}
 			n := len(h.Plane.Sessions(t.Config().ID))
-			resp.Tunnels = append(resp.Tunnels, TunnelInfo(t, n, req.Stats))
+			ti := TunnelInfo(t, n, req.Stats)
+			if req.Details {
+				ti.Details = TunnelDetails(t)
+			}
+			resp.Tunnels = append(resp.Tunnels, ti)
 		}
 		if id != 0 && len(resp.Tunnels) == 0 {
 			return ErrorResponse(fmt.Errorf("tunnel %d: %w", id, datapath.ErrNotFound))
@@ -161,7 +165,11 @@ func (h *Handler) handle(req api.Request) api.Response {
 			if t := h.Plane.Tunnel(c.TunnelID); t != nil {
 				ptid = t.Config().PeerID
 			}
-			resp.Sessions = append(resp.Sessions, SessionInfo(s, ptid, req.Stats))
+			si := SessionInfo(s, ptid, req.Stats)
+			if req.Details {
+				si.Details = SessionDetails(s)
+			}
+			resp.Sessions = append(resp.Sessions, si)
 		}
 		if sid != 0 && len(resp.Sessions) == 0 {
 			return ErrorResponse(fmt.Errorf("session %d: %w", sid, datapath.ErrNotFound))

@@ -1,8 +1,9 @@
 // Package metrics exports a datapath.Plane's counters to Prometheus.
 //
 // The Collector reads the counters the pumps already keep, at scrape time:
-// it adds nothing per packet, takes no lock a pump takes, and keeps no
-// state between scrapes, so a deleted session is gone from the next one.
+// it adds nothing per packet and takes no lock a pump takes. Between
+// scrapes it keeps only each session's and tunnel's labels, dropped with
+// the session, so a deleted session is gone from the next scrape.
 // The metric names are in docs/metrics.md.
 package metrics
 
@@ -10,48 +11,122 @@ import (
 	"net/http"
 	"runtime"
 	"runtime/debug"
-	"strconv"
+	"slices"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/ul2tp/ul2tp/datapath"
+	"github.com/ul2tp/ul2tp/datapath/event"
 )
 
 // counter is one of datapath.Stats's counters, by its kernel name.
-type counter struct {
-	name string
-	help string
-	get  func(*datapath.Stats) uint64
+type counter struct{ name, help string }
+
+// counters are the counters show session -s prints, in its order;
+// values reads them in the same order.
+var counters = [...]counter{
+	{"tx_packets", "Packets sent."},
+	{"tx_bytes", "Bytes of tunnelled frames sent."},
+	{"tx_errors", "Frames that could not be sent."},
+	{"rx_packets", "Packets received."},
+	{"rx_bytes", "Bytes of tunnelled frames received."},
+	{"rx_errors", "Received packets that could not be delivered."},
+	{"rx_seq_discards", "Received packets discarded as out of sequence."},
+	{"rx_oos_packets", "Received packets that arrived out of sequence."},
+	{"rx_cookie_discards", "Received packets discarded for a wrong cookie."},
+	{"rx_invalid", "Received packets that were not valid L2TPv3."},
+	{"tx_tso_frames", "TSO super-frames read from the TAP."},
+	{"tx_tso_segments", "Segments cut from TSO super-frames."},
+	{"tx_gso_sends", "UDP GSO sends."},
+	{"tx_gso_datagrams", "Datagrams carried by UDP GSO sends."},
+	{"rx_gro_datagrams", "Datagrams received in UDP GRO batches."},
+	{"rx_coalesced_frames", "Super-frames coalesced for the TAP."},
+	{"rx_coalesced_segments", "Segments merged into coalesced super-frames."},
 }
 
-// counters are the counters show session -s prints, in its order.
-var counters = []counter{
-	{"tx_packets", "Packets sent.", func(s *datapath.Stats) uint64 { return s.TxPackets }},
-	{"tx_bytes", "Bytes of tunnelled frames sent.", func(s *datapath.Stats) uint64 { return s.TxBytes }},
-	{"tx_errors", "Frames that could not be sent.", func(s *datapath.Stats) uint64 { return s.TxErrors }},
-	{"rx_packets", "Packets received.", func(s *datapath.Stats) uint64 { return s.RxPackets }},
-	{"rx_bytes", "Bytes of tunnelled frames received.", func(s *datapath.Stats) uint64 { return s.RxBytes }},
-	{"rx_errors", "Received packets that could not be delivered.", func(s *datapath.Stats) uint64 { return s.RxErrors }},
-	{"rx_seq_discards", "Received packets discarded as out of sequence.", func(s *datapath.Stats) uint64 { return s.RxSeqDiscards }},
-	{"rx_oos_packets", "Received packets that arrived out of sequence.", func(s *datapath.Stats) uint64 { return s.RxOOSPackets }},
-	{"rx_cookie_discards", "Received packets discarded for a wrong cookie.", func(s *datapath.Stats) uint64 { return s.RxCookieDiscards }},
-	{"rx_invalid", "Received packets that were not valid L2TPv3.", func(s *datapath.Stats) uint64 { return s.RxInvalid }},
-	{"tx_tso_frames", "TSO super-frames read from the TAP.", func(s *datapath.Stats) uint64 { return s.TxTSOFrames }},
-	{"tx_tso_segments", "Segments cut from TSO super-frames.", func(s *datapath.Stats) uint64 { return s.TxTSOSegments }},
-	{"tx_gso_sends", "UDP GSO sends.", func(s *datapath.Stats) uint64 { return s.TxGSOSends }},
-	{"tx_gso_datagrams", "Datagrams carried by UDP GSO sends.", func(s *datapath.Stats) uint64 { return s.TxGSODatagrams }},
-	{"rx_gro_datagrams", "Datagrams received in UDP GRO batches.", func(s *datapath.Stats) uint64 { return s.RxGRODatagrams }},
-	{"rx_coalesced_frames", "Super-frames coalesced for the TAP.", func(s *datapath.Stats) uint64 { return s.RxCoalescedFrames }},
-	{"rx_coalesced_segments", "Segments merged into coalesced super-frames.", func(s *datapath.Stats) uint64 { return s.RxCoalescedSegments }},
+// values are st's counters, in the order of counters. (A table of
+// functions would make st escape to the heap: an allocation per session
+// per scrape.)
+func values(st *datapath.Stats) [len(counters)]uint64 {
+	return [...]uint64{
+		st.TxPackets,
+		st.TxBytes,
+		st.TxErrors,
+		st.RxPackets,
+		st.RxBytes,
+		st.RxErrors,
+		st.RxSeqDiscards,
+		st.RxOOSPackets,
+		st.RxCookieDiscards,
+		st.RxInvalid,
+		st.TxTSOFrames,
+		st.TxTSOSegments,
+		st.TxGSOSends,
+		st.TxGSODatagrams,
+		st.RxGRODatagrams,
+		st.RxCoalescedFrames,
+		st.RxCoalescedSegments,
+	}
+}
+
+// tunnel and session are what a Collector reads of a datapath.Tunnel and
+// datapath.Session.
+type (
+	tunnel interface {
+		Config() datapath.TunnelConfig
+		Stats() datapath.Stats
+		SocketStats() datapath.SocketStats
+	}
+	session interface {
+		Config() datapath.SessionConfig
+		IfName() string
+		Stats() datapath.Stats
+		Health() datapath.Health
+	}
+)
+
+// source is where a Collector finds the tunnels and sessions, in fresh
+// slices the Collector may reorder: a datapath.Plane (planeSource), or
+// the benchmarks' fakes (sessions need TAP devices).
+type source interface {
+	tunnels() []tunnel
+	sessions() []session
+	// events is the hub monitor clients subscribe to, nil if none.
+	events() *event.Hub
+}
+
+// planeSource is a datapath.Plane as a source.
+type planeSource struct{ p *datapath.Plane }
+
+func (s planeSource) tunnels() []tunnel {
+	ts := s.p.Tunnels()
+	out := make([]tunnel, len(ts))
+	for i, t := range ts {
+		out[i] = t
+	}
+	return out
+}
+
+func (s planeSource) events() *event.Hub { return s.p.Events() }
+
+func (s planeSource) sessions() []session {
+	ss := s.p.Sessions(0)
+	out := make([]session, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
 }
 
 // Collector is a prometheus.Collector of a Plane's tunnels, sessions and
 // sockets.
 type Collector struct {
-	plane *datapath.Plane
+	src source
 
 	session, tunnel     []*prometheus.Desc // parallel to counters
+	labels              labelCache
 	sessions, tunnels   *prometheus.Desc
 	reorderDepth        *prometheus.Desc
 	up, restarts        *prometheus.Desc
@@ -62,11 +137,13 @@ type Collector struct {
 }
 
 // New returns a Collector of p's counters.
-func New(p *datapath.Plane) *Collector {
+func New(p *datapath.Plane) *Collector { return newCollector(planeSource{p}) }
+
+func newCollector(src source) *Collector {
 	sl := []string{"tunnel_id", "session_id", "name"}
 	tl := []string{"tunnel_id"}
 	c := &Collector{
-		plane:        p,
+		src:          src,
 		sessions:     prometheus.NewDesc("ul2tp_sessions", "Sessions configured.", nil, nil),
 		tunnels:      prometheus.NewDesc("ul2tp_tunnels", "Tunnels configured.", nil, nil),
 		reorderDepth: prometheus.NewDesc("ul2tp_session_reorder_queue_depth", "Frames waiting in the session's reorder queue.", sl, nil),
@@ -78,6 +155,10 @@ func New(p *datapath.Plane) *Collector {
 		monitorDropped: prometheus.NewDesc("ul2tp_monitor_events_dropped_total",
 			"Events dropped for monitor clients that did not keep up.", nil, nil),
 		version: version(),
+		labels: labelCache{
+			sessions: make(map[session]*cachedLabels),
+			tunnels:  make(map[tunnel]*cachedLabels),
+		},
 	}
 	for _, k := range counters {
 		c.session = append(c.session, prometheus.NewDesc("ul2tp_session_"+k.name+"_total", k.help, sl, nil))
@@ -108,29 +189,61 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 // Collect reads the plane's counters now.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.buildInfo, prometheus.GaugeValue, 1, c.version, runtime.Version())
-	if hub := c.plane.Events(); hub != nil {
+	if hub := c.src.events(); hub != nil {
 		ch <- prometheus.MustNewConstMetric(c.monitorDropped, prometheus.CounterValue, float64(hub.Dropped()))
 	}
-	tunnels := c.plane.Tunnels()
+	tunnels, sessions := c.src.tunnels(), c.src.sessions()
+	// In the order the client library sorts each metric's series in (by
+	// label value, name first), which its sort then only has to confirm.
+	slices.SortFunc(sessions, func(a, b session) int { return strings.Compare(a.IfName(), b.IfName()) })
 	ch <- prometheus.MustNewConstMetric(c.tunnels, prometheus.GaugeValue, float64(len(tunnels)))
-	seen := make(map[string]bool)
-	for _, t := range tunnels {
-		c.collectTunnel(ch, t, seen)
-	}
-	sessions := c.plane.Sessions(0)
 	ch <- prometheus.MustNewConstMetric(c.sessions, prometheus.GaugeValue, float64(len(sessions)))
-	for _, s := range sessions {
-		c.collectSession(ch, s)
+	ts := make([]tunnelSamples, len(tunnels))
+	ss := make([]sessionSamples, len(sessions))
+	c.label(tunnels, ts, sessions, ss)
+	seen := make(map[string]bool)
+	for i, t := range tunnels {
+		c.collectTunnel(ch, t, &ts[i], seen)
 	}
+	for i, s := range sessions {
+		c.collectSession(ch, s, &ss[i])
+	}
+}
+
+// label gives each tunnel's and session's samples their descriptions and
+// cached labels, under the cache's lock (a scrape's, never a pump's).
+func (c *Collector) label(tunnels []tunnel, ts []tunnelSamples, sessions []session, ss []sessionSamples) {
+	c.labels.mu.Lock()
+	defer c.labels.mu.Unlock()
+	c.labels.gen++
+	for i, t := range tunnels {
+		l := c.labels.tunnelLabels(t)
+		for k := range ts[i].counters {
+			ts[i].counters[k].desc, ts[i].counters[k].labels = c.tunnel[k], l
+		}
+	}
+	for i, s := range sessions {
+		l := c.labels.sessionLabels(s)
+		x := &ss[i]
+		for k := range x.counters {
+			x.counters[k].desc, x.counters[k].labels = c.restarts, l
+			if k < len(counters) {
+				x.counters[k].desc = c.session[k]
+			}
+		}
+		x.gauges[0].desc, x.gauges[0].labels = c.reorderDepth, l
+		x.gauges[1].desc, x.gauges[1].labels = c.up, l
+	}
+	c.labels.prune(len(tunnels), len(sessions))
 }
 
 // collectTunnel sends t's counters, and its socket's unless seen (tunnels
 // on one local address and port share a socket).
-func (c *Collector) collectTunnel(ch chan<- prometheus.Metric, t *datapath.Tunnel, seen map[string]bool) {
-	id := strconv.FormatUint(uint64(t.Config().ID), 10)
+func (c *Collector) collectTunnel(ch chan<- prometheus.Metric, t tunnel, x *tunnelSamples, seen map[string]bool) {
 	st := t.Stats()
-	for i, k := range counters {
-		ch <- prometheus.MustNewConstMetric(c.tunnel[i], prometheus.CounterValue, float64(k.get(&st)), id)
+	for i, v := range values(&st) {
+		x.counters[i].value = float64(v)
+		ch <- &x.counters[i]
 	}
 	ss := t.SocketStats()
 	local := ss.Local.String()
@@ -143,21 +256,23 @@ func (c *Collector) collectTunnel(ch chan<- prometheus.Metric, t *datapath.Tunne
 }
 
 // collectSession sends s's counters and state.
-func (c *Collector) collectSession(ch chan<- prometheus.Metric, s *datapath.Session) {
-	cfg := s.Config()
-	l := []string{strconv.FormatUint(uint64(cfg.TunnelID), 10), strconv.FormatUint(uint64(cfg.ID), 10), s.IfName()}
+func (c *Collector) collectSession(ch chan<- prometheus.Metric, s session, x *sessionSamples) {
 	st := s.Stats()
-	for i, k := range counters {
-		ch <- prometheus.MustNewConstMetric(c.session[i], prometheus.CounterValue, float64(k.get(&st)), l...)
-	}
-	ch <- prometheus.MustNewConstMetric(c.reorderDepth, prometheus.GaugeValue, float64(st.ReorderQueueDepth), l...)
 	h := s.Health()
-	up := 0.0
-	if h.Up {
-		up = 1
+	for i, v := range values(&st) {
+		x.counters[i].value = float64(v)
 	}
-	ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, up, l...)
-	ch <- prometheus.MustNewConstMetric(c.restarts, prometheus.CounterValue, float64(h.Restarts), l...)
+	x.counters[len(counters)].value = float64(h.Restarts)
+	x.gauges[0].value = float64(st.ReorderQueueDepth)
+	if h.Up {
+		x.gauges[1].value = 1
+	}
+	for i := range x.counters {
+		ch <- &x.counters[i]
+	}
+	for i := range x.gauges {
+		ch <- &x.gauges[i]
+	}
 }
 
 // Handler serves /metrics-style scrapes of p's counters, with the Go

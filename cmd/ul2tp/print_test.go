@@ -1,0 +1,38 @@
+package main
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/ul2tp/ul2tp/cmd/internal/api"
+)
+
+// TestPrintDetails checks the dump's lines under show -d: the socket
+// addresses of a tunnel, and a session's sequencing state with "-" for an
+// nr no sequenced packet has set yet.
+func TestPrintDetails(t *testing.T) {
+	var b bytes.Buffer
+	printTunnel(&b, api.TunnelInfo{TunnelID: 1, Encap: "UDP", Local: "10.0.0.1", Peer: "10.0.0.2", PeerTunnelID: 2,
+		LocalPort: 1701, PeerPort: 1702, Sessions: 3,
+		Details: &api.TunnelDetails{Version: 3, LocalAddress: "10.0.0.1:1701", PeerAddress: "10.0.0.2:1702"}})
+	want := "Tunnel 1, encap UDP\n  From 10.0.0.1 to 10.0.0.2\n  Peer tunnel 2\n  UDP source / dest ports: 1701/1702\n" +
+		"  L2TPv3 from 10.0.0.1:1701 to 10.0.0.2:1702, 3 sessions\n"
+	if got := b.String(); got != want {
+		t.Errorf("tunnel:\n%s\nwant:\n%s", got, want)
+	}
+	for _, tc := range []struct {
+		d    api.SessionDetails
+		want string
+	}{
+		{api.SessionDetails{SendSeq: true, RecvSeq: true, ReorderTimeout: 100, Ns: 7, Nr: 12, NrValid: true, ReorderQueueLength: 1},
+			"  seq: send_seq on recv_seq on lns_mode off reorder_timeout 100\n  nr 12 ns 7 reorder_queue 1\n"},
+		{api.SessionDetails{LNSMode: true},
+			"  seq: send_seq off recv_seq off lns_mode on reorder_timeout 0\n  nr - ns 0 reorder_queue 0\n"},
+	} {
+		b.Reset()
+		printSessionDetails(&b, &tc.d)
+		if got := b.String(); got != tc.want {
+			t.Errorf("session %+v:\n%s\nwant:\n%s", tc.d, got, tc.want)
+		}
+	}
+}
