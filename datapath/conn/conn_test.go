@@ -7,10 +7,12 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/ul2tp/ul2tp/datapath/internal/captest"
 	"golang.org/x/sys/unix"
 )
 
@@ -370,5 +372,35 @@ func TestListenFailureClosesOnce(t *testing.T) {
 	defer unix.Close(reused)
 	if _, err := unix.FcntlInt(uintptr(reused), unix.F_GETFD, 0); err != nil {
 		t.Fatalf("descriptor %d, opened by someone else after Listen freed it, was closed again: %v", reused, err)
+	}
+}
+
+// TestWithoutCapabilities opens sockets as a daemon without CAP_NET_RAW and
+// CAP_NET_ADMIN would: a raw IP socket fails naming CAP_NET_RAW; a UDP
+// socket opens, its buffers set with the plain options and marked capped.
+func TestWithoutCapabilities(t *testing.T) {
+	lo := netip.MustParseAddrPort("127.0.0.1:0")
+	captest.Without(t, func() {
+		_, err := Listen(IP, lo, Options{})
+		if err == nil || !strings.Contains(err.Error(), "operation not permitted (needs CAP_NET_RAW)") {
+			t.Errorf("Listen ip without CAP_NET_RAW: %v, want an error naming CAP_NET_RAW", err)
+		}
+		c, err := Listen(UDP, lo, Options{BufBytes: 4 << 20})
+		if err != nil {
+			t.Errorf("Listen udp without CAP_NET_ADMIN: %v", err)
+			return
+		}
+		defer c.Close()
+		if !c.BufCapped() {
+			t.Error("buffers set without CAP_NET_ADMIN: BufCapped false, want true")
+		}
+	}, unix.CAP_NET_RAW, unix.CAP_NET_ADMIN)
+	c, err := Listen(UDP, lo, Options{BufBytes: 4 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.BufCapped() {
+		t.Error("buffers set with CAP_NET_ADMIN: BufCapped true, want false")
 	}
 }
