@@ -119,6 +119,11 @@ func (c *Conn) setup(fd int, o Options) error {
 	}
 	gso, gro := so.offloads(c.v6, o)
 	if err := unix.Bind(fd, sockaddr(c.local, c.kind)); err != nil {
+		if c.kind == UDP && errors.Is(err, unix.EACCES) {
+			// Ports below net.ipv4.ip_unprivileged_port_start (1024 by
+			// default) are for CAP_NET_BIND_SERVICE only.
+			return fmt.Errorf("bind %s %s: %w (ports below net.ipv4.ip_unprivileged_port_start need CAP_NET_BIND_SERVICE)", c.kind, c.local, err)
+		}
 		return fmt.Errorf("bind %s %s: %w", c.kind, c.local, err)
 	}
 	if c.kind == UDP && c.local.Port() == 0 {

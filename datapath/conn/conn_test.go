@@ -404,3 +404,22 @@ func TestWithoutCapabilities(t *testing.T) {
 		t.Error("buffers set with CAP_NET_ADMIN: BufCapped true, want false")
 	}
 }
+
+// TestLowPortWithoutBindService binds a UDP socket to a port below
+// net.ipv4.ip_unprivileged_port_start without CAP_NET_BIND_SERVICE: the
+// error names the capability.
+func TestLowPortWithoutBindService(t *testing.T) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+	if err != nil || strings.TrimSpace(string(b)) == "0" {
+		t.Skipf("every port is unprivileged here (%q, %v)", b, err)
+	}
+	captest.Without(t, func() {
+		c, err := Listen(UDP, netip.MustParseAddrPort("127.0.0.1:1"), Options{})
+		if err == nil {
+			c.Close()
+		}
+		if err == nil || !strings.Contains(err.Error(), "permission denied (ports below net.ipv4.ip_unprivileged_port_start need CAP_NET_BIND_SERVICE)") {
+			t.Errorf("Listen udp 127.0.0.1:1 without CAP_NET_BIND_SERVICE: %v, want an error naming the capability", err)
+		}
+	}, unix.CAP_NET_BIND_SERVICE)
+}

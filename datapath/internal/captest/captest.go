@@ -75,6 +75,8 @@ func capName(c int) string {
 		return "CAP_NET_ADMIN"
 	case unix.CAP_NET_RAW:
 		return "CAP_NET_RAW"
+	case unix.CAP_NET_BIND_SERVICE:
+		return "CAP_NET_BIND_SERVICE"
 	}
 	return fmt.Sprintf("number %d", c)
 }
