@@ -8,7 +8,8 @@
 #   bash bench/rss.sh [BIN]     (make rss)
 #
 # BIN holds ul2tpd and ul2tp (default bin); UL2TPD=ul2tpd-nometrics picks
-# another daemon there, as make cross builds it.
+# another daemon there, as make cross builds it; UL2TPD_ARGS adds to its
+# flags (say --no-offload).
 set -euo pipefail
 bin=$(cd "${1:-bin}" && pwd)
 n=${SESSIONS:-100}
@@ -42,7 +43,8 @@ ip -n "$B" link set rss-b up
 
 # start NS NAME: ul2tpd in NS, its control socket $dir/NAME.sock.
 start() {
-	ip netns exec "$1" "$daemon" --socket "$dir/$2.sock" --log-level warn 2>"$dir/$2.log" &
+	# shellcheck disable=SC2086 # UL2TPD_ARGS is words
+	ip netns exec "$1" "$daemon" --socket "$dir/$2.sock" --log-level warn ${UL2TPD_ARGS:-} 2>"$dir/$2.log" &
 	pids+=($!)
 	for _ in $(seq 100); do
 		"$bin/ul2tp" --socket "$dir/$2.sock" show tunnel >/dev/null 2>&1 && return
@@ -60,7 +62,7 @@ cli() { "$bin/ul2tp" --socket "$dir/$1.sock" "${@:2}" >/dev/null; }
 rss() { awk '/^VmRSS:/ { print $2 }' "/proc/$pida/status"; }
 report() { printf '%-44s %7s kB   awk /%s/ /proc/PID/status\n' "$1" "$2" "${3:-VmRSS}"; }
 
-echo "$daemon ($(uname -m), $(stat -c %s "$daemon") bytes), $n sessions"
+echo "$daemon ${UL2TPD_ARGS:+$UL2TPD_ARGS }($(uname -m), $(stat -c %s "$daemon") bytes), $n sessions${GOMEMLIMIT:+, GOMEMLIMIT=$GOMEMLIMIT}"
 sleep 2
 report "idle, no tunnel" "$(rss)"
 
