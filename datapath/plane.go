@@ -344,6 +344,10 @@ func (p *Plane) socketFor(cfg *TunnelConfig) (*socket, error) {
 	if err != nil {
 		return nil, err
 	}
+	if c.BufCapped() {
+		p.log.Warn("socket buffers capped at net.core.rmem_max and wmem_max: SO_RCVBUFFORCE and SO_SNDBUFFORCE need CAP_NET_ADMIN",
+			"encap", kind.String(), "local", key.local.String(), "sockbuf", p.sockBuf)
+	}
 	s := &socket{c: c, key: key, opts: opts, log: p.log, events: p.events}
 	s.demux.Store(&demux{})
 	p.sockets[key] = s

@@ -244,6 +244,13 @@ type daemon struct {
 
 // startDaemon starts ul2tpd in ns and waits for its socket to answer.
 func (e *env) startDaemon(ns string, args ...string) *daemon {
+	e.t.Helper()
+	return e.startDaemonAs(ns, nil, args...)
+}
+
+// startDaemonAs is startDaemon running ul2tpd as u says (an unprivileged
+// user, see priv_e2e_test.go), or as root when u is nil.
+func (e *env) startDaemonAs(ns string, u *unprivileged, args ...string) *daemon {
 	t := e.t
 	t.Helper()
 	d := &daemon{
@@ -252,6 +259,11 @@ func (e *env) startDaemon(ns string, args ...string) *daemon {
 		logf:   filepath.Join(e.dir, filepath.Base(ns)+".log"),
 		done:   make(chan struct{}),
 	}
+	argv := []string{"netns", "exec", ns, filepath.Join(e.bin, "ul2tpd")}
+	if u != nil {
+		d.socket = filepath.Join(u.runDir, filepath.Base(ns)+".sock")
+		argv = append([]string{"netns", "exec", ns}, u.command()...)
+	}
 	logf, err := os.Create(d.logf)
 	if err != nil {
 		t.Fatal(err)
@@ -259,8 +271,7 @@ func (e *env) startDaemon(ns string, args ...string) *daemon {
 	defer logf.Close()
 	// ip netns exec execs the command without forking, so the PID is
 	// ul2tpd's and signals reach it.
-	d.cmd = exec.Command("ip", append([]string{"netns", "exec", ns, filepath.Join(e.bin, "ul2tpd"),
-		"--socket", d.socket, "--log-level", "debug"}, args...)...)
+	d.cmd = exec.Command("ip", append(append(argv, "--socket", d.socket, "--log-level", "debug"), args...)...)
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
 	// Should the test binary die, so does the daemon (and removes its TAPs).
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}

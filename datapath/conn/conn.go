@@ -42,8 +42,10 @@ type Options struct {
 	UDP6ZeroCsumTx, UDP6ZeroCsumRx bool
 	// Reuse sets SO_REUSEPORT, for several queues on one address.
 	Reuse bool
-	// BufBytes sets SO_RCVBUF and SO_SNDBUF (with the FORCE variants as root)
-	// when non-zero.
+	// BufBytes sets SO_RCVBUF and SO_SNDBUF when non-zero: with the FORCE
+	// variants, which need CAP_NET_ADMIN; without it, with the plain ones,
+	// which the kernel caps at net.core.rmem_max and wmem_max (see
+	// Conn.BufCapped).
 	BufBytes int
 	// Offload asks for UDP GSO (UDP_SEGMENT) and GRO (UDP_GRO) where the
 	// kernel has them. GSO also needs UDP checksums on: the kernel refuses
@@ -61,6 +63,7 @@ type Conn struct {
 	local  netip.AddrPort
 	gso    atomic.Bool // UDP_SEGMENT usable; cleared if the kernel refuses a GSO send
 	gro    bool        // UDP_GRO on
+	capped bool        // buffers set without FORCE: capped by the sysctls
 }
 
 // Listen opens a socket of kind on local (for IP, the port is ignored; an
@@ -76,6 +79,10 @@ func Listen(kind Kind, local netip.AddrPort, o Options) (*Conn, error) {
 	}
 	fd, err := unix.Socket(family, typ|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, proto)
 	if err != nil {
+		if kind == IP && errors.Is(err, unix.EPERM) {
+			// Raw sockets are for CAP_NET_RAW only.
+			return nil, fmt.Errorf("socket %s %s: %w (needs CAP_NET_RAW)", kind, local, err)
+		}
 		return nil, fmt.Errorf("socket %s %s: %w", kind, local, err)
 	}
 	// Until os.NewFile takes it, fd is closed here; after, only by f.
@@ -102,7 +109,7 @@ func (c *Conn) setup(fd int, o Options) error {
 	if o.Reuse {
 		so.set(unix.SOL_SOCKET, unix.SO_REUSEPORT, 1, "SO_REUSEPORT")
 	}
-	so.buffers(o.BufBytes)
+	c.capped = so.buffers(o.BufBytes)
 	so.fragment(c.v6)
 	if c.kind == UDP {
 		so.checksums(c.v6, o)
@@ -112,6 +119,11 @@ func (c *Conn) setup(fd int, o Options) error {
 	}
 	gso, gro := so.offloads(c.v6, o)
 	if err := unix.Bind(fd, sockaddr(c.local, c.kind)); err != nil {
+		if c.kind == UDP && errors.Is(err, unix.EACCES) {
+			// Ports below net.ipv4.ip_unprivileged_port_start (1024 by
+			// default) are for CAP_NET_BIND_SERVICE only.
+			return fmt.Errorf("bind %s %s: %w (ports below net.ipv4.ip_unprivileged_port_start need CAP_NET_BIND_SERVICE)", c.kind, c.local, err)
+		}
 		return fmt.Errorf("bind %s %s: %w", c.kind, c.local, err)
 	}
 	if c.kind == UDP && c.local.Port() == 0 {
@@ -144,17 +156,23 @@ func (so *sockopts) set(level, name, v int, what string) {
 }
 
 // buffers sets SO_RCVBUF and SO_SNDBUF to n bytes when n is not zero: the
-// FORCE variants, past the sysctl limits, where the process may.
-func (so *sockopts) buffers(n int) {
+// FORCE variants, past the sysctl limits, where the process may (it has
+// CAP_NET_ADMIN), else the plain ones. It reports whether it fell back to
+// a plain one, whose size the kernel caps at net.core.rmem_max/wmem_max.
+func (so *sockopts) buffers(n int) (capped bool) {
 	if n <= 0 {
-		return
+		return false
 	}
-	if unix.SetsockoptInt(so.fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, n) != nil {
-		_ = unix.SetsockoptInt(so.fd, unix.SOL_SOCKET, unix.SO_RCVBUF, n)
+	for _, o := range [...]struct{ force, plain int }{
+		{unix.SO_RCVBUFFORCE, unix.SO_RCVBUF},
+		{unix.SO_SNDBUFFORCE, unix.SO_SNDBUF},
+	} {
+		if unix.SetsockoptInt(so.fd, unix.SOL_SOCKET, o.force, n) != nil {
+			_ = unix.SetsockoptInt(so.fd, unix.SOL_SOCKET, o.plain, n)
+			capped = true
+		}
 	}
-	if unix.SetsockoptInt(so.fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, n) != nil {
-		_ = unix.SetsockoptInt(so.fd, unix.SOL_SOCKET, unix.SO_SNDBUF, n)
-	}
+	return capped
 }
 
 // fragment lets the kernel fragment oversized outer packets, as kernel
@@ -200,6 +218,11 @@ func (so *sockopts) offloads(v6 bool, o Options) (gso, gro bool) {
 	gro = unix.SetsockoptInt(so.fd, unix.IPPROTO_UDP, unix.UDP_GRO, 1) == nil
 	return gso, gro
 }
+
+// BufCapped reports whether the socket's buffers were asked for without
+// the FORCE options, which need CAP_NET_ADMIN: the kernel then caps them at
+// net.core.rmem_max and wmem_max, which may be below Options.BufBytes.
+func (c *Conn) BufCapped() bool { return c.capped }
 
 // LocalAddr is the bound address; for UDP the port is the one bound.
 func (c *Conn) LocalAddr() netip.AddrPort { return c.local }

@@ -7,10 +7,12 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/ul2tp/ul2tp/datapath/internal/captest"
 	"golang.org/x/sys/unix"
 )
 
@@ -371,4 +373,53 @@ func TestListenFailureClosesOnce(t *testing.T) {
 	if _, err := unix.FcntlInt(uintptr(reused), unix.F_GETFD, 0); err != nil {
 		t.Fatalf("descriptor %d, opened by someone else after Listen freed it, was closed again: %v", reused, err)
 	}
+}
+
+// TestWithoutCapabilities opens sockets as a daemon without CAP_NET_RAW and
+// CAP_NET_ADMIN would: a raw IP socket fails naming CAP_NET_RAW; a UDP
+// socket opens, its buffers set with the plain options and marked capped.
+func TestWithoutCapabilities(t *testing.T) {
+	lo := netip.MustParseAddrPort("127.0.0.1:0")
+	captest.Without(t, func() {
+		_, err := Listen(IP, lo, Options{})
+		if err == nil || !strings.Contains(err.Error(), "operation not permitted (needs CAP_NET_RAW)") {
+			t.Errorf("Listen ip without CAP_NET_RAW: %v, want an error naming CAP_NET_RAW", err)
+		}
+		c, err := Listen(UDP, lo, Options{BufBytes: 4 << 20})
+		if err != nil {
+			t.Errorf("Listen udp without CAP_NET_ADMIN: %v", err)
+			return
+		}
+		defer c.Close()
+		if !c.BufCapped() {
+			t.Error("buffers set without CAP_NET_ADMIN: BufCapped false, want true")
+		}
+	}, unix.CAP_NET_RAW, unix.CAP_NET_ADMIN)
+	c, err := Listen(UDP, lo, Options{BufBytes: 4 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.BufCapped() {
+		t.Error("buffers set with CAP_NET_ADMIN: BufCapped true, want false")
+	}
+}
+
+// TestLowPortWithoutBindService binds a UDP socket to a port below
+// net.ipv4.ip_unprivileged_port_start without CAP_NET_BIND_SERVICE: the
+// error names the capability.
+func TestLowPortWithoutBindService(t *testing.T) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+	if err != nil || strings.TrimSpace(string(b)) == "0" {
+		t.Skipf("every port is unprivileged here (%q, %v)", b, err)
+	}
+	captest.Without(t, func() {
+		c, err := Listen(UDP, netip.MustParseAddrPort("127.0.0.1:1"), Options{})
+		if err == nil {
+			c.Close()
+		}
+		if err == nil || !strings.Contains(err.Error(), "permission denied (ports below net.ipv4.ip_unprivileged_port_start need CAP_NET_BIND_SERVICE)") {
+			t.Errorf("Listen udp 127.0.0.1:1 without CAP_NET_BIND_SERVICE: %v, want an error naming the capability", err)
+		}
+	}, unix.CAP_NET_BIND_SERVICE)
 }

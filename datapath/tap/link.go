@@ -33,7 +33,7 @@ func ifIoctl(name string, req uintptr, val int32) (int32, error) {
 // SetMTU sets an interface's MTU.
 func SetMTU(name string, mtu int) error {
 	if _, err := ifIoctl(name, unix.SIOCSIFMTU, int32(mtu)); err != nil {
-		return fmt.Errorf("set mtu %d on %s: %w", mtu, name, err)
+		return fmt.Errorf("set mtu %d on %s: %w", mtu, name, capHint(err, "CAP_NET_ADMIN"))
 	}
 	return nil
 }
@@ -61,7 +61,7 @@ func SetUp(name string) error {
 	}
 	r.flags |= unix.IFF_UP
 	if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCSIFFLAGS, uintptr(unsafe.Pointer(&r))); e != 0 {
-		return fmt.Errorf("set %s up: %w", name, e)
+		return fmt.Errorf("set %s up: %w", name, capHint(e, "CAP_NET_ADMIN"))
 	}
 	return nil
 }
@@ -87,7 +87,7 @@ func SetMAC(name string, mac net.HardwareAddr) error {
 	r.family = unix.ARPHRD_ETHER
 	copy(r.data[:], mac)
 	if err := hwaddrIoctl(unix.SIOCSIFHWADDR, &r); err != nil {
-		return fmt.Errorf("set address %v on %s: %w", mac, name, err)
+		return fmt.Errorf("set address %v on %s: %w", mac, name, capHint(err, "CAP_NET_ADMIN"))
 	}
 	return nil
 }

@@ -108,7 +108,7 @@ func Create(c Config) (*Device, error) {
 		fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 		if err != nil {
 			d.Close()
-			return nil, fmt.Errorf("open /dev/net/tun: %w", err)
+			return nil, fmt.Errorf("open /dev/net/tun: %w", accessHint(err))
 		}
 		var req ifreqFlags
 		copy(req.name[:], d.name)
@@ -119,7 +119,7 @@ func Create(c Config) (*Device, error) {
 			if e == unix.EBUSY {
 				return nil, fmt.Errorf("interface %q: exists", c.Name)
 			}
-			return nil, fmt.Errorf("TUNSETIFF %q: %w", c.Name, e)
+			return nil, fmt.Errorf("create TAP %s: %w", c.Name, capHint(e, "CAP_NET_ADMIN"))
 		}
 		d.name = unix.ByteSliceToString(req.name[:])
 		if c.Offload && i == 0 {
@@ -158,6 +158,34 @@ func Create(c Config) (*Device, error) {
 		}
 	}
 	return d, nil
+}
+
+// errHint is an error with a hint of how to mend it appended to its text;
+// errors.Is and errors.As still see the error underneath.
+type errHint struct {
+	err  error
+	hint string
+}
+
+func (e *errHint) Error() string { return e.err.Error() + " (" + e.hint + ")" }
+func (e *errHint) Unwrap() error { return e.err }
+
+// capHint names the capability an operation needs when err is EPERM, the
+// kernel's answer to a process without it.
+func capHint(err error, capability string) error {
+	if !errors.Is(err, unix.EPERM) {
+		return err
+	}
+	return &errHint{err, "needs " + capability}
+}
+
+// accessHint says what a process needs when opening /dev/net/tun fails
+// with EACCES: the node's mode, not a capability, decides.
+func accessHint(err error) error {
+	if !errors.Is(err, unix.EACCES) {
+		return err
+	}
+	return &errHint{err, "the daemon's user needs read and write access to it; distributions ship it mode 0666"}
 }
 
 // setVnetLE makes the kernel read and write the device's virtio_net_hdr

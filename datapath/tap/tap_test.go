@@ -2,15 +2,18 @@ package tap
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 	"unsafe"
 
+	"github.com/ul2tp/ul2tp/datapath/internal/captest"
 	"golang.org/x/sys/unix"
 )
 
@@ -184,4 +187,47 @@ func TestMAC(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestErrorHints checks that a refusal for want of a capability or of
+// access to /dev/net/tun says what is missing, and that other errors are
+// left alone; errors.Is still finds the errno.
+func TestErrorHints(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string
+		is   error
+	}{
+		{capHint(unix.EPERM, "CAP_NET_ADMIN"), "operation not permitted (needs CAP_NET_ADMIN)", unix.EPERM},
+		{capHint(fmt.Errorf("x: %w", unix.EPERM), "CAP_NET_ADMIN"), "x: operation not permitted (needs CAP_NET_ADMIN)", unix.EPERM},
+		{capHint(unix.EBUSY, "CAP_NET_ADMIN"), unix.EBUSY.Error(), unix.EBUSY},
+		{accessHint(unix.EACCES), "permission denied (the daemon's user needs read and write access to it; distributions ship it mode 0666)", unix.EACCES},
+		{accessHint(unix.ENOENT), unix.ENOENT.Error(), unix.ENOENT},
+	} {
+		if got := tc.err.Error(); got != tc.want {
+			t.Errorf("got %q, want %q", got, tc.want)
+		}
+		if !errors.Is(tc.err, tc.is) {
+			t.Errorf("%q: errors.Is(%v) false", tc.err, tc.is)
+		}
+	}
+}
+
+// TestWithoutNetAdmin creates a TAP and sets an MTU as a daemon without
+// CAP_NET_ADMIN would: each fails with an error naming the capability.
+func TestWithoutNetAdmin(t *testing.T) {
+	requireTAP(t)
+	captest.Without(t, func() {
+		d, err := Create(Config{Name: "ul2tpcap%d"})
+		if err == nil {
+			d.Close()
+		}
+		if err == nil || !strings.Contains(err.Error(), "create TAP ul2tpcap%d: operation not permitted (needs CAP_NET_ADMIN)") {
+			t.Errorf("Create without CAP_NET_ADMIN: %v, want an error naming CAP_NET_ADMIN", err)
+		}
+		err = SetMTU("lo", 65000)
+		if err == nil || !strings.Contains(err.Error(), "(needs CAP_NET_ADMIN)") {
+			t.Errorf("SetMTU without CAP_NET_ADMIN: %v, want an error naming CAP_NET_ADMIN", err)
+		}
+	}, unix.CAP_NET_ADMIN)
 }

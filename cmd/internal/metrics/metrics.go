@@ -1,3 +1,5 @@
+//go:build !nometrics
+
 // Package metrics exports a datapath.Plane's counters to Prometheus.
 //
 // The Collector reads the counters the pumps already keep, at scrape time:
