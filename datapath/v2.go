@@ -187,3 +187,31 @@ func (r *receiver) sessionV2(pd *peerDemux, tunnelID, sessionID uint16) *Session
 	}
 	return r.lastV2S
 }
+
+// PayloadRecorder is a Payload that keeps copies of the first Max frames
+// it is given (64 if Max is 0) and counts them all: for tests, and for a
+// call whose frames go nowhere yet ("ppp: none").
+type PayloadRecorder struct {
+	Max int
+
+	mu     sync.Mutex
+	frames [][]byte
+	count  uint64
+}
+
+// Deliver records a frame.
+func (r *PayloadRecorder) Deliver(frame []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.count++
+	if max := r.Max; len(r.frames) < max || max == 0 && len(r.frames) < 64 {
+		r.frames = append(r.frames, append([]byte(nil), frame...))
+	}
+}
+
+// Frames returns the frames kept and how many were delivered in all.
+func (r *PayloadRecorder) Frames() ([][]byte, uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([][]byte(nil), r.frames...), r.count
+}
