@@ -3,6 +3,7 @@ package datapath
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"strings"
@@ -44,11 +45,17 @@ func (e *FieldError) Error() string {
 const DefaultUDPPort = 1701
 
 // TunnelConfig is what L2TP_CMD_TUNNEL_CREATE carries for an unmanaged
-// L2TPv3 tunnel.
+// L2TPv3 tunnel, or for the data side of an L2TPv2 tunnel whose control
+// connection runs on a Listener's socket.
 type TunnelConfig struct {
-	ID     uint32      `json:"tunnel_id"`
-	PeerID uint32      `json:"peer_tunnel_id"`
-	Encap  encap.Encap `json:"-"`
+	// Version is the L2TP version: 0 or 3 for L2TPv3, 2 for L2TPv2 (ids
+	// of 16 bits, encap udp only, sessions with a Payload and no TAP; the
+	// tunnel uses the socket of the Listener on its local address and
+	// port, so Listen must come first).
+	Version uint8       `json:"version,omitempty"`
+	ID      uint32      `json:"tunnel_id"`
+	PeerID  uint32      `json:"peer_tunnel_id"`
+	Encap   encap.Encap `json:"-"`
 	// Local is the local address; the zero Addr binds every address of
 	// Remote's family.
 	Local  netip.Addr `json:"local"`
@@ -68,14 +75,14 @@ type TunnelConfig struct {
 
 // Check validates the configuration and fills defaults.
 func (c *TunnelConfig) Check() error {
-	if c.ID == 0 {
-		return &FieldError{"tunnel_id", c.ID, "must be 1..4294967295"}
-	}
-	if c.PeerID == 0 {
-		return &FieldError{"peer_tunnel_id", c.PeerID, "must be 1..4294967295"}
+	if err := c.checkIDs(); err != nil {
+		return err
 	}
 	if c.Encap != encap.EncapUDP && c.Encap != encap.EncapIP {
 		return &FieldError{"encap", c.Encap, "want udp or ip"}
+	}
+	if c.Version == 2 && c.Encap != encap.EncapUDP {
+		return &FieldError{"encap", c.Encap, "L2TPv2 runs over UDP only"}
 	}
 	if !c.Remote.IsValid() {
 		return &FieldError{"remote", nil, "an address is required"}
@@ -105,6 +112,29 @@ func (c *TunnelConfig) Check() error {
 	}
 	return nil
 }
+
+// checkIDs checks the version and the tunnel ids for it: 32 bits in
+// L2TPv3, 16 in L2TPv2.
+func (c *TunnelConfig) checkIDs() error {
+	limit := uint32(math.MaxUint32)
+	switch c.Version {
+	case 0, 3:
+	case 2:
+		limit = math.MaxUint16
+	default:
+		return &FieldError{"version", c.Version, "want 2 or 3"}
+	}
+	if c.ID == 0 || c.ID > limit {
+		return &FieldError{"tunnel_id", c.ID, fmt.Sprintf("must be 1..%d", limit)}
+	}
+	if c.PeerID == 0 || c.PeerID > limit {
+		return &FieldError{"peer_tunnel_id", c.PeerID, fmt.Sprintf("must be 1..%d", limit)}
+	}
+	return nil
+}
+
+// V2 reports whether the tunnel is L2TPv2.
+func (c *TunnelConfig) V2() bool { return c.Version == 2 }
 
 // broadcast4 is the IPv4 limited broadcast address.
 var broadcast4 = netip.AddrFrom4([4]byte{255, 255, 255, 255})
@@ -178,10 +208,18 @@ type SessionConfig struct {
 	// Address is the TAP's Ethernet address; nil derives a stable one
 	// from the ids and the peer (DefaultAddress), so a restart keeps it.
 	Address net.HardwareAddr `json:"-"`
+	// Payload, for a session of an L2TPv2 tunnel (and only there), takes
+	// the session's received frames instead of a TAP: ids are then 16
+	// bits, Name, cookies, L2Spec and Address stay empty, and MTU, if
+	// set, is only reported (see Session.MTU).
+	Payload Payload `json:"-"`
 }
 
 // Check validates the configuration and fills defaults.
 func (c *SessionConfig) Check() error {
+	if c.Payload != nil {
+		return c.checkV2()
+	}
 	if c.TunnelID == 0 {
 		return &FieldError{"tunnel_id", c.TunnelID, "must be 1..4294967295"}
 	}
@@ -207,6 +245,32 @@ func (c *SessionConfig) Check() error {
 		return &FieldError{"mtu", c.MTU, "must be 68..65471"}
 	}
 	if c.ReorderTimeout < 0 {
+		return &FieldError{"reorder_timeout", c.ReorderTimeout, "must not be negative"}
+	}
+	return nil
+}
+
+// checkV2 validates the configuration of an L2TPv2 session.
+func (c *SessionConfig) checkV2() error {
+	const limit = math.MaxUint16
+	switch {
+	case c.TunnelID == 0 || c.TunnelID > limit:
+		return &FieldError{"tunnel_id", c.TunnelID, "must be 1..65535"}
+	case c.ID == 0 || c.ID > limit:
+		return &FieldError{"session_id", c.ID, "must be 1..65535"}
+	case c.PeerID == 0 || c.PeerID > limit:
+		return &FieldError{"peer_session_id", c.PeerID, "must be 1..65535"}
+	case c.Name != "":
+		return &FieldError{"name", c.Name, "an L2TPv2 session has no interface"}
+	case c.Cookie.Len() != 0 || c.PeerCookie.Len() != 0:
+		return &FieldError{"cookie", nil, "L2TPv2 has no cookies"}
+	case c.L2Spec != encap.L2SpecNone:
+		return &FieldError{"l2spec_type", c.L2Spec, "L2TPv2 has no L2-specific sublayer"}
+	case c.Address != nil:
+		return &FieldError{"address", c.Address.String(), "an L2TPv2 session has no interface"}
+	case c.MTU < 0 || c.MTU > 65535:
+		return &FieldError{"mtu", c.MTU, "must be 0..65535"}
+	case c.ReorderTimeout < 0:
 		return &FieldError{"reorder_timeout", c.ReorderTimeout, "must not be negative"}
 	}
 	return nil

@@ -143,15 +143,22 @@ func (l *lifecycle) isClosed() bool {
 // close stops the session's pumps and any recovery, removes its TAP and
 // waits for every goroutine of the session.
 func (s *Session) close() {
+	if s.v2tx != nil {
+		s.closeV2()
+	}
 	l := &s.life
 	l.mu.Lock()
 	if !l.closed {
 		l.closed = true
-		close(l.done)
+		if l.done != nil {
+			close(l.done)
+		}
 	}
 	dev := s.dev.Load()
 	l.mu.Unlock()
-	dev.Close()
+	if dev != nil {
+		dev.Close()
+	}
 	l.wg.Wait()
 }
 

@@ -117,7 +117,7 @@ func socketBuffer(o int) int {
 	return o
 }
 
-// Tunnel is one L2TPv3 tunnel.
+// Tunnel is one L2TPv3 tunnel, or the data side of an L2TPv2 one.
 type Tunnel struct {
 	cfg      TunnelConfig
 	remote   netip.AddrPort
@@ -128,6 +128,14 @@ type Tunnel struct {
 
 // Config returns the tunnel's configuration.
 func (t *Tunnel) Config() TunnelConfig { return t.cfg }
+
+// Version is the tunnel's L2TP version, 2 or 3.
+func (t *Tunnel) Version() int {
+	if t.cfg.V2() {
+		return 2
+	}
+	return 3
+}
 
 // Stats returns the tunnel's counters.
 func (t *Tunnel) Stats() Stats { return t.stats.snapshot() }
@@ -158,7 +166,11 @@ type Session struct {
 	drops  dropLog
 	tx, rx encap.V3Layout
 	stats  counters
-	life   lifecycle
+	// payload takes an L2TPv2 session's received frames, and v2tx sends
+	// its frames (nil for L2TPv3 sessions).
+	payload Payload
+	v2tx    *v2Sender
+	life    lifecycle
 
 	// Sequencing: seq is guarded by seqMu (taken by the one receive pump
 	// of the session's socket and by ModifySession); its SendSeq,
@@ -260,8 +272,14 @@ func (s *Session) Stats() Stats {
 // nr) and reorder queue length, without a lock the pumps take.
 func (s *Session) SeqState() reorder.State { return s.seq.State() }
 
-// IfName is the name of the session's TAP device.
-func (s *Session) IfName() string { return s.dev.Load().Name() }
+// IfName is the name of the session's TAP device, "" for an L2TPv2
+// session (it has none).
+func (s *Session) IfName() string {
+	if d := s.dev.Load(); d != nil {
+		return d.Name()
+	}
+	return ""
+}
 
 // maxFrameFor is the longest frame a TAP with this MTU takes: the MTU, the
 // Ethernet header and a VLAN tag.
@@ -299,37 +317,37 @@ func (p *Plane) AddTunnel(cfg TunnelConfig) (*Tunnel, error) {
 	if _, ok := p.tunnels[cfg.ID]; ok {
 		return nil, fmt.Errorf("tunnel %d: %w", cfg.ID, ErrExists)
 	}
-	t := &Tunnel{cfg: cfg, remote: cfg.remoteAddrPort(), sessions: make(map[uint32]*Session)}
 	sock, err := p.socketFor(&cfg)
 	if err != nil {
 		return nil, fmt.Errorf("tunnel %d: %w", cfg.ID, err)
 	}
-	t.sock = sock
+	t := &Tunnel{cfg: cfg, remote: cfg.remoteAddrPort(), sessions: make(map[uint32]*Session), sock: sock}
 	sock.refs++
 	p.tunnels[cfg.ID] = t
 	sock.rebuild(p)
-	p.log.Info("tunnel created", "tunnel_id", cfg.ID, "peer_tunnel_id", cfg.PeerID,
+	p.log.Info("tunnel created", "version", t.Version(), "tunnel_id", cfg.ID, "peer_tunnel_id", cfg.PeerID,
 		"encap", cfg.Encap.String(), "local", sock.c.LocalAddr().String(), "remote", t.remote.String())
 	p.publish(event.Event{Kind: event.TunnelAdded, TunnelID: cfg.ID,
 		Detail: fmt.Sprintf("%s local %s remote %s peer_tunnel_id %d", cfg.Encap, sock.c.LocalAddr(), t.remote, cfg.PeerID)})
 	return t, nil
 }
 
-// socketFor finds or opens the socket a tunnel sends and receives on.
-// Called with p.mu held.
+// socketFor finds or opens the socket a tunnel sends and receives on: an
+// L2TPv2 tunnel's is its Listener's. Called with p.mu held.
 func (p *Plane) socketFor(cfg *TunnelConfig) (*socket, error) {
+	if cfg.V2() {
+		key := sockKey{kind: conn.UDP, local: cfg.localAddrPort()}
+		s := p.sockets[key]
+		if s == nil || s.ctrl.Load() == nil {
+			return nil, &FieldError{"local", key.local.String(), "no Listener there: an L2TPv2 tunnel runs on its control connection's socket"}
+		}
+		cfg.UDPCsum, cfg.UDP6CsumTx, cfg.UDP6CsumRx = s.opts.UDPCsum, !s.opts.UDP6ZeroCsumTx, !s.opts.UDP6ZeroCsumRx
+		return s, nil
+	}
 	kind := conn.UDP
+	opts := p.udpOptions(cfg.UDPCsum, cfg.UDP6CsumTx, cfg.UDP6CsumRx)
 	if cfg.Encap == encap.EncapIP {
 		kind = conn.IP
-	}
-	opts := conn.Options{
-		UDPCsum:        cfg.UDPCsum,
-		UDP6ZeroCsumTx: !cfg.UDP6CsumTx,
-		UDP6ZeroCsumRx: !cfg.UDP6CsumRx,
-		BufBytes:       p.sockBuf,
-		Offload:        p.offload,
-	}
-	if kind == conn.IP {
 		opts.UDPCsum, opts.UDP6ZeroCsumTx, opts.UDP6ZeroCsumRx = false, false, false
 	}
 	key := sockKey{kind: kind, local: cfg.localAddrPort()}
@@ -340,13 +358,35 @@ func (p *Plane) socketFor(cfg *TunnelConfig) (*socket, error) {
 		}
 		return s, nil
 	}
-	c, err := conn.Listen(kind, key.local, opts)
+	return p.openSocket(key, opts)
+}
+
+// udpOptions are the options of a UDP tunnel socket with these checksum
+// settings.
+func (p *Plane) udpOptions(csum, csum6Tx, csum6Rx bool) conn.Options {
+	return conn.Options{
+		UDPCsum:        csum,
+		UDP6ZeroCsumTx: !csum6Tx,
+		UDP6ZeroCsumRx: !csum6Rx,
+		BufBytes:       p.sockBuf,
+		Offload:        p.offload,
+	}
+}
+
+// openSocket opens a socket, adds it to the plane under its bound address
+// (a port of 0 becomes the one the kernel picked) and starts its receive
+// pump. Called with p.mu held.
+func (p *Plane) openSocket(key sockKey, opts conn.Options) (*socket, error) {
+	c, err := conn.Listen(key.kind, key.local, opts)
 	if err != nil {
 		return nil, err
 	}
 	if c.BufCapped() {
 		p.log.Warn("socket buffers capped at net.core.rmem_max and wmem_max: SO_RCVBUFFORCE and SO_SNDBUFFORCE need CAP_NET_ADMIN",
-			"encap", kind.String(), "local", key.local.String(), "sockbuf", p.sockBuf)
+			"encap", key.kind.String(), "local", key.local.String(), "sockbuf", p.sockBuf)
+	}
+	if key.kind == conn.UDP {
+		key.local = c.LocalAddr()
 	}
 	s := &socket{c: c, key: key, opts: opts, log: p.log, events: p.events}
 	s.demux.Store(&demux{})
@@ -456,8 +496,15 @@ func (p *Plane) AddSession(cfg SessionConfig) (*Session, error) {
 	if !ok {
 		return nil, fmt.Errorf("tunnel %d: %w", cfg.TunnelID, ErrNotFound)
 	}
+	if t.cfg.V2() != (cfg.Payload != nil) {
+		return nil, &FieldError{"payload", nil, fmt.Sprintf("tunnel %d is L2TPv%d: an L2TPv2 session needs a Payload, an L2TPv3 one has none",
+			t.cfg.ID, t.Version())}
+	}
 	if _, ok := t.sessions[cfg.ID]; ok {
 		return nil, fmt.Errorf("session %d in tunnel %d: %w", cfg.ID, cfg.TunnelID, ErrExists)
+	}
+	if t.cfg.V2() {
+		return p.addSessionV2(t, cfg), nil
 	}
 	if err := p.checkSessionID(t, cfg.ID); err != nil {
 		return nil, err
@@ -502,7 +549,7 @@ func (p *Plane) AddSession(cfg SessionConfig) (*Session, error) {
 // tunnel (as the kernel does), UDP by session id and peer on a socket.
 func (p *Plane) checkSessionID(t *Tunnel, id uint32) error {
 	for _, o := range p.tunnels {
-		if o == t || o.cfg.Encap != t.cfg.Encap {
+		if o == t || o.cfg.Encap != t.cfg.Encap || o.cfg.V2() {
 			continue
 		}
 		if _, ok := o.sessions[id]; !ok {
@@ -559,6 +606,16 @@ func (p *Plane) Close() error {
 		sessions = append(sessions, ss...)
 		if sock != nil {
 			socks = append(socks, sock)
+		}
+	}
+	for key, s := range p.sockets { // the Listeners' sockets
+		if q := s.ctrl.Swap(nil); q != nil {
+			q.close()
+			s.refs--
+		}
+		if s.refs <= 0 {
+			delete(p.sockets, key)
+			socks = append(socks, s)
 		}
 	}
 	if p.free != nil {

@@ -35,6 +35,10 @@ type socket struct {
 	// unmatched counts datagrams from no configured peer; rxErrors the
 	// receive calls that failed.
 	unmatched, rxErrors atomic.Uint64
+	// ctrl, if not nil, takes the control messages received (Listen);
+	// ctrlPackets counts those it took, ctrlDrops those it had no room for.
+	ctrl                   atomic.Pointer[controlQueue]
+	ctrlPackets, ctrlDrops atomic.Uint64
 	// events, if not nil, receives events about datagrams for no session,
 	// paced by limits.
 	events *event.Hub
@@ -50,12 +54,16 @@ type demux struct {
 
 // peerDemux holds what is received from one peer on a socket.
 type peerDemux struct {
-	// tunnel is one of the tunnels to the peer: it counts the peer's
-	// datagrams for no session.
+	// tunnel is one of the tunnels to the peer, L2TPv3 if it has one: it
+	// counts the peer's datagrams for no session.
 	tunnel *Tunnel
-	// sessions are the sessions of every tunnel to the peer on the
+	// sessions are the sessions of every L2TPv3 tunnel to the peer on the
 	// socket, by session id; the map is replaced, never changed.
 	sessions atomic.Pointer[map[uint32]*Session]
+	// v2tunnels are the peer's L2TPv2 tunnels, by our tunnel id; v2 their
+	// sessions, by v2Key. As sessions, v2 is replaced, never changed.
+	v2tunnels map[uint16]*Tunnel
+	v2        atomic.Pointer[map[uint32]*Session]
 }
 
 // rebuild makes a new demux table from the plane's tunnels, after a tunnel
@@ -63,12 +71,24 @@ type peerDemux struct {
 func (s *socket) rebuild(p *Plane) {
 	d := &demux{peers: map[netip.AddrPort]*peerDemux{}}
 	for _, t := range p.tunnels {
-		if t.sock != s || d.peers[t.remote] != nil {
+		if t.sock != s {
 			continue
 		}
-		pd := &peerDemux{tunnel: t}
-		pd.sessions.Store(s.peerSessions(p, t.remote))
-		d.peers[t.remote] = pd
+		pd := d.peers[t.remote]
+		if pd == nil {
+			pd = &peerDemux{tunnel: t}
+			pd.sessions.Store(s.peerSessions(p, t.remote))
+			pd.v2.Store(s.peerV2Sessions(p, t.remote))
+			d.peers[t.remote] = pd
+		}
+		if t.cfg.V2() {
+			if pd.v2tunnels == nil {
+				pd.v2tunnels = map[uint16]*Tunnel{}
+			}
+			pd.v2tunnels[uint16(t.cfg.ID)] = t
+		} else if pd.tunnel.cfg.V2() {
+			pd.tunnel = t
+		}
 	}
 	s.demux.Store(d)
 }
@@ -82,13 +102,14 @@ func (s *socket) rebuildPeer(p *Plane, remote netip.AddrPort) {
 		return
 	}
 	pd.sessions.Store(s.peerSessions(p, remote))
+	pd.v2.Store(s.peerV2Sessions(p, remote))
 }
 
 // peerSessions collects the sessions of the socket's tunnels to remote.
 func (s *socket) peerSessions(p *Plane, remote netip.AddrPort) *map[uint32]*Session {
 	m := map[uint32]*Session{}
 	for _, t := range p.tunnels {
-		if t.sock != s || t.remote != remote {
+		if t.sock != s || t.remote != remote || t.cfg.V2() {
 			continue
 		}
 		for id, ss := range t.sessions {
@@ -150,6 +171,10 @@ type receiver struct {
 	lastM    *map[uint32]*Session
 	lastSID  uint32
 	lastS    *Session
+	// and of the L2TPv2 sessions.
+	lastV2M   *map[uint32]*Session
+	lastV2Key uint32
+	lastV2S   *Session
 	// Received frames not yet added to a session's counters: counting once
 	// per batch and session keeps the atomic adds (on a cache line the
 	// session's transmit pump writes too) out of the per-frame work.
@@ -236,6 +261,17 @@ func (r *receiver) WriteParts(s *Session, parts [][]byte) error {
 // for a TAP with a virtio_net_hdr, else straight to the session's TAP.
 func (r *receiver) deliver(d *demux, pkt []byte, from netip.AddrPort, truncated bool, kind encap.Encap) {
 	s := r.sock
+	if kind == encap.EncapUDP && len(pkt) >= 2 {
+		switch {
+		case pkt[0]&0x80 != 0: // T bit: a control message, L2TPv2 or v3
+			if !truncated && s.control(pkt, from) {
+				return
+			}
+		case pkt[1]&0x0f == 2:
+			r.deliverV2(d, pkt, from, truncated)
+			return
+		}
+	}
 	sid, err := encap.PeekV3SessionID(pkt, kind)
 	pd := r.peer(d, from)
 	if err != nil || truncated {
@@ -324,6 +360,8 @@ func (r *receiver) session(pd *peerDemux, sid uint32) *Session {
 func (r *receiver) toTAP(s *Session, frame []byte, owned bool) {
 	r.addCount(s, len(frame))
 	switch {
+	case s.payload != nil: // L2TPv2: no TAP
+		s.payload.Deliver(frame)
 	case s.vnet && owned:
 		r.co.Bypass(s, frame)
 	case s.vnet:
@@ -748,9 +786,17 @@ type SocketStats struct {
 	// Unmatched counts datagrams from no configured peer; RxErrors the
 	// receive calls that failed.
 	Unmatched, RxErrors uint64
+	// ControlPackets counts the control messages handed to the socket's
+	// Listener, ControlQueueDrops those dropped because its queue was
+	// full (both 0 without a Listener).
+	ControlPackets, ControlQueueDrops uint64
 }
 
 // SocketStats returns the counters of the tunnel's socket.
-func (t *Tunnel) SocketStats() SocketStats {
-	return SocketStats{Local: t.sock.c.LocalAddr(), Unmatched: t.sock.unmatched.Load(), RxErrors: t.sock.rxErrors.Load()}
+func (t *Tunnel) SocketStats() SocketStats { return t.sock.stats() }
+
+// stats returns the socket's counters.
+func (s *socket) stats() SocketStats {
+	return SocketStats{Local: s.c.LocalAddr(), Unmatched: s.unmatched.Load(), RxErrors: s.rxErrors.Load(),
+		ControlPackets: s.ctrlPackets.Load(), ControlQueueDrops: s.ctrlDrops.Load()}
 }

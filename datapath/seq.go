@@ -124,8 +124,10 @@ func (p *Plane) ModifySession(tunnelID, id uint32, m SessionModify) error {
 	if m.ReorderTimeout != nil {
 		c.Timeout = *m.ReorderTimeout
 	}
-	if err := checkSeqSublayer(s.rx.L2Spec, c.SendSeq, c.RecvSeq); err != nil {
-		return err
+	if s.payload == nil { // L2TPv2 carries Ns in its header
+		if err := checkSeqSublayer(s.rx.L2Spec, c.SendSeq, c.RecvSeq); err != nil {
+			return err
+		}
 	}
 	s.seq.Configure(c)
 	p.log.Info("session modified", "tunnel_id", tunnelID, "session_id", id, "send_seq", c.SendSeq,

@@ -143,7 +143,7 @@ func TestV2(t *testing.T) {
 		{"data plain", "0002000a0014ff", V2Header{TunnelID: 10, SessionID: 20, PayloadOffset: 6}, nil},
 		{"data seq", "0802000a001400050000ff", V2Header{Flags: V2FlagS, TunnelID: 10, SessionID: 20, Ns: 5, PayloadOffset: 10}, nil},
 		{"length", "4002000b000a0014ffffff", V2Header{Flags: V2FlagL, Length: 11, TunnelID: 10, SessionID: 20, PayloadOffset: 8}, nil},
-		{"offset", "0202000a00140002aaaaff", V2Header{Flags: V2FlagO, TunnelID: 10, SessionID: 20, PayloadOffset: 10}, nil},
+		{"offset", "0202000a00140002aaaaff", V2Header{Flags: V2FlagO, TunnelID: 10, SessionID: 20, OffsetSize: 2, PayloadOffset: 10}, nil},
 		{"control", "c802000c000100000000", V2Header{Flags: V2FlagT | V2FlagL | V2FlagS, Length: 12, TunnelID: 1, PayloadOffset: 12}, ErrTruncated},
 		{"control ok", "c802000c0001000000000001", V2Header{Flags: V2FlagT | V2FlagL | V2FlagS, Length: 12, TunnelID: 1, Nr: 1, PayloadOffset: 12}, nil},
 		{"version 3", "0003000a0014", V2Header{}, ErrVersion},
@@ -227,6 +227,26 @@ func FuzzV2(f *testing.F) {
 		}
 		if h.PayloadOffset > len(pkt) {
 			t.Fatalf("payload offset %d past %d", h.PayloadOffset, len(pkt))
+		}
+		// Encoding what was parsed, with the same payload, parses back
+		// to the same header.
+		end := len(pkt)
+		if h.Flags&V2FlagL != 0 {
+			end = int(h.Length)
+		}
+		b := make([]byte, V2HeaderLen(h.Flags, h.OffsetSize)+end-h.PayloadOffset)
+		n, err := EncodeV2(b, &h, end-h.PayloadOffset)
+		if err != nil {
+			t.Fatalf("EncodeV2(%+v): %v", h, err)
+		}
+		if n != h.PayloadOffset {
+			t.Fatalf("EncodeV2 wrote %d bytes, parsed header was %d", n, h.PayloadOffset)
+		}
+		copy(b[n:], pkt[h.PayloadOffset:end])
+		got, err := ParseV2(b)
+		h.Flags &= V2FlagT | V2FlagL | V2FlagS | V2FlagO | V2FlagP // reserved bits are not sent
+		if err != nil || got != h {
+			t.Fatalf("re-parsed %+v, %v; want %+v", got, err, h)
 		}
 	})
 }

@@ -24,6 +24,9 @@ type V2Header struct {
 	TunnelID  uint16
 	SessionID uint16
 	Ns, Nr    uint16 // valid when Flags&V2FlagS
+	// OffsetSize is the Offset Size field: how many bytes of padding
+	// follow it. Valid when Flags&V2FlagO.
+	OffsetSize uint16
 	// PayloadOffset is where the PPP frame starts: after the header and any
 	// offset padding.
 	PayloadOffset int
@@ -68,8 +71,8 @@ func ParseV2(b []byte) (V2Header, error) {
 		if len(b) < n+2 {
 			return h, ErrTruncated
 		}
-		off := int(binary.BigEndian.Uint16(b[n:]))
-		n += 2 + off
+		h.OffsetSize = binary.BigEndian.Uint16(b[n:])
+		n += 2 + int(h.OffsetSize)
 		if len(b) < n {
 			return h, ErrTruncated
 		}
@@ -106,4 +109,57 @@ func EncodeV2Data(b []byte, tunnelID, sessionID, ns uint16, withSeq bool) int {
 	binary.BigEndian.PutUint16(b[6:8], ns)
 	binary.BigEndian.PutUint16(b[8:10], 0)
 	return V2MaxDataHeaderLen
+}
+
+// V2HeaderLen is the length of an L2TPv2 header with the fields flags
+// announce and offsetSize bytes of offset padding (with V2FlagO).
+func V2HeaderLen(flags uint16, offsetSize uint16) int {
+	n := V2MinHeaderLen
+	if flags&V2FlagL != 0 {
+		n += 2
+	}
+	if flags&V2FlagS != 0 {
+		n += 4
+	}
+	if flags&V2FlagO != 0 {
+		n += 2 + int(offsetSize)
+	}
+	return n
+}
+
+// EncodeV2 writes the L2TPv2 header h describes into b, for a message
+// with payloadLen bytes after the header: the T, L, S, O and P bits of
+// h.Flags (others are ignored), TunnelID and SessionID, Ns and Nr with
+// V2FlagS, the Offset Size and zeroed padding with V2FlagO, and with
+// V2FlagL the Length of header and payload. It returns the header length,
+// or ErrTruncated if b is shorter than the header, and ErrLength if the
+// message is longer than a Length field holds.
+func EncodeV2(b []byte, h *V2Header, payloadLen int) (int, error) {
+	flags := h.Flags & (V2FlagT | V2FlagL | V2FlagS | V2FlagO | V2FlagP)
+	n := V2HeaderLen(flags, h.OffsetSize)
+	if len(b) < n {
+		return 0, ErrTruncated
+	}
+	if flags&V2FlagL != 0 && n+payloadLen > 0xffff {
+		return 0, ErrLength
+	}
+	binary.BigEndian.PutUint16(b[0:2], flags|v2Version)
+	i := 2
+	if flags&V2FlagL != 0 {
+		binary.BigEndian.PutUint16(b[i:], uint16(n+payloadLen))
+		i += 2
+	}
+	binary.BigEndian.PutUint16(b[i:], h.TunnelID)
+	binary.BigEndian.PutUint16(b[i+2:], h.SessionID)
+	i += 4
+	if flags&V2FlagS != 0 {
+		binary.BigEndian.PutUint16(b[i:], h.Ns)
+		binary.BigEndian.PutUint16(b[i+2:], h.Nr)
+		i += 4
+	}
+	if flags&V2FlagO != 0 {
+		binary.BigEndian.PutUint16(b[i:], h.OffsetSize)
+		clear(b[i+2 : n])
+	}
+	return n, nil
 }

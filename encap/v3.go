@@ -95,6 +95,7 @@ var (
 	ErrVersion   = errors.New("unsupported L2TP version")
 	ErrCookie    = errors.New("cookie mismatch")
 	ErrSession   = errors.New("session id 0 in a data header")
+	ErrLength    = errors.New("message longer than an L2TP Length field holds")
 )
 
 // Cookie is an L2TPv3 cookie of 0, 4 or 8 bytes, held by value.

@@ -237,6 +237,22 @@ func (c *Conn) GRO() bool { return c.gro }
 // Kind is what the socket carries.
 func (c *Conn) Kind() Kind { return c.kind }
 
+// WriteTo sends one datagram to to with sendto(2), waiting while the
+// socket's send buffer is full. It is for the odd datagram (an L2TP
+// control message); the pumps send in batches.
+func (c *Conn) WriteTo(b []byte, to netip.AddrPort) error {
+	sa := sockaddr(to, c.kind)
+	var serr error
+	err := c.rc.Write(func(fd uintptr) bool {
+		serr = unix.Sendto(int(fd), b, 0, sa)
+		return serr != unix.EAGAIN && serr != unix.EINTR
+	})
+	if err != nil {
+		return c.closedErr(err)
+	}
+	return serr
+}
+
 // Close closes the socket and wakes any goroutine blocked in Recv or Send
 // with an error for which IsClosed is true.
 func (c *Conn) Close() error {

@@ -423,3 +423,28 @@ func TestLowPortWithoutBindService(t *testing.T) {
 		}
 	}, unix.CAP_NET_BIND_SERVICE)
 }
+
+func TestWriteTo(t *testing.T) {
+	for _, addr := range []string{"127.0.0.1:0", "[::1]:0"} {
+		t.Run(addr, func(t *testing.T) {
+			a, b := pair(t, addr)
+			if err := a.WriteTo([]byte("control"), b.LocalAddr()); err != nil {
+				t.Fatal(err)
+			}
+			rb := b.NewBatch(1)
+			rb.Msgs[0].Buf = make([]byte, 64)
+			n, err := b.Recv(rb)
+			if err != nil || n != 1 {
+				t.Fatalf("Recv = %d, %v", n, err)
+			}
+			m := rb.Msgs[0]
+			if got := string(m.Buf[m.Off:m.N]); got != "control" || m.Addr != a.LocalAddr() {
+				t.Fatalf("got %q from %v", got, m.Addr)
+			}
+			a.Close()
+			if err := a.WriteTo([]byte("x"), b.LocalAddr()); !IsClosed(err) {
+				t.Fatalf("WriteTo on a closed socket: %v", err)
+			}
+		})
+	}
+}

@@ -85,21 +85,25 @@ const (
 	// stopped sending sequence numbers following its peer.
 	Resync
 	SendSeq
+	// ControlQueueFull: an L2TP control message was dropped because the
+	// control plane's queue was full.
+	ControlQueueFull
 	// NumReasons bounds the reasons, for arrays of Limiters.
 	NumReasons
 )
 
 var reasonNames = [NumReasons]string{
-	CookieMismatch: "cookie-mismatch",
-	UnknownSession: "unknown-session",
-	UnmatchedPeer:  "unmatched-peer",
-	InvalidHeader:  "invalid-header",
-	FrameTooLong:   "frame-too-long",
-	SeqDiscard:     "seq-discard",
-	TAPWriteError:  "tap-write-error",
-	TxError:        "tx-error",
-	Resync:         "resync",
-	SendSeq:        "send-seq",
+	CookieMismatch:   "cookie-mismatch",
+	UnknownSession:   "unknown-session",
+	UnmatchedPeer:    "unmatched-peer",
+	InvalidHeader:    "invalid-header",
+	FrameTooLong:     "frame-too-long",
+	SeqDiscard:       "seq-discard",
+	TAPWriteError:    "tap-write-error",
+	TxError:          "tx-error",
+	Resync:           "resync",
+	SendSeq:          "send-seq",
+	ControlQueueFull: "control-queue-full",
 }
 
 func (r Reason) String() string {

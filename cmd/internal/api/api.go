@@ -185,6 +185,10 @@ type SocketStats struct {
 	Local     string `json:"local"`
 	Unmatched uint64 `json:"unmatched"`
 	RxErrors  uint64 `json:"rx_errors"`
+	// Control messages handed to the control plane, and dropped because
+	// its queue was full (sockets with a control Listener only).
+	ControlPackets    uint64 `json:"control_packets,omitempty"`
+	ControlQueueDrops uint64 `json:"control_queue_drops,omitempty"`
 }
 
 // SessionInfo describes a session with iproute2's JSON keys.

@@ -177,7 +177,8 @@ func TunnelInfo(t *datapath.Tunnel, sessions int, stats bool) api.TunnelInfo {
 		st := statsOf(t.Stats())
 		ti.Stats = &st
 		ss := t.SocketStats()
-		ti.Socket = &api.SocketStats{Local: ss.Local.String(), Unmatched: ss.Unmatched, RxErrors: ss.RxErrors}
+		ti.Socket = &api.SocketStats{Local: ss.Local.String(), Unmatched: ss.Unmatched, RxErrors: ss.RxErrors,
+			ControlPackets: ss.ControlPackets, ControlQueueDrops: ss.ControlQueueDrops}
 	}
 	return ti
 }

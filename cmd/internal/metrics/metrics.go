@@ -133,6 +133,7 @@ type Collector struct {
 	reorderDepth        *prometheus.Desc
 	up, restarts        *prometheus.Desc
 	unmatched, rxErrors *prometheus.Desc
+	controlDrops        *prometheus.Desc
 	buildInfo           *prometheus.Desc
 	monitorDropped      *prometheus.Desc
 	version             string
@@ -153,7 +154,9 @@ func newCollector(src source) *Collector {
 		restarts:     prometheus.NewDesc("ul2tp_session_pump_restarts_total", "TAP devices recreated after a pump failure.", sl, nil),
 		unmatched:    prometheus.NewDesc("ul2tp_socket_unmatched_total", "Datagrams on a tunnel socket from no configured peer.", []string{"local"}, nil),
 		rxErrors:     prometheus.NewDesc("ul2tp_socket_rx_errors_total", "Failed receive calls on a tunnel socket.", []string{"local"}, nil),
-		buildInfo:    prometheus.NewDesc("ul2tp_build_info", "Always 1; the labels name the build.", []string{"version", "goversion"}, nil),
+		controlDrops: prometheus.NewDesc("ul2tp_socket_control_queue_drops_total",
+			"L2TP control messages dropped on a tunnel socket because the control plane's queue was full.", []string{"local"}, nil),
+		buildInfo: prometheus.NewDesc("ul2tp_build_info", "Always 1; the labels name the build.", []string{"version", "goversion"}, nil),
 		monitorDropped: prometheus.NewDesc("ul2tp_monitor_events_dropped_total",
 			"Events dropped for monitor clients that did not keep up.", nil, nil),
 		version: version(),
@@ -183,7 +186,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		ch <- c.session[i]
 		ch <- c.tunnel[i]
 	}
-	for _, d := range []*prometheus.Desc{c.sessions, c.tunnels, c.reorderDepth, c.up, c.restarts, c.unmatched, c.rxErrors, c.buildInfo, c.monitorDropped} {
+	for _, d := range []*prometheus.Desc{c.sessions, c.tunnels, c.reorderDepth, c.up, c.restarts, c.unmatched, c.rxErrors, c.controlDrops, c.buildInfo, c.monitorDropped} {
 		ch <- d
 	}
 }
@@ -255,6 +258,7 @@ func (c *Collector) collectTunnel(ch chan<- prometheus.Metric, t tunnel, x *tunn
 	seen[local] = true
 	ch <- prometheus.MustNewConstMetric(c.unmatched, prometheus.CounterValue, float64(ss.Unmatched), local)
 	ch <- prometheus.MustNewConstMetric(c.rxErrors, prometheus.CounterValue, float64(ss.RxErrors), local)
+	ch <- prometheus.MustNewConstMetric(c.controlDrops, prometheus.CounterValue, float64(ss.ControlQueueDrops), local)
 }
 
 // collectSession sends s's counters and state.

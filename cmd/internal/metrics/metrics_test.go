@@ -57,9 +57,9 @@ func newPlane(t *testing.T, n int) *datapath.Plane {
 func TestCollectTunnels(t *testing.T) {
 	p := newPlane(t, 2)
 	c := New(p)
-	// Per tunnel: every counter and its socket's two; then ul2tp_tunnels,
-	// ul2tp_sessions and ul2tp_build_info.
-	if got, want := testutil.CollectAndCount(c), 2*(len(counters)+2)+3; got != want {
+	// Per tunnel: every counter and its socket's three; then
+	// ul2tp_tunnels, ul2tp_sessions and ul2tp_build_info.
+	if got, want := testutil.CollectAndCount(c), 2*(len(counters)+3)+3; got != want {
 		t.Errorf("CollectAndCount = %d, want %d", got, want)
 	}
 	want := `
@@ -320,7 +320,7 @@ ul2tp_tunnel_tx_bytes_total{tunnel_id="1"} 1500
 	if err := testutil.CollectAndCompare(c, strings.NewReader(want), names...); err != nil {
 		t.Error(err)
 	}
-	if got, want := testutil.CollectAndCount(c), 3+len(counters)+2+2*(len(counters)+3); got != want {
+	if got, want := testutil.CollectAndCount(c), 3+len(counters)+3+2*(len(counters)+3); got != want {
 		t.Errorf("CollectAndCount = %d, want %d", got, want)
 	}
 	f.ss = f.ss[1:]
