@@ -98,22 +98,37 @@ func TestSeqEvents(t *testing.T) {
 	}
 }
 
-// BenchmarkDeliverDrop is the receive path of a packet dropped for its
-// cookie with a subscriber listening: it allocates nothing.
-func BenchmarkDeliverDrop(b *testing.B) {
-	sock, s, _ := testSession(b, encap.EncapUDP, "", "0011223344556677", encap.L2SpecDefault)
+// cookieDrop is a session with a subscriber listening to its events and a
+// packet it drops for its cookie, with frame bytes of payload.
+type cookieDrop struct {
+	s   *Session
+	hub *event.Hub
+	r   *receiver
+	d   *demux
+	pkt []byte
+}
+
+func newCookieDrop(tb testing.TB, frame int) *cookieDrop {
+	sock, s, _ := testSession(tb, encap.EncapUDP, "", "0011223344556677", encap.L2SpecDefault)
 	hub := event.NewHub(nil)
 	sock.events = hub
 	sub := hub.Subscribe(1)
-	defer sub.Close()
-	pkt := packet(encap.EncapUDP, "0011223344556678", encap.L2SpecDefault, 101, make([]byte, 1400))
-	d := sock.demux.Load()
-	r := newReceiver(sock)
+	tb.Cleanup(sub.Close)
+	pkt := packet(encap.EncapUDP, "0011223344556678", encap.L2SpecDefault, 101, make([]byte, frame))
+	return &cookieDrop{s: s, hub: hub, r: newReceiver(sock), d: sock.demux.Load(), pkt: pkt}
+}
+
+func (c *cookieDrop) deliver() { c.r.deliver(c.d, c.pkt, c.s.tunnel.remote, false, encap.EncapUDP) }
+
+// BenchmarkDeliverDrop is the receive path of a packet dropped for its
+// cookie with a subscriber listening: it allocates nothing.
+func BenchmarkDeliverDrop(b *testing.B) {
+	c := newCookieDrop(b, 1400)
 	b.ReportAllocs()
 	for b.Loop() {
-		r.deliver(d, pkt, s.tunnel.remote, false, encap.EncapUDP)
+		c.deliver()
 	}
-	if s.Stats().RxCookieDiscards == 0 {
+	if c.s.Stats().RxCookieDiscards == 0 {
 		b.Fatal("no drops")
 	}
 }
@@ -121,21 +136,14 @@ func BenchmarkDeliverDrop(b *testing.B) {
 // TestDeliverDropAllocs checks the drop path with a subscriber allocates
 // nothing, events let through included.
 func TestDeliverDropAllocs(t *testing.T) {
-	sock, s, _ := testSession(t, encap.EncapUDP, "", "0011223344556677", encap.L2SpecDefault)
-	hub := event.NewHub(nil)
-	sock.events = hub
-	sub := hub.Subscribe(1)
-	defer sub.Close()
-	pkt := packet(encap.EncapUDP, "0011223344556678", encap.L2SpecDefault, 101, make([]byte, 100))
-	d := sock.demux.Load()
-	r := newReceiver(sock)
+	c := newCookieDrop(t, 100)
 	if n := testing.AllocsPerRun(100, func() {
-		s.limits[event.CookieMismatch].Reset() // every drop makes an event
-		r.deliver(d, pkt, s.tunnel.remote, false, encap.EncapUDP)
+		c.s.limits[event.CookieMismatch].Reset() // every drop makes an event
+		c.deliver()
 	}); n != 0 {
 		t.Fatalf("%v allocations per drop", n)
 	}
-	if hub.Dropped() == 0 {
+	if c.hub.Dropped() == 0 {
 		t.Fatal("the events did not reach the hub")
 	}
 }
