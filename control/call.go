@@ -139,6 +139,9 @@ func (t *Tunnel) OpenCall(p CallParams, now time.Time) (uint32, TunnelOutput, er
 	if t.cfg.MaxCalls > 0 && len(t.calls) >= t.cfg.MaxCalls {
 		return 0, t.out, ErrTooManyCalls
 	}
+	if err := t.busy(); err != nil {
+		return 0, t.out, err
+	}
 	id, err := t.allocSession()
 	if err != nil {
 		return 0, t.out, err
@@ -234,6 +237,9 @@ func (t *Tunnel) SendWEN(id uint32, e CallErrors, now time.Time) (TunnelOutput, 
 	if !ok {
 		return t.out, fmt.Errorf("call %d: %w", id, ErrNoCall)
 	}
+	if err := t.busy(); err != nil {
+		return t.out, err
+	}
 	var v [26]byte
 	for i, x := range [...]uint32{e.CRC, e.Framing, e.HardwareOverruns, e.BufferOverruns, e.Timeout, e.Alignment} {
 		binary.BigEndian.PutUint32(v[2+4*i:], x)
@@ -249,6 +255,9 @@ func (t *Tunnel) SendSLI(id uint32, send, recv uint32, now time.Time) (TunnelOut
 	c, ok := t.calls[id]
 	if !ok {
 		return t.out, fmt.Errorf("call %d: %w", id, ErrNoCall)
+	}
+	if err := t.busy(); err != nil {
+		return t.out, err
 	}
 	var v [10]byte
 	binary.BigEndian.PutUint32(v[2:], send)

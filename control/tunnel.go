@@ -267,6 +267,12 @@ type Tunnel struct {
 	out     TunnelOutput
 }
 
+// replyQueueFactor sizes the transport's queue: the owner's commands
+// stop at Transport.MaxQueue queued messages (ErrQueueFull), and the
+// replies the Tunnel sends on its own may fill it this many times over;
+// past that the tunnel gives up (a peer that sends but never acks).
+const replyQueueFactor = 4
+
 // NewTunnel returns an idle Tunnel. An Initiator starts with Open; a
 // Responder with Receive of the peer's SCCRQ.
 func NewTunnel(cfg TunnelConfig, role Role) (*Tunnel, error) {
@@ -288,11 +294,13 @@ func NewTunnel(cfg TunnelConfig, role Role) (*Tunnel, error) {
 	}
 	cfg.Transport.Version = d.version
 	cfg.Transport.setDefaults()
+	trc := cfg.Transport
+	trc.MaxQueue *= replyQueueFactor
 	t := &Tunnel{
 		cfg:         cfg,
 		d:           d,
 		role:        role,
-		tr:          NewTransport(cfg.Transport),
+		tr:          NewTransport(trc),
 		calls:       make(map[uint32]*call),
 		nextSession: 1,
 		nextSerial:  1,
@@ -546,6 +554,15 @@ func (t *Tunnel) checkClosed(now time.Time) {
 	}
 }
 
+// busy fails an owner's command when the transport's queue holds
+// Transport.MaxQueue messages.
+func (t *Tunnel) busy() error {
+	if s := t.tr.State(); s.Unacked+s.Queued >= t.cfg.Transport.MaxQueue {
+		return ErrQueueFull
+	}
+	return nil
+}
+
 // collect appends a transport output's packets to the Tunnel's.
 func (t *Tunnel) collect(out Output) {
 	t.out.Transmit = append(t.out.Transmit, out.Transmit...)
@@ -564,10 +581,18 @@ func (t *Tunnel) send(m *msgBuilder, now time.Time) error {
 	}
 	out, err := t.tr.Send(append([]byte(nil), b...), now)
 	t.collect(out)
-	if err != nil {
-		if errors.Is(err, ErrPeerLost) {
-			t.lost(now)
+	switch {
+	case errors.Is(err, ErrPeerLost):
+		t.lost(now)
+		return err
+	case errors.Is(err, ErrQueueFull):
+		// Not even a StopCCN would fit: forget the tunnel.
+		if t.state != StateClosing {
+			t.down(ByLocal, generalError(StopResultGeneralError, ErrCodeNoResources, "send queue full"), now)
 		}
+		t.state = StateClosed
+		return err
+	case err != nil:
 		return err
 	}
 	t.lastActivity = now
@@ -635,6 +660,7 @@ func (t *Tunnel) handle(b []byte, now time.Time) {
 			t.failCall(m, r, now)
 			return
 		}
+		t.learnPeerID(m)
 		t.stop(r, now)
 		return
 	}
@@ -650,6 +676,7 @@ func (t *Tunnel) handle(b []byte, now time.Time) {
 			t.failCall(m, r, now)
 			return
 		}
+		t.learnPeerID(m)
 		t.stop(r, now)
 		return
 	}
@@ -670,6 +697,20 @@ func (t *Tunnel) handle(b []byte, now time.Time) {
 			return
 		}
 		t.stats.Unexpected++
+	}
+}
+
+// learnPeerID takes the peer's tunnel id from a message we could not
+// decode, so that the StopCCN refusing it reaches the peer's tunnel.
+func (t *Tunnel) learnPeerID(m Message) {
+	if t.info.PeerID != 0 {
+		return
+	}
+	if a, ok := m.Find(t.d.tunnelIDAttr); ok {
+		if id, err := t.d.readID(a); err == nil && id != 0 {
+			t.info.PeerID = id
+			t.tr.SetPeerID(id)
+		}
 	}
 }
 
