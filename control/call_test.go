@@ -2,6 +2,7 @@ package control
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -453,5 +454,70 @@ func TestTieBreak(t *testing.T) {
 	l.run(time.Minute)
 	if a.State() != StateEstablished || b2.State() != StateEstablished || a.PeerID() != 201 {
 		t.Errorf("states %s %s peer %d", a.State(), b2.State(), a.PeerID())
+	}
+}
+
+func TestQueueLimit(t *testing.T) {
+	ca := testConfig(100, "lac", 1)
+	ca.Transport.MaxQueue = 8
+	l := newPair(t, ca, testConfig(200, "lns", 2))
+	l.up()
+	l.cut = true // nothing is acked
+	n := 0
+	for ; n < 20; n++ {
+		_, out, err := l.a.OpenCall(CallParams{Kind: IncomingCall}, l.now)
+		if err != nil {
+			if !errors.Is(err, ErrQueueFull) {
+				t.Fatal(err)
+			}
+			break
+		}
+		l.take(l.a, out)
+	}
+	if n != 8 {
+		t.Errorf("%d calls opened before the queue was full, want 8", n)
+	}
+	if l.a.State() != StateEstablished {
+		t.Errorf("a %s", l.a.State())
+	}
+}
+
+func TestWENAndSLI(t *testing.T) {
+	l := newPair(t, testConfig(100, "lac", 1), testConfig(200, "lns", 2))
+	l.up()
+	id := l.openCall(l.a, CallParams{Kind: IncomingCall})
+	l.run(time.Second)
+	l.events(l.a)
+	l.events(l.b)
+	bid := l.b.Calls()[0].LocalID
+	out, _ := l.a.SendWEN(id, CallErrors{CRC: 1, Framing: 2, HardwareOverruns: 3, BufferOverruns: 4, Timeout: 5, Alignment: 6}, l.now)
+	l.take(l.a, out)
+	out, _ = l.b.SendSLI(bid, 0xffffffff, 0x0000000a, l.now)
+	l.take(l.b, out)
+	l.run(time.Second)
+	eb := oneEvent(t, l.events(l.b), EventWEN)
+	ea := oneEvent(t, l.events(l.a), EventSLI)
+	if eb.CallErrors != (CallErrors{1, 2, 3, 4, 5, 6}) || eb.Call.LocalID != bid {
+		t.Errorf("WEN %+v", eb)
+	}
+	if ea.ACCMSend != 0xffffffff || ea.ACCMRecv != 10 || ea.Call.LocalID != id {
+		t.Errorf("SLI %+v", ea)
+	}
+}
+
+func TestStopDuringSetup(t *testing.T) {
+	// The initiator gives up before the SCCCN: the responder, in
+	// wait-ctl-conn, takes the StopCCN.
+	l := newPair(t, testConfig(100, "lac", 1), testConfig(200, "lns", 2))
+	out, _ := l.a.Open(l.now)
+	l.take(l.a, out)
+	out, _ = l.a.Close(Result{Code: StopResultShuttingDown}, l.now)
+	l.take(l.a, out)
+	l.run(time.Minute)
+	if got := kinds(l.events(l.b)); !eq(got, []string{"tunnel-down"}) {
+		t.Errorf("b events %v", got)
+	}
+	if !l.a.Done() || !l.b.Done() {
+		t.Errorf("%s %s", l.a.State(), l.b.State())
 	}
 }

@@ -716,7 +716,7 @@ func (t *Tunnel) learnPeerID(m Message) {
 
 // peerTunnel checks and records the peer's side of SCCRQ or SCCRP; a
 // refusal is the Result to stop with.
-func (t *Tunnel) peerTunnel(f *fields, reply MessageType) (Result, bool) {
+func (t *Tunnel) peerTunnel(f *fields) (Result, bool) {
 	if f.has(t.d.tunnelIDAttr) && f.tunnelID != 0 {
 		t.info.PeerID = f.tunnelID
 		t.tr.SetPeerID(f.tunnelID)
@@ -774,7 +774,7 @@ func (t *Tunnel) onSCCRQ(f *fields, now time.Time) {
 	}
 	t.setupBy = now.Add(t.cfg.SetupTimeout)
 	t.state = StateWaitCtlConn
-	if r, ok := t.peerTunnel(f, MsgSCCRP); !ok {
+	if r, ok := t.peerTunnel(f); !ok {
 		t.stop(r, now)
 		return
 	}
@@ -793,7 +793,7 @@ func (t *Tunnel) onSCCRP(f *fields, now time.Time) {
 		t.stats.Unexpected++
 		return
 	}
-	r, ok := t.peerTunnel(f, MsgSCCCN)
+	r, ok := t.peerTunnel(f)
 	if ok {
 		r, ok = t.checkResponse(f, MsgSCCRP)
 	}

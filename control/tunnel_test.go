@@ -16,11 +16,10 @@ type link struct {
 	ev   map[*Tunnel][]Event
 	sent map[*Tunnel][]Message // every packet the Tunnel transmitted, parsed
 
-	rng                 *rand.Rand
-	drop, dup, reorder  float64
-	cut                 bool                                // drop everything
-	mutate              func(from *Tunnel, p []byte) []byte // rewrites a packet in flight
-	ticksA, ticksB, all int
+	rng                *rand.Rand
+	drop, dup, reorder float64
+	cut                bool                                // drop everything
+	mutate             func(from *Tunnel, p []byte) []byte // rewrites a packet in flight
 }
 
 func newLink(t *testing.T, a, b *Tunnel) *link {
