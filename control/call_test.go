@@ -521,3 +521,22 @@ func TestStopDuringSetup(t *testing.T) {
 		t.Errorf("%s %s", l.a.State(), l.b.State())
 	}
 }
+
+func TestStopCCNWithUnknownMandatory(t *testing.T) {
+	// A StopCCN ends the tunnel even with an AVP we do not know: no
+	// StopCCN goes back.
+	l := newPair(t, testConfig(100, "lac", 1), testConfig(200, "lns", 2))
+	l.up()
+	l.events(l.b)
+	injectInto(l, l.a, MsgStopCCN, func(p []byte) []byte { return appendAVP(p, avpFlagM, 0, 222, nil) })
+	out, _ := l.a.Close(Result{}, l.now)
+	l.take(l.a, out)
+	l.run(time.Minute)
+	e := oneEvent(t, l.events(l.b), EventTunnelDown)
+	if e.By != ByPeer || e.Result.Code != StopResultClear {
+		t.Errorf("%v %v", e.By, e.Result)
+	}
+	if n := count(l.sent[l.b], MsgStopCCN); n != 0 {
+		t.Errorf("b answered with %d StopCCNs", n)
+	}
+}

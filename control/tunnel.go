@@ -649,8 +649,21 @@ func (t *Tunnel) handle(b []byte, now time.Time) {
 		return
 	}
 	typ := m.Type()
-	if t.state == StateClosing {
+	switch {
+	case t.state == StateClosing:
 		// Acked by the transport; nothing else to do (RFC 2661 section 5.7).
+		return
+	case typ.IsCallMessage() && t.state != StateEstablished:
+		t.stats.Unexpected++
+		return
+	case typ == MsgStopCCN:
+		// The peer is going whatever else the message holds: take what
+		// decodes.
+		f := &t.f
+		if err := f.decode(m, t.d, t.cfg.Secret, t.scratch[:]); err != nil {
+			f.result = ResultCode{Message: []byte(err.Error())}
+		}
+		t.onStopCCN(f, now)
 		return
 	}
 	if a, ok := FirstUnknownMandatory(m, t.d.known); ok {
@@ -687,12 +700,10 @@ func (t *Tunnel) handle(b []byte, now time.Time) {
 		t.onSCCRP(f, now)
 	case MsgSCCCN:
 		t.onSCCCN(f, now)
-	case MsgStopCCN:
-		t.onStopCCN(f, now)
 	case MsgHELLO:
 		t.stats.HellosReceived++
 	default:
-		if typ.IsCallMessage() && t.state == StateEstablished {
+		if typ.IsCallMessage() {
 			t.onCallMessage(m, f, now)
 			return
 		}
