@@ -45,6 +45,7 @@
 // Transport keeps until it is acked. The package does no I/O: no
 // sockets, no goroutines, no timers.
 //
-// Still to come (issue 13): the socket integration in ul2tpd, and the
-// L2TPv3 specifics (Message Digest AVP, pseudowire AVPs, a v3 dialect).
+// The sockets, the LNS and LAC roles and ul2tpd's use of them are in
+// control/engine. Still to come (issue 13): the L2TPv3 specifics
+// (Message Digest AVP, pseudowire AVPs, a v3 dialect).
 package control

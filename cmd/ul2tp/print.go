@@ -36,6 +36,24 @@ func printTunnel(w io.Writer, t api.TunnelInfo) {
 	if d := t.Details; d != nil {
 		fmt.Fprintf(w, "  L2TPv%d from %s to %s, %d sessions\n", d.Version, d.LocalAddress, d.PeerAddress, t.Sessions)
 	}
+	if c := t.Control; c != nil {
+		printControl(w, t, c)
+	}
+}
+
+// printControl writes an L2TPv2 tunnel's control connection.
+func printControl(w io.Writer, t api.TunnelInfo, c *api.TunnelControl) {
+	fmt.Fprintf(w, "  L2TPv2 %s to %s:%d host %s: %s\n", c.Role, t.Peer, t.PeerPort, c.PeerHostName, c.State)
+	if c.Name != "" {
+		fmt.Fprintf(w, "  name %s\n", c.Name)
+	}
+	if c.LastResultCode != 0 {
+		fmt.Fprintf(w, "  last teardown by %s: %s\n", c.LastBy, c.LastResult)
+	}
+	if t.Details != nil {
+		fmt.Fprintf(w, "  Ns %d Nr %d window %d retransmits %d hello sent %d received %d\n",
+			c.Ns, c.Nr, c.Window, c.Retransmits, c.HelloSent, c.HelloReceived)
+	}
 }
 
 // printSession writes a session as "ip l2tp show session" does.
@@ -85,6 +103,9 @@ func printSession(w io.Writer, s api.SessionInfo) {
 	}
 	if s.Details != nil {
 		printSessionDetails(w, s.Details)
+	}
+	if c := s.Call; c != nil {
+		fmt.Fprintf(w, "  call %s %s ppp %s\n", c.Kind, c.State, c.PPP)
 	}
 }
 

@@ -26,6 +26,7 @@ import (
 	"github.com/ul2tp/ul2tp/cmd/internal/config"
 	"github.com/ul2tp/ul2tp/cmd/internal/metrics"
 	"github.com/ul2tp/ul2tp/cmd/internal/reload"
+	"github.com/ul2tp/ul2tp/control/engine"
 	"github.com/ul2tp/ul2tp/datapath"
 	"github.com/ul2tp/ul2tp/datapath/event"
 	"golang.org/x/sys/unix"
@@ -105,6 +106,18 @@ func run() error {
 			return err
 		}
 		handler.Reload = rl.Reload
+		eng, err := startL2TPv2(log, plane, file)
+		if err != nil {
+			return err
+		}
+		if eng != nil {
+			handler.L2TPv2 = eng
+			defer func() {
+				sctx, cancel := context.WithTimeout(context.Background(), apiserver.StopWait)
+				defer cancel()
+				eng.Shutdown(sctx)
+			}()
+		}
 	}
 	go reloadOnHangup(ctx, log, hup, handler)
 	if *debugAddr != "" {
@@ -205,4 +218,26 @@ func reloadOnHangup(ctx context.Context, log *slog.Logger, hup <-chan os.Signal,
 		h.Handle(api.Request{Op: api.OpReload}) // the reload logs what it did
 
 	}
+}
+
+// startL2TPv2 starts the L2TPv2 control plane when the file has an [lns]
+// table or l2tpv2 tunnels (nil otherwise).
+func startL2TPv2(log *slog.Logger, plane *datapath.Plane, f *config.File) (*engine.Engine, error) {
+	if f.LNS == nil && len(f.LACs) == 0 {
+		return nil, nil
+	}
+	eng := engine.New(engine.Options{Plane: plane, Log: log})
+	if f.LNS != nil {
+		if err := eng.StartLNS(f.LNS.Config); err != nil {
+			eng.Close()
+			return nil, fmt.Errorf("%s:%d: lns: %w", f.Path, f.LNS.Line, err)
+		}
+	}
+	for _, l := range f.LACs {
+		if err := eng.AddLAC(l.Config); err != nil {
+			eng.Close()
+			return nil, fmt.Errorf("%s:%d: tunnel %q: %w", f.Path, l.Line, l.Name, err)
+		}
+	}
+	return eng, nil
 }

@@ -42,6 +42,13 @@ const (
 	// Lost: a subscriber's buffer was full; Count events were dropped for
 	// it since its previous Lost event.
 	Lost
+	// ControlTunnelUp and ControlTunnelDown: an L2TPv2 control
+	// connection came up or went down (Detail: peer, host name, result
+	// and who ended it); CallUp and CallDown: a call of one did.
+	ControlTunnelUp
+	ControlTunnelDown
+	CallUp
+	CallDown
 	numKinds
 )
 
@@ -56,6 +63,11 @@ var kindNames = [numKinds]string{
 	Drop:            "drop",
 	Seq:             "seq",
 	Lost:            "lost",
+
+	ControlTunnelUp:   "tunnel-up",
+	ControlTunnelDown: "tunnel-down",
+	CallUp:            "call-up",
+	CallDown:          "call-down",
 }
 
 func (k Kind) String() string {

@@ -165,6 +165,28 @@ type TunnelInfo struct {
 	Socket *SocketStats `json:"socket,omitempty"`
 	// Details is the dump, with Request.Details.
 	Details *TunnelDetails `json:"details,omitempty"`
+	// Version is 2 for an L2TPv2 tunnel (absent: L2TPv3), whose control
+	// connection Control describes.
+	Version int            `json:"version,omitempty"`
+	Control *TunnelControl `json:"control,omitempty"`
+}
+
+// TunnelControl is the control connection of an L2TPv2 tunnel.
+type TunnelControl struct {
+	Role           string `json:"role"`  // lac or lns
+	State          string `json:"state"` // idle, wait-ctl-reply, wait-ctl-conn, established, closing, closed
+	Name           string `json:"name,omitempty"`
+	PeerHostName   string `json:"peer_host_name"`
+	PeerVendor     string `json:"peer_vendor"`
+	Ns             uint16 `json:"ns"`
+	Nr             uint16 `json:"nr"`
+	Window         uint16 `json:"window"` // the peer's receive window
+	Retransmits    uint64 `json:"retransmits"`
+	HelloSent      uint64 `json:"hello_sent"`
+	HelloReceived  uint64 `json:"hello_received"`
+	LastResult     string `json:"last_result"`
+	LastResultCode uint16 `json:"last_result_code"`
+	LastBy         string `json:"last_by,omitempty"`
 }
 
 // TunnelDetails is what the kernel's /sys/kernel/debug/l2tp/tunnels shows
@@ -217,6 +239,19 @@ type SessionInfo struct {
 	Stats        *Stats `json:"stats,omitempty"`
 	// Details is the dump, with Request.Details.
 	Details *SessionDetails `json:"details,omitempty"`
+	// Version is 2 for a call of an L2TPv2 tunnel (absent: L2TPv3),
+	// which Call describes.
+	Version int       `json:"version,omitempty"`
+	Call    *CallInfo `json:"call,omitempty"`
+}
+
+// CallInfo is an L2TPv2 call.
+type CallInfo struct {
+	State  string `json:"state"` // wait-reply, wait-connect, established
+	Kind   string `json:"kind"`  // incoming or outgoing
+	Serial uint32 `json:"serial"`
+	PPP    string `json:"ppp"` // "none" until PPP runs on calls
+	Name   string `json:"name,omitempty"`
 }
 
 // SessionDetails is what the kernel's /sys/kernel/debug/l2tp/tunnels

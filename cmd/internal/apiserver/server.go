@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ul2tp/ul2tp/cmd/internal/api"
+	"github.com/ul2tp/ul2tp/control/engine"
 	"github.com/ul2tp/ul2tp/datapath"
 )
 
@@ -38,6 +39,10 @@ type Handler struct {
 	// Reload makes the plane match the daemon's configuration file again
 	// (package reload); nil when it was started without one.
 	Reload func() (*api.ReloadResult, error)
+	// L2TPv2 runs the L2TPv2 control connections, nil if none: their
+	// tunnels and calls are shown from it, and deleted through it
+	// (StopCCN, CDN).
+	L2TPv2 *engine.Engine
 
 	// reloading is held by a reload, and shared by other requests, so a
 	// reload sees and changes the plane with no request between.
@@ -93,6 +98,9 @@ func (h *Handler) handle(req api.Request) api.Response {
 		if req.Tunnel == nil || req.Tunnel.TunnelID == 0 {
 			return invalid("tunnel_id", "missing")
 		}
+		if h.v2Tunnel(req.Tunnel.TunnelID) {
+			return h.delTunnelV2(req.Tunnel.TunnelID)
+		}
 		if err := h.Plane.DelTunnel(req.Tunnel.TunnelID); err != nil {
 			return ErrorResponse(err)
 		}
@@ -104,7 +112,7 @@ func (h *Handler) handle(req api.Request) api.Response {
 		}
 		var resp api.Response
 		for _, t := range h.Plane.Tunnels() {
-			if id != 0 && t.Config().ID != id {
+			if (id != 0 && t.Config().ID != id) || isV2(t) {
 				continue
 			}
 			n := len(h.Plane.Sessions(t.Config().ID))
@@ -114,6 +122,7 @@ func (h *Handler) handle(req api.Request) api.Response {
 			}
 			resp.Tunnels = append(resp.Tunnels, ti)
 		}
+		resp.Tunnels = append(resp.Tunnels, h.tunnelsV2(id, req.Stats, req.Details)...)
 		if id != 0 && len(resp.Tunnels) == 0 {
 			return ErrorResponse(fmt.Errorf("tunnel %d: %w", id, datapath.ErrNotFound))
 		}
@@ -133,6 +142,9 @@ func (h *Handler) handle(req api.Request) api.Response {
 	case api.OpDelSession:
 		if req.Session == nil || req.Session.TunnelID == 0 || req.Session.SessionID == 0 {
 			return invalid("tunnel_id/session_id", "missing")
+		}
+		if h.v2Tunnel(req.Session.TunnelID) {
+			return h.delSessionV2(req.Session.TunnelID, req.Session.SessionID)
 		}
 		if err := h.Plane.DelSession(req.Session.TunnelID, req.Session.SessionID); err != nil {
 			return ErrorResponse(err)
@@ -158,7 +170,7 @@ func (h *Handler) handle(req api.Request) api.Response {
 		var resp api.Response
 		for _, s := range h.Plane.Sessions(tid) {
 			c := s.Config()
-			if sid != 0 && c.ID != sid {
+			if (sid != 0 && c.ID != sid) || c.Payload != nil {
 				continue
 			}
 			var ptid uint32
@@ -171,6 +183,7 @@ func (h *Handler) handle(req api.Request) api.Response {
 			}
 			resp.Sessions = append(resp.Sessions, si)
 		}
+		resp.Sessions = append(resp.Sessions, h.sessionsV2(tid, sid, req.Stats)...)
 		if sid != 0 && len(resp.Sessions) == 0 {
 			return ErrorResponse(fmt.Errorf("session %d: %w", sid, datapath.ErrNotFound))
 		}

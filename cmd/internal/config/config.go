@@ -51,7 +51,11 @@ type File struct {
 	// Path is the file Load read, "" from Parse.
 	Path    string
 	Tunnels []Tunnel
-	lines   lines
+	// LNS is the [lns] table, nil if none; LACs are the tunnels with
+	// version = "l2tpv2" (l2tpv2.go). Neither is in Tunnels.
+	LNS   *LNS
+	LACs  []LAC
+	lines lines
 }
 
 // LineOf is the line of a key (as "tunnel", "t1", "tid"), else of the
@@ -143,6 +147,7 @@ func keyOf(err error) string {
 
 type rawFile struct {
 	Tunnel map[string]rawTunnel `toml:"tunnel"`
+	LNS    *rawLNS              `toml:"lns"`
 }
 
 type rawTunnel struct {
@@ -163,6 +168,11 @@ type rawTunnel struct {
 	UDPCsum    *bool `toml:"udp_csum"`
 	UDP6CsumTx *bool `toml:"udp6_csum_tx"`
 	UDP6CsumRx *bool `toml:"udp6_csum_rx"`
+
+	// L2TPv2 (l2tpv2.go).
+	Secret   string `toml:"secret"`
+	HideAVPs bool   `toml:"hide_avps"`
+	Redial   *bool  `toml:"redial"`
 
 	Session map[string]rawSession `toml:"session"`
 }
@@ -226,7 +236,32 @@ func Parse(text string) (*File, error) {
 		names = append(names, n)
 	}
 	sort.Strings(names)
+	if raw.LNS != nil {
+		lns, err := convertLNS(*raw.LNS)
+		if err != nil {
+			return nil, &Error{Line: pos.lineOf("lns", keyOf(err)), Err: fmt.Errorf("lns: %w", err)}
+		}
+		lns.Line = pos.lineOf("lns")
+		f.LNS = lns
+	}
 	for _, name := range names {
+		if raw.Tunnel[name].Version == "l2tpv2" {
+			lac, err := convertLAC(name, raw.Tunnel[name])
+			if err != nil {
+				e := &Error{Tunnel: name, Err: err}
+				var se *sessionError
+				if errors.As(err, &se) {
+					e.Session, e.Err = se.name, se.err
+					e.Line = pos.sessionLine(name, se.name, keyOf(se.err))
+				} else {
+					e.Line = pos.lineOf("tunnel", name, keyOf(err))
+				}
+				return nil, e
+			}
+			lac.Line = pos.lineOf("tunnel", name)
+			f.LACs = append(f.LACs, lac)
+			continue
+		}
 		t, err := convertTunnel(name, raw.Tunnel[name])
 		if err != nil {
 			e := &Error{Tunnel: name, Err: err}
@@ -319,10 +354,8 @@ func convertTunnel(name string, r rawTunnel) (Tunnel, error) {
 	t := Tunnel{Name: name}
 	switch r.Version {
 	case "", "l2tpv3":
-	case "l2tpv2":
-		return t, keyErrorf("version", "version l2tpv2: static L2TPv2 tunnels are not supported yet")
 	default:
-		return t, keyErrorf("version", "version %q: want l2tpv3", r.Version)
+		return t, keyErrorf("version", "version %q: want l2tpv3 or l2tpv2", r.Version)
 	}
 	tid, err := id32("tid", r.TID)
 	if err != nil {

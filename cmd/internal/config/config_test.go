@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ul2tp/ul2tp/cmd/internal/apiserver"
 	"github.com/ul2tp/ul2tp/encap"
@@ -79,7 +80,12 @@ func TestParseErrors(t *testing.T) {
 		{"[tunnel.t]\ntid = 1\nptid = 2\n", "peer: required"},
 		{"[tunnel.t]\npeer = \"example.com:1701\"\ntid = 1\nptid = 2\n", "host names are not resolved"},
 		{base + "encap = \"gre\"\n", "invalid encap"},
-		{base + "version = \"l2tpv2\"\n", "l2tpv2"},
+		{base + "version = \"l2tpv2\"\n", "config:3: tunnel \"t\": tid: L2TPv2 tunnel ids are assigned by the daemon"},
+		{"[tunnel.t]\nversion = \"l2tpv2\"\npeer = \"10.0.0.2\"\nhide_avps = true\n", "config:4: tunnel \"t\": hide_avps: needs a secret"},
+		{"[tunnel.t]\nversion = \"l2tpv2\"\npeer = \"10.0.0.2\"\n[tunnel.t.session.c]\npseudowire = \"eth\"\n", "config:5: tunnel \"t\" session \"c\": pseudowire"},
+		{"[lns]\nlisten = \"10.0.0.1:1701\"\npeers = [\"nope\"]\n", "config:3: lns: peers \"nope\""},
+		{"[lns]\nmax_pending = -1\n", "config:2: lns: max_pending -1"},
+		{"[lns]\nbogus = 1\n", "unknown key lns.bogus"},
 		{base + "[tunnel.t.session.s]\nsid = 1\npsid = 2\ncookie = [1, 2, 3]\n", "cookie: 3 bytes"},
 		{base + "[tunnel.t.session.s]\nsid = 1\npsid = 2\npseudowire = \"ppp\"\n", "pseudowire"},
 		{base + "[tunnel.t.session.s]\nsid = 1\npsid = 2\nl2spec_type = \"x\"\n", "l2spec_type"},
@@ -238,4 +244,67 @@ func FuzzKeyLines(f *testing.F) {
 			}
 		}
 	})
+}
+
+const l2tpv2File = `
+[lns]
+listen = "10.203.0.2:1701"
+secret = "s3cret"
+hide_avps = true
+host_name = "ul2tp-lns"
+peers = ["10.203.0.0/24", "192.0.2.7"]
+peer_host_names = ["lac"]
+hello_timeout = 5000
+retry_timeout = 250
+max_retries = 3
+window_size = 8
+max_tunnels = 10
+max_calls = 20
+max_pending = 4
+
+[tunnel.lac1]
+version = "l2tpv2"
+peer = "10.203.0.2"
+secret = "s3cret"
+host_name = "ul2tp-lac"
+redial = false
+
+[tunnel.lac1.session.call2]
+pseudowire = "ppp"
+
+[tunnel.lac1.session.call1]
+
+[tunnel.t3]
+peer = "10.0.0.2"
+tid = 1
+ptid = 2
+`
+
+func TestParseL2TPv2(t *testing.T) {
+	f, err := Parse(l2tpv2File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.LNS == nil || len(f.LACs) != 1 || len(f.Tunnels) != 1 {
+		t.Fatalf("lns %v, %d lacs, %d tunnels", f.LNS, len(f.LACs), len(f.Tunnels))
+	}
+	l := f.LNS.Config
+	if l.Listen.String() != "10.203.0.2:1701" || l.Secret != "s3cret" || !l.HideAVPs || l.HostName != "ul2tp-lns" ||
+		len(l.Peers) != 2 || l.Peers[1].String() != "192.0.2.7/32" || l.PeerHostNames[0] != "lac" ||
+		l.HelloInterval != 5*time.Second || l.RetryTimeout != 250*time.Millisecond || l.MaxRetries != 3 ||
+		l.Window != 8 || l.MaxTunnels != 10 || l.MaxCalls != 20 || l.MaxPending != 4 || f.LNS.Line != 2 {
+		t.Errorf("lns %+v", f.LNS)
+	}
+	c := f.LACs[0]
+	if c.Name != "lac1" || c.Config.Peer.String() != "10.203.0.2:1701" || c.Config.HostName != "ul2tp-lac" ||
+		!c.Config.NoRedial || len(c.Config.Calls) != 2 || c.Config.Calls[0] != "call1" || c.Line != 17 {
+		t.Errorf("lac %+v", c)
+	}
+	if err := SameL2TPv2(f, f); err != nil {
+		t.Error(err)
+	}
+	g, _ := Parse(strings.Replace(l2tpv2File, "max_pending = 4", "max_pending = 5", 1))
+	if err := SameL2TPv2(f, g); err == nil || !strings.Contains(err.Error(), "restart ul2tpd") {
+		t.Errorf("changed [lns]: %v", err)
+	}
 }

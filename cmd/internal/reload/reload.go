@@ -54,6 +54,12 @@ func (r *Reloader) Reload() (*api.ReloadResult, error) {
 func (r *Reloader) Apply(f *config.File) (*api.ReloadResult, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.applied != nil {
+		if err := config.SameL2TPv2(r.applied, f); err != nil {
+			r.Log.Error("reload refused; nothing changed", "config", r.Path, "err", err)
+			return nil, err
+		}
+	}
 	plan, err := Diff(r.applied, f, RunningOf(r.Plane))
 	if err != nil {
 		r.Log.Error("reload refused; nothing changed", "config", r.Path, "err", err)

@@ -1,0 +1,218 @@
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"sort"
+	"time"
+
+	"github.com/ul2tp/ul2tp/control/engine"
+)
+
+// LNS is the [lns] table: the L2TPv2 LNS role.
+type LNS struct {
+	Line   int
+	Config engine.LNSConfig
+}
+
+// LAC is a [tunnel.NAME] table with version = "l2tpv2": a tunnel our
+// LAC dials to an LNS.
+type LAC struct {
+	Name   string
+	Line   int
+	Config engine.LACConfig
+}
+
+type rawLNS struct {
+	Listen        string   `toml:"listen"`
+	Secret        string   `toml:"secret"`
+	HideAVPs      bool     `toml:"hide_avps"`
+	HostName      string   `toml:"host_name"`
+	Peers         []string `toml:"peers"`
+	PeerHostNames []string `toml:"peer_host_names"`
+	HelloTimeout  int64    `toml:"hello_timeout"`
+	RetryTimeout  int64    `toml:"retry_timeout"`
+	MaxRetries    int64    `toml:"max_retries"`
+	WindowSize    int64    `toml:"window_size"`
+	MaxTunnels    int64    `toml:"max_tunnels"`
+	MaxCalls      int64    `toml:"max_calls"`
+	MaxPending    int64    `toml:"max_pending"`
+	FramingCaps   []string `toml:"framing_caps"`
+}
+
+// params reads the control connection keys LNS and LAC share.
+func params(secret string, hide bool, host string, hello, retry, retries, window, calls int64) (engine.Params, error) {
+	p := engine.Params{Secret: secret, HideAVPs: hide, HostName: host}
+	if hide && secret == "" {
+		return p, keyErrorf("hide_avps", "hide_avps: needs a secret")
+	}
+	if p.HostName == "" {
+		if h, err := os.Hostname(); err == nil {
+			p.HostName = h
+		}
+	}
+	if hello < 0 || hello > 3600_000 {
+		return p, keyErrorf("hello_timeout", "hello_timeout %d: want 0..3600000 ms", hello)
+	}
+	p.HelloInterval = time.Duration(hello) * time.Millisecond
+	if retry < 0 || retry > 60_000 {
+		return p, keyErrorf("retry_timeout", "retry_timeout %d: want 0..60000 ms", retry)
+	}
+	p.RetryTimeout = time.Duration(retry) * time.Millisecond
+	if retries < 0 || retries > 100 {
+		return p, keyErrorf("max_retries", "max_retries %d: want 0..100", retries)
+	}
+	p.MaxRetries = int(retries)
+	if window < 0 || window > 0xffff {
+		return p, keyErrorf("window_size", "window_size %d: want 1..65535", window)
+	}
+	p.Window = uint16(window)
+	if calls < 0 || calls > 0xffff {
+		return p, keyErrorf("max_calls", "max_calls %d: want 1..65535", calls)
+	}
+	p.MaxCalls = int(calls)
+	return p, nil
+}
+
+// addrPort reads "ADDR:PORT", "[V6]:PORT" or "ADDR" (port 1701).
+func addrPort(field, s string) (netip.AddrPort, error) {
+	a, port, err := hostPort(field, s)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	if port == 0 {
+		port = engine.DefaultPort
+	}
+	return netip.AddrPortFrom(netip.MustParseAddr(a), port), nil
+}
+
+func convertLNS(r rawLNS) (*LNS, error) {
+	p, err := params(r.Secret, r.HideAVPs, r.HostName, r.HelloTimeout, r.RetryTimeout, r.MaxRetries, r.WindowSize, r.MaxCalls)
+	if err != nil {
+		return nil, err
+	}
+	c := engine.LNSConfig{Params: p, PeerHostNames: r.PeerHostNames}
+	if r.Listen == "" {
+		r.Listen = "0.0.0.0:1701"
+	}
+	if c.Listen, err = addrPort("listen", r.Listen); err != nil {
+		return nil, err
+	}
+	for _, s := range r.Peers {
+		pf, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return nil, keyErrorf("peers", "peers %q: not an address or address range", s)
+			}
+			pf = netip.PrefixFrom(a, a.BitLen())
+		}
+		c.Peers = append(c.Peers, pf.Masked())
+	}
+	for _, k := range []struct {
+		key string
+		v   int64
+		to  *int
+	}{{"max_tunnels", r.MaxTunnels, &c.MaxTunnels}, {"max_pending", r.MaxPending, &c.MaxPending}} {
+		if k.v < 0 || k.v > 0xffff {
+			return nil, keyErrorf(k.key, "%s %d: want 1..65535", k.key, k.v)
+		}
+		*k.to = int(k.v)
+	}
+	if err := checkFraming(r.FramingCaps); err != nil {
+		return nil, err
+	}
+	return &LNS{Config: c}, nil
+}
+
+func checkFraming(caps []string) error {
+	for _, f := range caps {
+		if f != "sync" && f != "async" {
+			return keyErrorf("framing_caps", "framing_caps %q: want sync or async", f)
+		}
+	}
+	return nil
+}
+
+// convertLAC reads an l2tpv2 tunnel table.
+func convertLAC(name string, r rawTunnel) (LAC, error) {
+	l := LAC{Name: name}
+	switch {
+	case r.TID != 0:
+		return l, keyErrorf("tid", "tid: L2TPv2 tunnel ids are assigned by the daemon")
+	case r.PTID != 0:
+		return l, keyErrorf("ptid", "ptid: L2TPv2 tunnel ids are assigned by the daemon")
+	case r.Encap != "" && r.Encap != "udp":
+		return l, keyErrorf("encap", "encap %q: L2TPv2 runs over udp", r.Encap)
+	case r.Peer == "":
+		return l, keyErrorf("peer", "peer: required")
+	}
+	p, err := params(r.Secret, r.HideAVPs, r.HostName, r.HelloTimeout, r.RetryTimeout, r.MaxRetries, r.WindowSize, 0)
+	if err != nil {
+		return l, err
+	}
+	c := engine.LACConfig{Name: name, Params: p, NoRedial: r.Redial != nil && !*r.Redial}
+	if c.Peer, err = addrPort("peer", r.Peer); err != nil {
+		return l, err
+	}
+	if r.Local != "" {
+		if c.Local, err = addrPort("local", r.Local); err != nil {
+			return l, err
+		}
+		if c.Local.Addr().Is4() != c.Peer.Addr().Is4() {
+			return l, keyErrorf("local", "local %s: not the same family as peer %s", c.Local, c.Peer)
+		}
+	}
+	if err := checkFraming(r.FramingCaps); err != nil {
+		return l, err
+	}
+	names := make([]string, 0, len(r.Session))
+	for n := range r.Session {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if err := checkCall(r.Session[n]); err != nil {
+			return l, &sessionError{n, err}
+		}
+		c.Calls = append(c.Calls, n)
+	}
+	l.Config = c
+	return l, nil
+}
+
+// checkCall refuses the static session keys in a call's table.
+func checkCall(r rawSession) error {
+	switch {
+	case r.Pseudowire != "" && r.Pseudowire != "ppp":
+		return keyErrorf("pseudowire", "pseudowire %q: an L2TPv2 call carries ppp", r.Pseudowire)
+	case r.SID != 0:
+		return keyErrorf("sid", "sid: L2TPv2 session ids are assigned by the daemon")
+	case r.PSID != 0:
+		return keyErrorf("psid", "psid: L2TPv2 session ids are assigned by the daemon")
+	case len(r.Cookie) != 0 || len(r.PeerCookie) != 0:
+		return keyErrorf("cookie", "cookie: L2TPv2 has no cookies")
+	case r.InterfaceName != "":
+		return keyErrorf("interface_name", "interface_name: an L2TPv2 call has no interface")
+	}
+	return nil
+}
+
+// SameL2TPv2 reports whether two files have the same L2TPv2 settings
+// ([lns] and the l2tpv2 tunnels), which a reload cannot change.
+func SameL2TPv2(a, b *File) error {
+	la, lb := a.LNS != nil, b.LNS != nil
+	if la != lb || (la && fmt.Sprintf("%+v", a.LNS.Config) != fmt.Sprintf("%+v", b.LNS.Config)) {
+		return fmt.Errorf("[lns] changed: restart ul2tpd to change L2TPv2 settings")
+	}
+	if len(a.LACs) != len(b.LACs) {
+		return fmt.Errorf("l2tpv2 tunnels changed: restart ul2tpd to change L2TPv2 settings")
+	}
+	for i := range a.LACs {
+		if a.LACs[i].Name != b.LACs[i].Name || fmt.Sprintf("%+v", a.LACs[i].Config) != fmt.Sprintf("%+v", b.LACs[i].Config) {
+			return fmt.Errorf("tunnel %q (l2tpv2) changed: restart ul2tpd to change L2TPv2 settings", b.LACs[i].Name)
+		}
+	}
+	return nil
+}

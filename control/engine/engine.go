@@ -1,0 +1,603 @@
+// Package engine runs L2TPv2 control connections (RFC 2661) on a
+// datapath.Plane: the LNS role, answering SCCRQs on a listening socket,
+// and LAC tunnels, dialled to an LNS and redialled with backoff. It
+// ties the control package's state machines to the sockets and the data
+// sessions: a tunnel that comes up gets an L2TPv2 datapath tunnel, a call
+// that comes up a datapath session whose frames go to a
+// datapath.PayloadRecorder ("ppp: none") until PPP exists.
+//
+// One goroutine owns every Tunnel: it reads the Listeners' control
+// packets, routes them by the header's tunnel id (and an SCCRQ by the
+// peer's address and Assigned Tunnel ID), runs one timer set to the
+// earliest Deadline of all tunnels and LAC redials, and executes the
+// commands of the other goroutines (Status, CloseTunnel, CloseCall,
+// OpenCall), so the state machines need no locks.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ul2tp/ul2tp/control"
+	"github.com/ul2tp/ul2tp/datapath"
+	"github.com/ul2tp/ul2tp/datapath/event"
+)
+
+// Errors of the engine's commands.
+var (
+	ErrClosed   = errors.New("l2tpv2 engine closed")
+	ErrNotFound = errors.New("no such L2TPv2 tunnel or call")
+	ErrExists   = errors.New("already configured")
+)
+
+// Options set up an Engine.
+type Options struct {
+	Plane *datapath.Plane
+	Log   *slog.Logger // nil: slog.Default()
+	// Events receives tunnel-up/down and call-up/down events; nil: the
+	// Plane's hub.
+	Events *event.Hub
+	// Now is the clock; nil: time.Now.
+	Now func() time.Time
+}
+
+// Stats counts what the engine dropped or refused.
+type Stats struct {
+	Malformed      uint64 // control packets with no valid L2TPv2 header, or unreadable SCCRQs
+	UnknownTunnel  uint64 // for no tunnel of ours (or from the wrong peer)
+	Refused        uint64 // SCCRQs from peers or host names not allowed
+	DroppedSetups  uint64 // SCCRQs dropped at max_tunnels or max_pending
+	TunnelsUp      uint64
+	TunnelsDown    uint64
+	CallsUp        uint64
+	CallsDown      uint64
+	DatapathErrors uint64 // AddTunnel or AddSession refused
+}
+
+type counters struct {
+	malformed, unknown, refused, dropped atomic.Uint64
+	tunnelsUp, tunnelsDown               atomic.Uint64
+	callsUp, callsDown, dpErrors         atomic.Uint64
+}
+
+// Engine runs L2TPv2 control connections. Its methods are safe for
+// concurrent use.
+type Engine struct {
+	plane *datapath.Plane
+	log   *slog.Logger
+	hub   *event.Hub
+	now   func() time.Time
+
+	in    chan inPacket
+	cmds  chan func()
+	quit  chan struct{}
+	done  chan struct{}
+	once  sync.Once
+	fwd   sync.WaitGroup
+	stats counters
+
+	// Owned by the run goroutine.
+	listeners map[netip.AddrPort]*listener
+	tunnels   map[uint32]*tun
+	setups    map[setupKey]*tun
+	lns       *LNSConfig
+	lnsL      *listener
+	lacs      map[string]*lac
+	nextID    uint32
+	nLNS      int // LNS tunnels
+	pending   int // LNS tunnels in setup
+	events    []tunEvent
+}
+
+type inPacket struct {
+	l *listener
+	p datapath.ControlPacket
+}
+
+type listener struct {
+	l *datapath.Listener
+}
+
+type setupKey struct {
+	from   netip.AddrPort
+	peerID uint32
+}
+
+// tun is one control connection.
+type tun struct {
+	t       *control.Tunnel
+	id      uint32
+	l       *listener
+	peer    netip.AddrPort
+	lac     *lac // nil for an LNS tunnel
+	key     setupKey
+	pending bool // LNS: counted in Engine.pending
+	up      bool
+	dp      bool // the datapath tunnel exists
+	calls   map[uint32]*call
+	waiters []chan struct{}
+}
+
+type call struct {
+	name string
+	rec  *datapath.PayloadRecorder
+	dp   bool
+}
+
+// lac is a configured LAC tunnel across its dials.
+type lac struct {
+	cfg      LACConfig
+	l        *listener
+	cur      *tun
+	redialAt time.Time // zero: none due
+	backoff  time.Duration
+	stopped  bool
+	lastID   uint32
+	last     control.Result
+	lastBy   control.Origin
+	dialled  bool
+}
+
+type tunEvent struct {
+	tn *tun
+	ev control.Event
+}
+
+// New starts an Engine with no role; add them with StartLNS and AddLAC.
+func New(o Options) *Engine {
+	e := &Engine{
+		plane:     o.Plane,
+		log:       o.Log,
+		hub:       o.Events,
+		now:       o.Now,
+		in:        make(chan inPacket, 64),
+		cmds:      make(chan func()),
+		quit:      make(chan struct{}),
+		done:      make(chan struct{}),
+		listeners: make(map[netip.AddrPort]*listener),
+		tunnels:   make(map[uint32]*tun),
+		setups:    make(map[setupKey]*tun),
+		lacs:      make(map[string]*lac),
+		nextID:    1,
+	}
+	if e.log == nil {
+		e.log = slog.Default()
+	}
+	if e.hub == nil {
+		e.hub = o.Plane.Events()
+	}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	go e.run()
+	return e
+}
+
+// do runs f on the engine's goroutine and waits for it.
+func (e *Engine) do(f func()) error {
+	ran := make(chan struct{})
+	select {
+	case e.cmds <- func() { f(); close(ran) }:
+	case <-e.done:
+		return ErrClosed
+	}
+	select {
+	case <-ran:
+		return nil
+	case <-e.done:
+		return ErrClosed
+	}
+}
+
+// Close stops the engine at once: no StopCCN is sent (see Shutdown),
+// the datapath tunnels it made are deleted and its Listeners closed.
+func (e *Engine) Close() error {
+	e.once.Do(func() { close(e.quit) })
+	<-e.done
+	e.fwd.Wait()
+	return nil
+}
+
+// Shutdown closes every tunnel with a StopCCN and waits, until ctx
+// ends, for them to be acked; then it closes the engine.
+func (e *Engine) Shutdown(ctx context.Context) error {
+	var waits []chan struct{}
+	e.do(func() {
+		now := e.now()
+		for _, l := range e.lacs {
+			l.stopped = true
+		}
+		for _, tn := range e.tunnels {
+			if ch := e.closeTunnel(tn, now); ch != nil {
+				waits = append(waits, ch)
+			}
+		}
+		e.settle(now)
+	})
+	for _, ch := range waits {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+		}
+	}
+	return e.Close()
+}
+
+// Stats returns the engine's counters.
+func (e *Engine) Stats() Stats {
+	c := &e.stats
+	return Stats{
+		Malformed: c.malformed.Load(), UnknownTunnel: c.unknown.Load(), Refused: c.refused.Load(),
+		DroppedSetups: c.dropped.Load(), TunnelsUp: c.tunnelsUp.Load(), TunnelsDown: c.tunnelsDown.Load(),
+		CallsUp: c.callsUp.Load(), CallsDown: c.callsDown.Load(), DatapathErrors: c.dpErrors.Load(),
+	}
+}
+
+// StartLNS starts answering SCCRQs on c.Listen. One LNS per engine.
+func (e *Engine) StartLNS(c LNSConfig) error {
+	if err := c.check(); err != nil {
+		return err
+	}
+	var err error
+	if derr := e.do(func() {
+		if e.lns != nil {
+			err = fmt.Errorf("lns: %w", ErrExists)
+			return
+		}
+		var l *listener
+		if l, err = e.listen(c.Listen); err != nil {
+			err = fmt.Errorf("lns listen %s: %w", c.Listen, err)
+			return
+		}
+		e.lns, e.lnsL = &c, l
+		e.log.Info("l2tpv2 lns listening", "local", l.l.Local().String())
+	}); derr != nil {
+		return derr
+	}
+	return err
+}
+
+// LNSAddr is the LNS's socket address (the invalid AddrPort if none).
+func (e *Engine) LNSAddr() netip.AddrPort {
+	var a netip.AddrPort
+	e.do(func() {
+		if e.lnsL != nil {
+			a = e.lnsL.l.Local()
+		}
+	})
+	return a
+}
+
+// AddLAC dials a tunnel to an LNS now.
+func (e *Engine) AddLAC(c LACConfig) error {
+	if err := c.check(); err != nil {
+		return err
+	}
+	var err error
+	if derr := e.do(func() {
+		if e.lacs[c.Name] != nil {
+			err = fmt.Errorf("lac %s: %w", c.Name, ErrExists)
+			return
+		}
+		var l *listener
+		if l, err = e.listen(c.Local); err != nil {
+			err = fmt.Errorf("lac %s local %s: %w", c.Name, c.Local, err)
+			return
+		}
+		now := e.now()
+		e.lacs[c.Name] = &lac{cfg: c, l: l, redialAt: now, backoff: c.MinBackoff}
+	}); derr != nil {
+		return derr
+	}
+	return err
+}
+
+// listen returns the listener on a, opening it if needed.
+func (e *Engine) listen(a netip.AddrPort) (*listener, error) {
+	if a.Port() != 0 {
+		if l := e.listeners[a]; l != nil {
+			return l, nil
+		}
+	}
+	dl, err := e.plane.Listen(datapath.ListenConfig{Local: a, UDPCsum: true, UDP6CsumTx: true, UDP6CsumRx: true})
+	if err != nil {
+		return nil, err
+	}
+	l := &listener{l: dl}
+	e.listeners[dl.Local()] = l
+	if a.Port() != 0 {
+		e.listeners[a] = l
+	}
+	e.fwd.Add(1)
+	go e.forward(l)
+	return l, nil
+}
+
+// forward feeds a Listener's packets to the engine's goroutine.
+func (e *Engine) forward(l *listener) {
+	defer e.fwd.Done()
+	for p := range l.l.Packets() {
+		select {
+		case e.in <- inPacket{l, p}:
+		case <-e.quit:
+			p.Release()
+		}
+	}
+}
+
+// run is the engine's goroutine.
+func (e *Engine) run() {
+	defer close(e.done)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		if at, ok := e.nextDeadline(); ok {
+			timer.Reset(max(at.Sub(e.now()), 0))
+		} else {
+			timer.Reset(time.Hour)
+		}
+		select {
+		case ip := <-e.in:
+			now := e.now()
+			e.receive(ip.l, ip.p, now)
+			ip.p.Release()
+			e.settle(now)
+		case f := <-e.cmds:
+			f()
+		case <-timer.C:
+			now := e.now()
+			e.tick(now)
+			e.settle(now)
+		case <-e.quit:
+			e.shutdown()
+			return
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+	}
+}
+
+// shutdown deletes the datapath tunnels and closes the listeners.
+func (e *Engine) shutdown() {
+	for _, tn := range e.tunnels {
+		if tn.dp {
+			e.plane.DelTunnel(tn.id)
+		}
+		for _, ch := range tn.waiters {
+			close(ch)
+		}
+	}
+	e.tunnels = nil
+	seen := make(map[*listener]bool)
+	for _, l := range e.listeners {
+		if !seen[l] {
+			seen[l] = true
+			l.l.Close()
+		}
+	}
+	// Drain the forwarders' last packets.
+	go func() {
+		e.fwd.Wait()
+		close(e.in)
+	}()
+	for ip := range e.in {
+		ip.p.Release()
+	}
+}
+
+// nextDeadline is the earliest tunnel Deadline or LAC redial.
+func (e *Engine) nextDeadline() (time.Time, bool) {
+	var next time.Time
+	found := false
+	take := func(t time.Time) {
+		if !found || t.Before(next) {
+			next, found = t, true
+		}
+	}
+	for _, tn := range e.tunnels {
+		if d, ok := tn.t.Deadline(); ok {
+			take(d)
+		}
+	}
+	for _, l := range e.lacs {
+		if !l.redialAt.IsZero() {
+			take(l.redialAt)
+		}
+	}
+	return next, found
+}
+
+// tick runs the tunnels and redials that are due.
+func (e *Engine) tick(now time.Time) {
+	for _, tn := range e.tunnels {
+		if d, ok := tn.t.Deadline(); ok && !d.After(now) {
+			e.apply(tn, tn.t.Tick(now))
+		}
+	}
+	for _, l := range e.lacs {
+		if !l.redialAt.IsZero() && !l.redialAt.After(now) {
+			l.redialAt = time.Time{}
+			e.dial(l, now)
+		}
+	}
+}
+
+// settle handles the events the tunnels produced, and forgets the done
+// tunnels.
+func (e *Engine) settle(now time.Time) {
+	for len(e.events) > 0 {
+		te := e.events[0]
+		e.events = e.events[1:]
+		e.onEvent(te.tn, te.ev, now)
+	}
+	e.events = e.events[:0]
+}
+
+// apply sends a tunnel's packets and queues its events.
+func (e *Engine) apply(tn *tun, out control.TunnelOutput) {
+	for _, p := range out.Transmit {
+		if err := tn.l.l.Send(tn.peer, p); err != nil {
+			e.log.Debug("l2tpv2 send", "tunnel_id", tn.id, "err", err)
+		}
+	}
+	for _, ev := range out.Events {
+		e.events = append(e.events, tunEvent{tn, ev})
+	}
+	if tn.t.Done() {
+		e.forget(tn)
+	}
+}
+
+// forget drops a Done tunnel.
+func (e *Engine) forget(tn *tun) {
+	if e.tunnels[tn.id] != tn {
+		return
+	}
+	delete(e.tunnels, tn.id)
+	if tn.lac == nil {
+		delete(e.setups, tn.key)
+		e.nLNS--
+		if tn.pending {
+			tn.pending = false
+			e.pending--
+		}
+	} else if tn.lac.cur == tn {
+		tn.lac.cur = nil
+	}
+	for _, ch := range tn.waiters {
+		close(ch)
+	}
+	tn.waiters = nil
+}
+
+// allocID returns a free 16-bit tunnel id, 0 if none: not used by a
+// tunnel of ours nor by a datapath tunnel (L2TPv3 ones included).
+func (e *Engine) allocID() uint32 {
+	for range 1 << 16 {
+		id := e.nextID
+		e.nextID++
+		if e.nextID > 0xffff {
+			e.nextID = 1
+		}
+		if e.tunnels[id] == nil && e.plane.Tunnel(id) == nil {
+			return id
+		}
+	}
+	return 0
+}
+
+// dial starts a LAC's tunnel.
+func (e *Engine) dial(l *lac, now time.Time) {
+	if l.stopped || l.cur != nil {
+		return
+	}
+	id := e.allocID()
+	if id == 0 {
+		e.redial(l, now)
+		return
+	}
+	t, err := control.NewTunnel(l.cfg.tunnelConfig(id), control.Initiator)
+	if err != nil {
+		e.log.Error("l2tpv2 lac", "name", l.cfg.Name, "err", err)
+		return
+	}
+	tn := &tun{t: t, id: id, l: l.l, peer: l.cfg.Peer, lac: l, calls: make(map[uint32]*call)}
+	e.tunnels[id] = tn
+	l.cur, l.lastID, l.dialled = tn, id, true
+	out, err := t.Open(now)
+	if err != nil {
+		e.log.Error("l2tpv2 lac open", "name", l.cfg.Name, "err", err)
+	}
+	e.log.Debug("l2tpv2 lac dialling", "name", l.cfg.Name, "tunnel_id", id, "peer", l.cfg.Peer.String())
+	e.apply(tn, out)
+}
+
+// redial schedules a LAC's next dial, backing off.
+func (e *Engine) redial(l *lac, now time.Time) {
+	if l.stopped || l.cfg.NoRedial {
+		return
+	}
+	l.redialAt = now.Add(l.backoff)
+	l.backoff = min(2*l.backoff, l.cfg.MaxBackoff)
+}
+
+// receive routes one control packet.
+func (e *Engine) receive(l *listener, p datapath.ControlPacket, now time.Time) {
+	h, err := control.ParseHeader(p.Data)
+	if err != nil || h.Version != control.V2 {
+		e.stats.malformed.Add(1)
+		return
+	}
+	if h.TunnelID == 0 {
+		e.sccrq(l, p, now)
+		return
+	}
+	tn := e.tunnels[h.TunnelID]
+	if tn == nil || tn.l != l || p.From.Addr() != tn.peer.Addr() {
+		e.stats.unknown.Add(1)
+		return
+	}
+	if p.From != tn.peer {
+		if tn.up {
+			e.stats.unknown.Add(1)
+			return
+		}
+		tn.peer = p.From // the LNS answered from another port
+	}
+	e.apply(tn, tn.t.Receive(p.Data, now))
+}
+
+// sccrq handles a message to tunnel 0: an SCCRQ to the LNS.
+func (e *Engine) sccrq(l *listener, p datapath.ControlPacket, now time.Time) {
+	c := e.lns
+	if c == nil || l != e.lnsL {
+		e.stats.unknown.Add(1)
+		return
+	}
+	info, err := control.PeekSCCRQ(p.Data, []byte(c.Secret))
+	if err != nil {
+		e.stats.malformed.Add(1)
+		return
+	}
+	key := setupKey{p.From, info.PeerID}
+	if tn := e.setups[key]; tn != nil {
+		e.apply(tn, tn.t.Receive(p.Data, now))
+		return
+	}
+	if !c.allowed(p.From.Addr(), info.HostName) {
+		if e.stats.refused.Add(1) == 1 || e.log.Enabled(context.Background(), slog.LevelDebug) {
+			e.log.Info("l2tpv2 sccrq refused: peer not allowed", "peer", p.From.String(), "host_name", info.HostName)
+		}
+		return
+	}
+	if e.nLNS >= c.MaxTunnels || e.pending >= c.MaxPending {
+		e.stats.dropped.Add(1)
+		return
+	}
+	id := e.allocID()
+	if id == 0 {
+		e.stats.dropped.Add(1)
+		return
+	}
+	t, err := control.NewTunnel(c.tunnelConfig(id), control.Responder)
+	if err != nil {
+		e.log.Error("l2tpv2 lns", "err", err)
+		return
+	}
+	tn := &tun{t: t, id: id, l: l, peer: p.From, key: key, pending: true, calls: make(map[uint32]*call)}
+	e.tunnels[id] = tn
+	e.setups[key] = tn
+	e.nLNS++
+	e.pending++
+	e.apply(tn, t.Receive(p.Data, now))
+}
