@@ -106,10 +106,14 @@ ul() { ip netns exec "$UNS" "$BIN/ul2tp" --socket "$SOCK" "$@"; }
 # v2t JQ: JQ applied to the array of our L2TPv2 tunnels
 v2t() { ul -j show tunnel 2>/dev/null | jq -e "[.[] | select(.version == 2)] | $1"; }
 v2s() { ul -j show session 2>/dev/null | jq -e "[.[] | select(.version == 2)] | $1"; }
-tunnel_up() { # ROLE HOST: one established tunnel of ROLE to HOST
-	v2t "length == 1 and .[0].control.state == \"established\" and .[0].control.role == \"$1\" and .[0].control.peer_host_name == \"$2\"" >/dev/null
+tunnel_up() { # ROLE HOST: one established tunnel, of ROLE, to HOST
+	v2t "map(select(.control.state == \"established\")) | length == 1 and .[0].control.role == \"$1\" and .[0].control.peer_host_name == \"$2\"" >/dev/null
 }
-no_tunnel() { v2t 'length == 0' >/dev/null; }
+# no_tunnel: none left, or only a LAC's idle/closed entry (a LAC that does
+# not redial stays listed with its last result)
+no_tunnel() { v2t 'all(.[]; .control.state == "idle" or .control.state == "closed")' >/dev/null; }
+# live TUNNEL-JQ: JQ on the established tunnel
+live() { v2t "map(select(.control.state == \"established\")) | .[0] | $1"; }
 call_up() { v2s 'length == 1 and .[0].call.state == "established"' >/dev/null; }
 no_call() { v2s 'length == 0' >/dev/null; }
 logged() { grep -qiE "$1" "$DLOG"; } # ERE in ul2tpd's log
@@ -330,7 +334,7 @@ case_lac_xlns() {
 	check "the CDN came from xl2tpd with Result Code 1" msg '^b:CDN .*res:1/'
 	sleep 2
 	check "the tunnel stays established" tunnel_up lac xl2tpd-lns
-	local t; t=$(v2t '.[0].tunnel_id')
+	local t; t=$(live .tunnel_id)
 	printf '   + ul2tp del tunnel tunnel_id %s   (our StopCCN)\n' "$t"
 	check "ul2tp del tunnel returns 0" ul del tunnel tunnel_id "$t"
 	check "our tunnel is removed" wait_until 5 no_tunnel
@@ -345,9 +349,9 @@ case_lac_xlns_shim() {
 	sleep 5
 	check "the call stays up (pppd shim)" call_up
 	check "after 2 s idle we sent HELLO and xl2tpd acked it (hello_sent > 0, retransmits 0)" \
-		v2t '.[0].control.hello_sent > 0 and .[0].control.retransmits == 0'
+		live '.control.hello_sent > 0 and .control.retransmits == 0'
 	show_state
-	local pt; pt=$(v2t '.[0].peer_tunnel')
+	local pt; pt=$(live .peer_tunnel)
 	printf '   + echo "d %s" > xl2tpd control pipe   (StopCCN from xl2tpd)\n' "$pt"
 	timeout 5 sh -c "echo 'd $pt' > '$V2P_RUN/xl2tpd.$NSB/l2tp-control'"
 	check "xl2tpd's StopCCN removed our tunnel and call" wait_until 10 eval "no_tunnel && no_call"
@@ -364,10 +368,10 @@ case_lac_l2tpns() {
 		wait_until 5 eval "l2tpns_cli 'show tunnels' | grep -E 'ul2tp-lac .* Open'"
 	sleep 5
 	check "after 2 s idle we sent HELLO and l2tpns acked it (hello_sent > 0, retransmits 0)" \
-		v2t '.[0].control.hello_sent > 0 and .[0].control.retransmits == 0'
+		live '.control.hello_sent > 0 and .control.retransmits == 0'
 	check "the call stays up" call_up
 	show_state
-	local t; t=$(v2t '.[0].tunnel_id')
+	local t; t=$(live .tunnel_id)
 	printf '   + ul2tp del tunnel tunnel_id %s   (our StopCCN)\n' "$t"
 	check "ul2tp del tunnel returns 0" ul del tunnel tunnel_id "$t"
 	check "our tunnel is removed" wait_until 5 no_tunnel
@@ -379,7 +383,7 @@ case_lac_l2tpns() {
 	start_daemon "$NSA" "$(lac_conf l2tpns "" 60000)" || return
 	check "second tunnel established" wait_until 10 tunnel_up lac l2tpns-lns
 	check "second call is up" wait_until 10 call_up
-	local pt; pt=$(v2t '.[0].peer_tunnel')
+	local pt; pt=$(live .peer_tunnel)
 	printf '   + l2tpns-peer.sh cli %s "enable; drop tunnel %s"   (StopCCN from l2tpns)\n' "$NSB" "$pt"
 	l2tpns_cli $'enable\r\ndrop tunnel '"$pt" >>"$OUT/$CASE.peer.log"
 	check "l2tpns' StopCCN removed our tunnel and call" wait_until 10 eval "no_tunnel && no_call"
