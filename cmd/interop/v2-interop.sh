@@ -75,7 +75,11 @@ stop_pid() { # PID: TERM, wait (bounded), then KILL; only that PID
 stop_daemon() { stop_pid "$MPID"; MPID=""; stop_pid "$DPID"; DPID=""; }
 stop_peers() { # the harness' own down, per namespace we started it in
 	local p
-	for p in "${PEERS[@]}"; do bash "$H/${p%% *}-peer.sh" down "${p#* }" >/dev/null 2>&1; done
+	for p in "${PEERS[@]}"; do
+		bash "$H/${p%% *}-peer.sh" down "${p#* }" >/dev/null 2>&1
+		# the harness reuses its state dir per namespace: keep this case's log
+		cp "$V2P_RUN/${p%% *}.${p#* }/${p%% *}.log" "$OUT/$CASE.${p%% *}.log" 2>/dev/null
+	done
 	PEERS=()
 }
 stop_capture() { stop_pid "$TPID"; TPID=""; }
@@ -91,7 +95,11 @@ trap 'exit 130' INT TERM
 PASS=0 FAIL=0 CASEFAIL=0
 SUMMARY=()
 ok()  { PASS=$((PASS + 1)); printf '   PASS  %s: %s\n' "$CASE" "$*"; }
-bad() { FAIL=$((FAIL + 1)); CASEFAIL=$((CASEFAIL + 1)); printf '   FAIL  %s: %s\n' "$CASE" "$*"; }
+bad() { # also keeps our view at that moment in NAME.fail
+	FAIL=$((FAIL + 1)) CASEFAIL=$((CASEFAIL + 1))
+	printf '   FAIL  %s: %s\n' "$CASE" "$*"
+	[ -S "${SOCK:-}" ] && { echo "== $*"; ul -j show tunnel; ul -j show session; } >>"$OUT/$CASE.fail" 2>&1
+}
 check() { # DESCRIPTION CMD... : PASS if CMD succeeds
 	local d=$1; shift
 	if "$@"; then ok "$d"; else bad "$d"; fi
@@ -116,6 +124,14 @@ no_tunnel() { v2t 'all(.[]; .control.state == "idle" or .control.state == "close
 live() { v2t "map(select(.control.state == \"established\")) | .[0] | $1"; }
 call_up() { v2s 'length == 1 and .[0].call.state == "established"' >/dev/null; }
 no_call() { v2s 'length == 0' >/dev/null; }
+# peer_closed WHO: after the peer's StopCCN our tunnel is down at once (log
+# "l2tpv2 tunnel down ... by=peer"), lingers closing one retransmission
+# cycle to re-ack (RFC 2661 5.7), then is forgotten
+peer_closed() {
+	check "$1's StopCCN: our tunnel is down (log 'l2tpv2 tunnel down ... by=peer', no longer established)" \
+		wait_until 5 eval "logged 'l2tpv2 tunnel down.*by=peer' && ! v2t 'any(.[]; .control.state == \"established\")'"
+	check "and forgotten after the closing linger" wait_until 30 no_tunnel
+}
 logged() { grep -qiE "$1" "$DLOG"; } # ERE in ul2tpd's log
 peer_log() { grep -qE "$2" "$V2P_RUN/xl2tpd.$1/xl2tpd.log"; }
 show_state() {
@@ -157,14 +173,7 @@ end_case() {
 	stop_peers
 	sleep 0.5
 	stop_capture
-	{
-		echo "# $CASE: a $A ($(sed -n 's/^# a: //p' "$OUT/$CASE.toml")) <-> b $B ($(sed -n 's/^# b: //p' "$OUT/$CASE.toml"))"
-		echo "# cmd/interop/v2-interop.sh, V2_ONLY=$CASE, $(date -u '+%Y-%m-%d')"
-		tshark -r "$OUT/$CASE.pcap" -T fields -e ip.src -e udp.payload 2>/dev/null |
-			awk -v a="$A" '{d = ($1 == a) ? "a>b" : "b>a"; gsub(":", "", $2)
-			  if (substr($2, 1, 1) ~ /[89a-f]/) print d, $2}'
-	} >"$OUT/$CASE.txt"
-	decode "$OUT/$CASE.txt" >"$OUT/$CASE.msgs"
+	msgs
 	echo "      messages: $(awk '{printf "%s ", $1}' "$OUT/$CASE.msgs")"
 	if [ "$STARTED" = 0 ]; then
 		:
@@ -174,6 +183,18 @@ end_case() {
 		ok "ul2tpd log has no ERROR/panic (shutdown included)"
 	fi
 	if [ $CASEFAIL -eq 0 ]; then SUMMARY+=("$CASE PASS"); else SUMMARY+=("$CASE FAIL($CASEFAIL)"); fi
+}
+# msgs: the control messages captured so far, as hex in
+# control/testdata/golden's format (NAME.txt) and decoded (NAME.msgs)
+msgs() {
+	{
+		echo "# $CASE: a $A ($(sed -n 's/^# a: //p' "$OUT/$CASE.toml")) <-> b $B ($(sed -n 's/^# b: //p' "$OUT/$CASE.toml"))"
+		echo "# cmd/interop/v2-interop.sh, V2_ONLY=$CASE, $(date -u '+%Y-%m-%d')"
+		tshark -r "$OUT/$CASE.pcap" -T fields -e ip.src -e udp.payload 2>/dev/null |
+			awk -v a="$A" '{d = ($1 == a) ? "a>b" : "b>a"; gsub(":", "", $2)
+			  if (substr($2, 1, 1) ~ /[89a-f]/) print d, $2}'
+	} >"$OUT/$CASE.txt"
+	decode "$OUT/$CASE.txt" >"$OUT/$CASE.msgs"
 }
 # decode FILE.txt: one line per control message,
 #   a:SCCRQ avp:2 avp:3 ... hid:36 res:4/0
@@ -214,7 +235,7 @@ for line in open(sys.argv[1]):
     print(" ".join([d[0] + ":" + name] + toks))
 PY
 }
-msg() { grep -qE "$1" "$OUT/$CASE.msgs"; } # ERE over NAME.msgs lines
+msg() { msgs; grep -qE "$1" "$OUT/$CASE.msgs"; } # ERE over the messages so far
 
 # ------------------------------------------------------------- configs
 lns_conf() { # SECRET HIDE [extra lines]
@@ -227,8 +248,8 @@ host_name = "ul2tp-lns"
 secret = "$1"
 hide_avps = $2
 hello_timeout = 60000
-retry_timeout = 1000
-max_retries = 5
+retry_timeout = 500
+max_retries = 4
 ${3:-}
 EOF
 }
@@ -243,8 +264,8 @@ local = "$A:1701"
 host_name = "ul2tp-lac"
 secret = "$2"
 hello_timeout = $3
-retry_timeout = 1000
-max_retries = 5
+retry_timeout = 500
+max_retries = 4
 redial = false
 
 [tunnel.lac1.session.call1]
@@ -273,8 +294,7 @@ xlac_real() { # SECRET CHALLENGE(yes|no)
 	fi
 	printf '   + xl2tpd-peer.sh hangup %s   (StopCCN from xl2tpd)\n' "$NSA"
 	bash "$H/xl2tpd-peer.sh" hangup "$NSA" >>"$OUT/$CASE.peer.log" 2>&1
-	check "xl2tpd's StopCCN removed our tunnel (log 'l2tpv2 tunnel down')" \
-		wait_until 10 eval "no_tunnel && logged 'l2tpv2 tunnel down'"
+	peer_closed xl2tpd
 }
 
 case_xlac_plain() { xlac_real "" no; }
@@ -337,7 +357,7 @@ case_lac_xlns() {
 	local t; t=$(live .tunnel_id)
 	printf '   + ul2tp del tunnel tunnel_id %s   (our StopCCN)\n' "$t"
 	check "ul2tp del tunnel returns 0" ul del tunnel tunnel_id "$t"
-	check "our tunnel is removed" wait_until 5 no_tunnel
+	check "our tunnel is removed (after the closing linger)" wait_until 30 no_tunnel
 	check "our StopCCN was acked by xl2tpd" eval "msg '^a:StopCCN' && sleep 1 && peer_log $NSB 'Connection closed to .*, port 1701'"
 }
 
@@ -354,7 +374,8 @@ case_lac_xlns_shim() {
 	local pt; pt=$(live .peer_tunnel)
 	printf '   + echo "d %s" > xl2tpd control pipe   (StopCCN from xl2tpd)\n' "$pt"
 	timeout 5 sh -c "echo 'd $pt' > '$V2P_RUN/xl2tpd.$NSB/l2tp-control'"
-	check "xl2tpd's StopCCN removed our tunnel and call" wait_until 10 eval "no_tunnel && no_call"
+	peer_closed xl2tpd
+	check "no call left" no_call
 	check "xl2tpd sent StopCCN and we acked it" eval "msg '^b:StopCCN' && awk '/^b:StopCCN/{s=1} s && /^a:/{f=1} END{exit !f}' '$OUT/$CASE.msgs'"
 }
 
@@ -374,7 +395,7 @@ case_lac_l2tpns() {
 	local t; t=$(live .tunnel_id)
 	printf '   + ul2tp del tunnel tunnel_id %s   (our StopCCN)\n' "$t"
 	check "ul2tp del tunnel returns 0" ul del tunnel tunnel_id "$t"
-	check "our tunnel is removed" wait_until 5 no_tunnel
+	check "our tunnel is removed (after the closing linger)" wait_until 30 no_tunnel
 	check "l2tpns removed it too (CLI show tunnels: none from ul2tp-lac)" \
 		wait_until 5 eval "! l2tpns_cli 'show tunnels' | grep -q ul2tp-lac"
 
@@ -386,7 +407,8 @@ case_lac_l2tpns() {
 	local pt; pt=$(live .peer_tunnel)
 	printf '   + l2tpns-peer.sh cli %s "enable; drop tunnel %s"   (StopCCN from l2tpns)\n' "$NSB" "$pt"
 	l2tpns_cli $'enable\r\ndrop tunnel '"$pt" >>"$OUT/$CASE.peer.log"
-	check "l2tpns' StopCCN removed our tunnel and call" wait_until 10 eval "no_tunnel && no_call"
+	peer_closed l2tpns
+	check "no call left" no_call
 }
 
 CASES=(xlac-plain xlac-secret xlac-hidden-shim xlac-badsecret xlac-badsecret-peer lac-xlns lac-xlns-shim lac-l2tpns)
