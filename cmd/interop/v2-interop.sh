@@ -20,8 +20,9 @@
 #                     up, xl2tpd's CDN when its pppd dies, tunnel stays,
 #                     xl2tpd's StopCCN removes it
 #   xlac-secret       the same with a tunnel secret, both sides challenge
-#   xlac-hidden-shim  secret + hidden AVPs both ways, PPPD_MODE=shim: the call
-#                     stays up; our `ul2tp del session` sends the CDN
+#   xlac-hidden-shim  secret, xl2tpd's "hidden bit" (Random Vectors),
+#                     PPPD_MODE=shim: the call stays up; our `ul2tp del
+#                     session` sends the CDN
 #   xlac-badsecret    our LNS challenges, xl2tpd answers with a wrong secret:
 #                     we refuse (StopCCN result 4) and say so
 #   xlac-badsecret-peer  xl2tpd challenges us, our secret is wrong for it:
@@ -163,7 +164,7 @@ peer() {
 	local kind=$1 ns=$2; shift 2
 	PEERS+=("$kind $ns")
 	printf '   + %s\n' "${PEER_ENV:+$PEER_ENV }$kind-peer.sh up $ns $*"
-	env $PEER_ENV bash "$H/$kind-peer.sh" up "$ns" "$@" >>"$OUT/$CASE.peer.log" 2>&1 ||
+	env ${PEER_ENV:-} bash "$H/$kind-peer.sh" up "$ns" "$@" >>"$OUT/$CASE.peer.log" 2>&1 ||
 		{ bad "$kind-peer.sh up failed: $(tail -1 "$OUT/$CASE.peer.log")"; return 1; }
 }
 # end_case: stop everything, write the control messages as hex (golden
@@ -301,18 +302,18 @@ case_xlac_plain() { xlac_real "" no; }
 case_xlac_secret() { xlac_real secret yes; }
 
 case_xlac_hidden_shim() {
-	start_daemon "$NSB" "$(lns_conf secret true)" || return
+	# Our hide_avps stays off: xl2tpd 1.3.18 cannot unhide an AVP in SCCRP
+	# (its log: "decrypt_avp: Decrypted length is too long", then StopCCN
+	# 2/6 "Invalid Hidden AVP"; docs/interop.md). XL2TPD_HIDDEN=yes makes it
+	# send a Random Vector in every message, which we must take.
+	start_daemon "$NSB" "$(lns_conf secret false)" || return
 	PEER_ENV="PPPD_MODE=shim XL2TPD_SECRET=secret XL2TPD_CHALLENGE=yes XL2TPD_HIDDEN=yes" peer xl2tpd "$NSA" $A lac $B || return
-	check "tunnel established with secret + hidden AVPs" wait_until 10 tunnel_up lns xl2tpd-lac
+	check "tunnel established with secret, xl2tpd's Random Vector AVPs" wait_until 10 tunnel_up lns xl2tpd-lac
+	check "xl2tpd sent Random Vectors" msg '^a:.*avp:36'
 	check "the call is up" wait_until 10 call_up
 	sleep 3
 	check "the call stays up (pppd shim)" call_up
 	show_state
-	# xl2tpd 1.3.18's "hidden bit = yes" adds a Random Vector but hides
-	# nothing itself (see control/testdata/golden/xl2tpd-secret-hidden-hello.txt)
-	check "we sent hidden AVPs (after a Random Vector) and xl2tpd took them" \
-		eval "msg '^b:.*avp:36 .*hid:' && msg '^a:ICCN'"
-	echo "      xl2tpd sent hidden AVPs: $(msg '^a:.* hid:' && echo yes || echo no); Random Vector: $(msg '^a:.*avp:36' && echo yes || echo no)"
 	local t s
 	t=$(v2s '.[0].tunnel_id') s=$(v2s '.[0].session_id')
 	printf '   + ul2tp del session tunnel_id %s session_id %s   (our CDN)\n' "$t" "$s"
@@ -365,6 +366,8 @@ case_lac_xlns_shim() {
 	PEER_ENV="PPPD_MODE=shim XL2TPD_SECRET=secret XL2TPD_CHALLENGE=yes" peer xl2tpd "$NSB" $B lns || return
 	start_daemon "$NSA" "$(lac_conf xl2tpd secret 2000)" || return
 	check "tunnel established with secret, both challenge" wait_until 10 tunnel_up lac xl2tpd-lns
+	check "Challenge in SCCRQ and SCCRP, Challenge Response in SCCRP and SCCCN" \
+		eval "msg '^a:SCCRQ .*avp:11( |$)' && msg '^b:SCCRP .*avp:11( |$)' && msg '^b:SCCRP .*avp:13( |$)' && msg '^a:SCCCN .*avp:13( |$)'"
 	check "the call is up" wait_until 10 call_up
 	sleep 5
 	check "the call stays up (pppd shim)" call_up
