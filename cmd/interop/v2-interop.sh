@@ -341,7 +341,7 @@ case_xlac_badsecret_peer() { # xl2tpd challenges us; our answer is wrong for it
 	check "xl2tpd refused us with StopCCN (Result Code 2)" wait_until 10 msg '^a:StopCCN .*res:2/'
 	check "ul2tpd reports the peer's StopCCN (log 'l2tpv2 tunnel down' or 'refused')" \
 		wait_until 5 logged 'l2tpv2 tunnel down|refus|not authori|challenge'
-	check "no tunnel left on our side" wait_until 5 no_tunnel
+	check "no tunnel left on our side (after the closing linger)" wait_until 30 no_tunnel
 }
 
 case_lac_xlns() {
