@@ -241,7 +241,7 @@ msg() { msgs; grep -qE "$1" "$OUT/$CASE.msgs"; } # ERE over the messages so far
 # ------------------------------------------------------------- configs
 lns_conf() { # SECRET HIDE [extra lines]
 	cat <<EOF
-# a: LAC under test
+# a: xl2tpd LAC
 # b: ul2tpd LNS
 [lns]
 listen = "$B:1701"
