@@ -359,7 +359,8 @@ case_lac_xlns() {
 	printf '   + ul2tp del tunnel tunnel_id %s   (our StopCCN)\n' "$t"
 	check "ul2tp del tunnel returns 0" ul del tunnel tunnel_id "$t"
 	check "our tunnel is removed (after the closing linger)" wait_until 30 no_tunnel
-	check "our StopCCN was acked by xl2tpd" eval "msg '^a:StopCCN' && sleep 1 && peer_log $NSB 'Connection closed to .*, port 1701'"
+	check "xl2tpd took our StopCCN (its log: Connection closed ... port 1701)" \
+		wait_until 5 eval "msg '^a:StopCCN' && peer_log $NSB 'Connection closed to .*, port 1701'"
 }
 
 case_lac_xlns_shim() {
