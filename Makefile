@@ -5,7 +5,7 @@ export KP_CACHE ?= /var/tmp/ul2tp-kp
 export KP_RUN   ?= /tmp/kp
 HARNESS ?= $(abspath ../shared/harness)
 
-.PHONY: all build deps test unit demo interop bench scale fuzz lint bigendian cross rss help clean
+.PHONY: all build deps test unit demo interop interop-v2 bench scale fuzz lint bigendian cross rss help clean
 
 all: build
 
@@ -14,7 +14,8 @@ help:
 	@echo "make demo     (root) two namespaces, a pseudowire, ping + iperf3 through it"
 	@echo "make test     unit tests, fuzz seeds, and (as root) netns end-to-end tests"
 	@echo "make unit     unit tests only (no root needed)"
-	@echo "make interop  (root) against the Linux kernel and QEMU in ../shared/harness"
+	@echo "make interop  (root) against the Linux kernel and QEMU in ../shared/harness, then interop-v2"
+	@echo "make interop-v2  (root) L2TPv2 LNS and LAC against xl2tpd and l2tpns (harness v2-peers)"
 	@echo "make bench    (root) throughput and packet-rate table"
 	@echo "make scale    (root) 10,000 sessions on one daemon: RSS, fds, goroutines, create/delete rates"
 	@echo "make fuzz     run every fuzz target for FUZZTIME (default 20s) each"
@@ -39,8 +40,14 @@ test: deps build
 unit:
 	$(GO) test -count=1 -short ./...
 
+# Both runs, whatever the first's result; fails if either failed.
 interop: build
-	bash cmd/interop/interop.sh $(BIN) "$(HARNESS)"
+	bash cmd/interop/interop.sh $(BIN) "$(HARNESS)"; l2tpv3=$$?; \
+	bash cmd/interop/v2-interop.sh $(BIN) "$(HARNESS)" && exit $$l2tpv3
+
+# L2TPv2 control plane against xl2tpd and l2tpns (shared/harness/v2-peers).
+interop-v2: build
+	bash cmd/interop/v2-interop.sh $(BIN) "$(HARNESS)"
 
 bench: deps build
 	bash bench/bench.sh $(BIN)

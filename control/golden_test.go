@@ -67,6 +67,10 @@ func TestGoldenPeers(t *testing.T) {
 		{"xl2tpd-secret-hidden-hello", "secret", 2, "xl2tpd-lns", "xelerance.com",
 			"a:SCCRQ b:SCCRP a:SCCCN a:ICRQ b:ZLB b:ICRP b:ZLB a:ICCN b:ZLB b:CDN a:ZLB " +
 				"b:HELLO a:ZLB a:HELLO b:ZLB a:StopCCN b:ZLB"},
+		{"xl2tpd-lac-ul2tp-lns-plain", "", 0, "ul2tp-lns", "ul2tp",
+			"a:SCCRQ b:SCCRP a:SCCCN a:ICRQ b:ICRP a:ICCN a:CDN b:ZLB a:StopCCN b:ZLB"},
+		{"xl2tpd-lac-ul2tp-lns-secret", "secret", 2, "ul2tp-lns", "ul2tp",
+			"a:SCCRQ b:SCCRP a:SCCCN a:ICRQ b:ICRP a:ICCN a:CDN b:ZLB a:StopCCN b:ZLB"},
 		{"l2tpns-challenge", "secret", 1, "l2tpns-lns", "",
 			"a:SCCRQ b:SCCRP a:SCCCN a:ICRQ b:ZLB b:ICRP a:ICCN b:ZLB a:CDN b:ZLB a:StopCCN b:ZLB " +
 				"b:StopCCN b:StopCCN b:StopCCN b:StopCCN"},
