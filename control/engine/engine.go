@@ -539,6 +539,10 @@ func (e *Engine) receive(l *listener, p datapath.ControlPacket, now time.Time) {
 		return
 	}
 	if h.TunnelID == 0 {
+		if m, err := control.Parse(p.Data); err == nil && m.Type() == control.MsgStopCCN {
+			e.stopUnassigned(l, p, m, now)
+			return
+		}
 		e.sccrq(l, p, now)
 		return
 	}
@@ -553,6 +557,33 @@ func (e *Engine) receive(l *listener, p datapath.ControlPacket, now time.Time) {
 			return
 		}
 		tn.peer = p.From // the LNS answered from another port
+	}
+	e.apply(tn, tn.t.Receive(p.Data, now))
+}
+
+// stopUnassigned routes a StopCCN sent to tunnel 0: from a peer that
+// ended a setup before it learned our tunnel id (xl2tpd does so when it
+// cannot unhide the Assigned Tunnel ID). It goes to the LNS setup from
+// that peer whose peer id is the StopCCN's Assigned Tunnel ID, or to our
+// LAC dialling that peer, still without a peer id.
+func (e *Engine) stopUnassigned(l *listener, p datapath.ControlPacket, m control.Message, now time.Time) {
+	var tn *tun
+	if a, ok := m.Find(control.AttrAssignedTunnelID); ok && !a.Hidden() {
+		if id, err := a.Uint16(); err == nil {
+			tn = e.setups[setupKey{p.From, uint32(id)}]
+		}
+	}
+	if tn == nil {
+		for _, c := range e.lacs {
+			if t := c.cur; t != nil && t.l == l && !t.up && t.peer == p.From && t.t.PeerID() == 0 {
+				tn = t
+				break
+			}
+		}
+	}
+	if tn == nil || tn.l != l {
+		e.stats.unknown.Add(1)
+		return
 	}
 	e.apply(tn, tn.t.Receive(p.Data, now))
 }

@@ -373,3 +373,70 @@ func TestPeerNotAllowed(t *testing.T) {
 		t.Error("host name check")
 	}
 }
+
+// TestStopCCNToTunnelZero: a peer that refuses our SCCRP before it read
+// our tunnel id (xl2tpd does so when it cannot unhide the Assigned Tunnel
+// ID) sends its StopCCN to tunnel 0. The LNS takes it as the end of that
+// setup, by the peer, instead of retransmitting until the peer is lost.
+func TestStopCCNToTunnelZero(t *testing.T) {
+	p := fast
+	p.MaxRetries = 10 // peer loss would take seconds: the StopCCN must win
+	lns, addr := startLNS(t, LNSConfig{Params: p})
+	sub := lns.hub.Subscribe(0)
+	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const peerID = 77
+	if _, err := c.Write(sccrq(t, peerID)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the setup", func() bool { return len(lns.e.Status()) == 1 })
+	b := control.NewBuilder(make([]byte, 128), control.Header{Version: control.V2, Ns: 1, Nr: 1}, control.MsgStopCCN)
+	b.AddUint16(control.AttrAssignedTunnelID, true, peerID)
+	b.AddResultCode(control.ResultCode{Result: control.StopResultGeneralError, Error: 6, HasError: true})
+	stop, err := b.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write(stop); err != nil {
+		t.Fatal(err)
+	}
+	if d := downEvent(t, sub); !strings.HasPrefix(d, "by peer ") {
+		t.Errorf("tunnel-down %q, want it by the peer", d)
+	}
+}
+
+// TestLACStopCCNToTunnelZero: an LNS that refuses our SCCRQ at once
+// answers with a StopCCN to tunnel 0; the dialling LAC takes it.
+func TestLACStopCCNToTunnelZero(t *testing.T) {
+	pc, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loopback.Addr(), 0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	p := fast
+	p.MaxRetries = 10
+	lac := startLAC(t, pc.LocalAddr().(*net.UDPAddr).AddrPort(), LACConfig{Params: p, MinBackoff: time.Hour})
+	buf := make([]byte, 2048)
+	pc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, from, err := pc.ReadFromUDPAddrPort(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := control.NewBuilder(make([]byte, 128), control.Header{Version: control.V2, Ns: 0, Nr: 1}, control.MsgStopCCN)
+	b.AddUint16(control.AttrAssignedTunnelID, true, 5)
+	b.AddResultCode(control.ResultCode{Result: control.StopResultNotAuthorized})
+	stop, err := b.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pc.WriteToUDPAddrPort(stop, from); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the LAC refused", func() bool {
+		s := lac.e.Status()
+		return len(s) == 1 && s[0].Control.State == control.StateClosed && s[0].Control.LastResult.Code == control.StopResultNotAuthorized
+	})
+}
