@@ -291,7 +291,8 @@ func stopResult(t *testing.T, m control.Message) control.ResultCode {
 // with result 4; messages for unknown tunnels, or for the established
 // tunnel from another port, are dropped; a flood of SCCRQs from 300
 // ports sets up at most max_pending tunnels at once, and the slots come
-// back. The established tunnel and its calls carry on throughout.
+// back. The established tunnel and its calls carry on throughout. Then
+// the LAC vanishes and the LNS removes the tunnel (peer lost).
 func TestE2EL2TPv2BadInput(t *testing.T) {
 	e := newEnv(t)
 	const secret, maxPending = "s3cret", 16
@@ -437,4 +438,23 @@ func TestE2EL2TPv2BadInput(t *testing.T) {
 	lac.mustCLI("del", "session", "tunnel_id", fmt.Sprint(lt.TunnelID), "session_id", fmt.Sprint(sid))
 	until(t, "2 calls left on the LNS", func() bool { _, ok := upTunnel(lns, "", 2); return ok })
 	until(t, "2 calls left on the LAC", func() bool { _, ok := upTunnel(lac, "lac1", 2); return ok })
+
+	// The LAC vanishes: the LNS's HELLO goes unacked, and the tunnel and
+	// its calls are removed, by peer-lost, with a tunnel-down event.
+	mon := lns.startMonitor()
+	if err := lac.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-lac.done
+	lac.stop(false)
+	ev := mon.must("tunnel-down", func(ev monitorEvent) bool { return ev.Event == "tunnel-down" && ev.TunnelID == nt.TunnelID })
+	if !strings.Contains(ev.Detail, "peer-lost") {
+		t.Errorf("tunnel-down event %+v: not by peer-lost", ev)
+	}
+	waitFor(t, 10*time.Second, "the LNS's tunnel and calls gone", func() bool {
+		return len(lns.v2Tunnels()) == 0 && len(lns.v2Calls()) == 0
+	})
+	if !logLine(lns, "l2tpv2 tunnel down", fmt.Sprintf("tunnel_id=%d ", nt.TunnelID), "by=peer-lost") {
+		t.Errorf("LNS log: no tunnel down by peer-lost")
+	}
 }
