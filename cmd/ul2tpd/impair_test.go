@@ -151,7 +151,6 @@ func newRelayNet(t *testing.T, maxHold time.Duration) *relayEnv {
 		Observe: re.observe,
 		Sent:    re.sentHook,
 	})
-
 	return re
 }
 
