@@ -369,6 +369,9 @@ func TestE2EL2TPv2BadInput(t *testing.T) {
 		t.Fatalf("SCCRP to tunnel %d: assigned tunnel id %x, challenge %x", rp.TunnelID, idv,
 			avpValue(t, rp, control.AttrChallenge, secret))
 	}
+	if a, _ := rp.Find(control.AttrAssignedTunnelID); !a.Hidden() {
+		t.Errorf("SCCRP of an LNS with hide_avps: Assigned Tunnel ID not hidden")
+	}
 	lnsID := binary.BigEndian.Uint16(idv)
 	p.send(v2Msg(t, lnsID, 1, rp.Ns+1, control.MsgSCCCN, func(b *control.Builder) {
 		b.AddBytes(control.AttrChallengeResponse, true, make([]byte, 16))
