@@ -88,11 +88,11 @@ func (re *relayEnv) bm(host byte) netip.Addr {
 	return netip.AddrFrom4([4]byte{10, 221, byte(re.n), host})
 }
 
-// newRelayEnv builds A, M and B, starts the relay (passing everything) and
-// the daemons, and makes the pseudowire: tunnel tidA/tidB, session
-// sidA/sidB, TAP imp0 on both ends, up, with addresses, no IPv6 and static
-// neighbours. It checks that a warm-up datagram goes through both ways.
-func newRelayEnv(t *testing.T, o relayOpts) *relayEnv {
+// newRelayNet builds A, M and B and starts the relay (passing
+// everything) between A's 10.220.N.1:1701 and B's 10.221.N.2:1701, with
+// MaxHold maxHold (0: 20 ms); no daemons yet. t's cleanup stops the
+// daemons the caller puts in re.a and re.b, closes the relay and removes M.
+func newRelayNet(t *testing.T, maxHold time.Duration) *relayEnv {
 	t.Helper()
 	e := newEnv(t)
 	re := &relayEnv{env: e, nsM: fmt.Sprintf("%s%d-m", nsPrefix, e.n)}
@@ -140,18 +140,28 @@ func newRelayEnv(t *testing.T, o relayOpts) *relayEnv {
 	for _, c := range []*net.UDPConn{ca, cb} {
 		bigBuffers(t, c)
 	}
-	if o.maxHold == 0 {
-		o.maxHold = 20 * time.Millisecond
+	if maxHold == 0 {
+		maxHold = 20 * time.Millisecond
 	}
 	re.relay = impair.Start(impair.Config{
 		A: ca, B: cb,
 		PeerA:   netip.AddrPortFrom(re.am(1), 1701),
 		PeerB:   netip.AddrPortFrom(re.bm(2), 1701),
-		MaxHold: o.maxHold,
+		MaxHold: maxHold,
 		Observe: re.observe,
 		Sent:    re.sentHook,
 	})
+	return re
+}
 
+// newRelayEnv builds A, M and B, starts the relay (passing everything) and
+// the daemons, and makes the pseudowire: tunnel tidA/tidB, session
+// sidA/sidB, TAP imp0 on both ends, up, with addresses, no IPv6 and static
+// neighbours. It checks that a warm-up datagram goes through both ways.
+func newRelayEnv(t *testing.T, o relayOpts) *relayEnv {
+	t.Helper()
+	re := newRelayNet(t, o.maxHold)
+	e := re.env
 	re.a = e.startDaemon(e.nsA, o.flags...)
 	re.b = e.startDaemon(e.nsB, o.flags...)
 	re.a.mustCLI("add", "tunnel", "tunnel_id", fmt.Sprint(tidA), "peer_tunnel_id", fmt.Sprint(tidB), "encap", "udp",
