@@ -83,6 +83,11 @@ func parse(args []string) (api.Request, error) {
 		}
 		switch verb {
 		case "add":
+			if s.TunnelID != 0 && s.SessionID == 0 && s.PeerSessionID == 0 {
+				// A call on an L2TPv2 tunnel, whose ids the control
+				// protocol assigns; the daemon refuses it on L2TPv3.
+				return api.Request{Op: api.OpAddSession, Session: s}, nil
+			}
 			for _, f := range []struct {
 				name string
 				v    uint32

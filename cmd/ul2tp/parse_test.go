@@ -28,6 +28,10 @@ func TestParse(t *testing.T) {
 				s := r.Session
 				return s.Name == "l2tp0" && s.SessionID == 2 && s.Cookie == "11223344" && s.L2SpecType == "none" && s.Seq == "both" && s.ReorderTimeout == 100
 			}, ""},
+		{"add session tunnel_id 7 name call1", api.OpAddSession, func(r api.Request) bool {
+			return r.Session.TunnelID == 7 && r.Session.SessionID == 0 && r.Session.Name == "call1"
+		}, ""},
+		{"add session tunnel_id 7 session_id 8", "", nil, "peer_session_id: required"},
 		{"del tunnel tunnel_id 7", api.OpDelTunnel, func(r api.Request) bool { return r.Tunnel.TunnelID == 7 }, ""},
 		{"del session tunnel_id 7 session_id 8", api.OpDelSession, func(r api.Request) bool { return r.Session.SessionID == 8 }, ""},
 		{"show tunnel", api.OpShowTunnel, func(r api.Request) bool { return r.Tunnel.TunnelID == 0 }, ""},

@@ -158,6 +158,21 @@ host_name = "ul2tp-bad"
 	until(t, "one call left on the LNS", func() bool { _, ok := upTunnel(lns, "", 1); return ok })
 	until(t, "one call left on the LAC", func() bool { _, ok := upTunnel(lac, "lac1", 1); return ok })
 
+	// add session with only a tunnel id opens a call on demand (ICRQ).
+	lac.mustCLI("add", "session", "tunnel_id", fmt.Sprint(lt.TunnelID), "name", "ondemand")
+	until(t, "the call on demand up on the LNS", func() bool { _, ok := upTunnel(lns, "", 2); return ok })
+	until(t, "the call on demand up on the LAC", func() bool { _, ok := upTunnel(lac, "lac1", 2); return ok })
+	// On the LNS it is an outgoing call (OCRQ/OCRP/OCCN).
+	lns.mustCLI("add", "session", "tunnel_id", fmt.Sprint(nt.TunnelID))
+	until(t, "the outgoing call up on the LAC", func() bool { _, ok := upTunnel(lac, "lac1", 3); return ok })
+	until(t, "the outgoing call up on the LNS", func() bool { _, ok := upTunnel(lns, "", 3); return ok })
+	if kinds := callKinds(lns, nt.TunnelID); kinds["outgoing"] != 1 || kinds["incoming"] != 2 {
+		t.Errorf("LNS call kinds %v, want 2 incoming and 1 outgoing", kinds)
+	}
+	if _, stderr, code := lac.cli("add", "session", "tunnel_id", "99999"); code == 0 || !strings.Contains(stderr, "session_id") {
+		t.Errorf("add session without session_id on no L2TPv2 tunnel: exit %d %q, want an error naming session_id", code, stderr)
+	}
+
 	// del tunnel on the LAC: a StopCCN, gone on both sides, no redial.
 	lac.mustCLI("del", "tunnel", "tunnel_id", fmt.Sprint(lt.TunnelID))
 	until(t, "the LNS's tunnel gone", func() bool {
@@ -205,4 +220,15 @@ host_name = "ul2tp-bad"
 	if calls := lac2.v2Calls(); len(calls) != 0 {
 		t.Errorf("calls after peer loss: %+v", calls)
 	}
+}
+
+// callKinds counts d's calls on tunnel tid by kind (incoming, outgoing).
+func callKinds(d *daemon, tid uint32) map[string]int {
+	n := map[string]int{}
+	for _, c := range d.v2Calls() {
+		if c.TunnelID == tid && c.Call != nil {
+			n[c.Call.Kind]++
+		}
+	}
+	return n
 }

@@ -141,7 +141,12 @@ func (tn *tun) name() string {
 
 // openCall opens an incoming call (ICRQ) on tn.
 func (e *Engine) openCall(tn *tun, name string, now time.Time) (uint32, error) {
-	id, out, err := tn.t.OpenCall(control.CallParams{Kind: control.IncomingCall}, now)
+	// A LAC places an incoming call (ICRQ), an LNS an outgoing one (OCRQ).
+	kind := control.IncomingCall
+	if tn.lac == nil {
+		kind = control.OutgoingCall
+	}
+	id, out, err := tn.t.OpenCall(control.CallParams{Kind: kind}, now)
 	if err == nil {
 		tn.calls[id] = &call{name: name}
 	}

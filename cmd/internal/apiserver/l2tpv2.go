@@ -28,6 +28,20 @@ func (h *Handler) delTunnelV2(id uint32) api.Response {
 	return api.Response{}
 }
 
+// addSessionV2 opens a call on an L2TPv2 tunnel (an ICRQ); the ids are
+// the control protocol's, so the request may name none. The response
+// lists the call with the session id it got.
+func (h *Handler) addSessionV2(a *api.SessionArgs) api.Response {
+	if a.SessionID != 0 || a.PeerSessionID != 0 {
+		return invalid("session_id", "assigned by the L2TPv2 control protocol: give only tunnel_id (and name)")
+	}
+	id, err := h.L2TPv2.OpenCall(a.TunnelID, a.Name)
+	if err != nil {
+		return ErrorResponse(err)
+	}
+	return api.Response{Sessions: []api.SessionInfo{{TunnelID: a.TunnelID, SessionID: id, Version: 2}}}
+}
+
 // delSessionV2 ends an L2TPv2 call with a CDN.
 func (h *Handler) delSessionV2(tid, sid uint32) api.Response {
 	if err := h.L2TPv2.CloseCall(tid, sid); err != nil {

@@ -131,6 +131,12 @@ func (h *Handler) handle(req api.Request) api.Response {
 		if req.Session == nil {
 			return invalid("session", "missing")
 		}
+		if h.v2Tunnel(req.Session.TunnelID) {
+			return h.addSessionV2(req.Session)
+		}
+		if req.Session.SessionID == 0 || req.Session.PeerSessionID == 0 {
+			return invalid("session_id/peer_session_id", "required (only an L2TPv2 tunnel opens a call without them)")
+		}
 		cfg, err := SessionConfig(req.Session)
 		if err != nil {
 			return ErrorResponse(err)
