@@ -178,6 +178,7 @@ func (e *Engine) CloseTunnel(ctx context.Context, id uint32) error {
 			if (tn != nil && l == tn.lac) || (l.cur == nil && l.lastID == id) {
 				l.stopped, found = true, true
 				delete(e.lacs, name)
+				e.timers.set(&l.timer, time.Time{}, false)
 			}
 		}
 		if tn == nil {

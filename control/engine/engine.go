@@ -9,7 +9,8 @@
 // One goroutine owns every Tunnel: it reads the Listeners' control
 // packets, routes them by the header's tunnel id (and an SCCRQ by the
 // peer's address and Assigned Tunnel ID), runs one timer set to the
-// earliest Deadline of all tunnels and LAC redials, and executes the
+// earliest Deadline of all tunnels and LAC redials (kept in a min-heap,
+// so a packet or a timer costs O(log n) in the number of tunnels), and executes the
 // commands of the other goroutines (Status, CloseTunnel, CloseCall,
 // OpenCall), so the state machines need no locks.
 package engine
@@ -93,6 +94,8 @@ type Engine struct {
 	nLNS      int // LNS tunnels
 	pending   int // LNS tunnels in setup
 	events    []tunEvent
+	timers    timers   // tunnel Deadlines and LAC redials
+	dueBuf    []*timed // tick's scratch
 }
 
 type inPacket struct {
@@ -122,6 +125,7 @@ type tun struct {
 	dp      bool // the datapath tunnel exists
 	calls   map[uint32]*call
 	waiters []chan struct{}
+	timer   timed
 }
 
 type call struct {
@@ -142,6 +146,7 @@ type lac struct {
 	last     control.Result
 	lastBy   control.Origin
 	dialled  bool
+	timer    timed
 }
 
 type tunEvent struct {
@@ -291,7 +296,10 @@ func (e *Engine) AddLAC(c LACConfig) error {
 			return
 		}
 		now := e.now()
-		e.lacs[c.Name] = &lac{cfg: c, l: l, redialAt: now, backoff: c.MinBackoff}
+		nl := &lac{cfg: c, l: l, redialAt: now, backoff: c.MinBackoff}
+		nl.timer = timed{index: -1, l: nl}
+		e.lacs[c.Name] = nl
+		e.scheduleRedial(nl)
 	}); derr != nil {
 		return derr
 	}
@@ -337,7 +345,7 @@ func (e *Engine) run() {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		if at, ok := e.nextDeadline(); ok {
+		if at, ok := e.timers.next(); ok {
 			timer.Reset(max(at.Sub(e.now()), 0))
 		} else {
 			timer.Reset(time.Hour)
@@ -395,40 +403,19 @@ func (e *Engine) shutdown() {
 	}
 }
 
-// nextDeadline is the earliest tunnel Deadline or LAC redial.
-func (e *Engine) nextDeadline() (time.Time, bool) {
-	var next time.Time
-	found := false
-	take := func(t time.Time) {
-		if !found || t.Before(next) {
-			next, found = t, true
-		}
-	}
-	for _, tn := range e.tunnels {
-		if d, ok := tn.t.Deadline(); ok {
-			take(d)
-		}
-	}
-	for _, l := range e.lacs {
-		if !l.redialAt.IsZero() {
-			take(l.redialAt)
-		}
-	}
-	return next, found
-}
-
-// tick runs the tunnels and redials that are due.
+// tick runs the tunnels and redials that are due, each once.
 func (e *Engine) tick(now time.Time) {
-	for _, tn := range e.tunnels {
-		if d, ok := tn.t.Deadline(); ok && !d.After(now) {
-			e.apply(tn, tn.t.Tick(now))
+	e.dueBuf = e.timers.due(now, e.dueBuf[:0])
+	for i, t := range e.dueBuf {
+		e.dueBuf[i] = nil
+		if t.tn != nil {
+			if e.tunnels[t.tn.id] == t.tn {
+				e.apply(t.tn, t.tn.t.Tick(now))
+			}
+			continue
 		}
-	}
-	for _, l := range e.lacs {
-		if !l.redialAt.IsZero() && !l.redialAt.After(now) {
-			l.redialAt = time.Time{}
-			e.dial(l, now)
-		}
+		t.l.redialAt = time.Time{}
+		e.dial(t.l, now)
 	}
 }
 
@@ -455,7 +442,15 @@ func (e *Engine) apply(tn *tun, out control.TunnelOutput) {
 	}
 	if tn.t.Done() {
 		e.forget(tn)
+		return
 	}
+	e.schedule(tn)
+}
+
+func newTun(t *control.Tunnel, id uint32, l *listener, peer netip.AddrPort) *tun {
+	tn := &tun{t: t, id: id, l: l, peer: peer, calls: make(map[uint32]*call)}
+	tn.timer = timed{index: -1, tn: tn}
+	return tn
 }
 
 // forget drops a Done tunnel.
@@ -464,6 +459,7 @@ func (e *Engine) forget(tn *tun) {
 		return
 	}
 	delete(e.tunnels, tn.id)
+	e.timers.set(&tn.timer, time.Time{}, false)
 	if tn.lac == nil {
 		delete(e.setups, tn.key)
 		e.nLNS--
@@ -511,7 +507,8 @@ func (e *Engine) dial(l *lac, now time.Time) {
 		e.log.Error("l2tpv2 lac", "name", l.cfg.Name, "err", err)
 		return
 	}
-	tn := &tun{t: t, id: id, l: l.l, peer: l.cfg.Peer, lac: l, calls: make(map[uint32]*call)}
+	tn := newTun(t, id, l.l, l.cfg.Peer)
+	tn.lac = l
 	e.tunnels[id] = tn
 	l.cur, l.lastID, l.dialled = tn, id, true
 	out, err := t.Open(now)
@@ -529,6 +526,7 @@ func (e *Engine) redial(l *lac, now time.Time) {
 	}
 	l.redialAt = now.Add(l.backoff)
 	l.backoff = min(2*l.backoff, l.cfg.MaxBackoff)
+	e.scheduleRedial(l)
 }
 
 // receive routes one control packet.
@@ -594,7 +592,8 @@ func (e *Engine) sccrq(l *listener, p datapath.ControlPacket, now time.Time) {
 		e.log.Error("l2tpv2 lns", "err", err)
 		return
 	}
-	tn := &tun{t: t, id: id, l: l, peer: p.From, key: key, pending: true, calls: make(map[uint32]*call)}
+	tn := newTun(t, id, l, p.From)
+	tn.key, tn.pending = key, true
 	e.tunnels[id] = tn
 	e.setups[key] = tn
 	e.nLNS++

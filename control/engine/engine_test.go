@@ -26,7 +26,7 @@ type side struct {
 	e     *Engine
 }
 
-func newSide(t *testing.T) *side {
+func newSide(t testing.TB) *side {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	hub := event.NewHub(nil)
@@ -68,7 +68,7 @@ func startLAC(t *testing.T, lns netip.AddrPort, c LACConfig) *side {
 }
 
 // waitFor polls cond until it holds, failing the test after 10 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	for range 1000 {
 		if cond() {
