@@ -48,23 +48,29 @@ type Options struct {
 	Now func() time.Time
 }
 
-// Stats counts what the engine dropped or refused.
+// Stats are the engine's gauges and counters (the counters since New).
 type Stats struct {
+	Tunnels        uint64 // tunnels established now
+	Calls          uint64 // calls established now
 	Malformed      uint64 // control packets with no valid L2TPv2 header, or unreadable SCCRQs
 	UnknownTunnel  uint64 // for no tunnel of ours (or from the wrong peer)
 	Refused        uint64 // SCCRQs from peers or host names not allowed
 	DroppedSetups  uint64 // SCCRQs dropped at max_tunnels or max_pending
-	TunnelsUp      uint64
-	TunnelsDown    uint64
+	TunnelsUp      uint64 // tunnels set up
+	TunnelsDown    uint64 // tunnels gone down (set up or not)
 	CallsUp        uint64
 	CallsDown      uint64
+	Retransmits    uint64 // control messages sent again
+	PeerLost       uint64 // tunnels down because retransmission gave up
 	DatapathErrors uint64 // AddTunnel or AddSession refused
 }
 
 type counters struct {
+	tunnels, calls                       atomic.Int64
 	malformed, unknown, refused, dropped atomic.Uint64
 	tunnelsUp, tunnelsDown               atomic.Uint64
 	callsUp, callsDown, dpErrors         atomic.Uint64
+	retransmits, peerLost                atomic.Uint64
 }
 
 // Engine runs L2TPv2 control connections. Its methods are safe for
@@ -126,9 +132,13 @@ type tun struct {
 	calls   map[uint32]*call
 	waiters []chan struct{}
 	timer   timed
+	counted bool   // in the tunnels gauge
+	retx    uint64 // the Tunnel's retransmissions seen
+	retxEv  event.Limiter
 }
 
 type call struct {
+	up   bool // in the calls gauge
 	name string
 	rec  *datapath.PayloadRecorder
 	dp   bool
@@ -238,6 +248,8 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 func (e *Engine) Stats() Stats {
 	c := &e.stats
 	return Stats{
+		Tunnels: uint64(max(c.tunnels.Load(), 0)), Calls: uint64(max(c.calls.Load(), 0)),
+		Retransmits: c.retransmits.Load(), PeerLost: c.peerLost.Load(),
 		Malformed: c.malformed.Load(), UnknownTunnel: c.unknown.Load(), Refused: c.refused.Load(),
 		DroppedSetups: c.dropped.Load(), TunnelsUp: c.tunnelsUp.Load(), TunnelsDown: c.tunnelsDown.Load(),
 		CallsUp: c.callsUp.Load(), CallsDown: c.callsDown.Load(), DatapathErrors: c.dpErrors.Load(),
@@ -386,6 +398,8 @@ func (e *Engine) shutdown() {
 		}
 	}
 	e.tunnels = nil
+	e.stats.tunnels.Store(0)
+	e.stats.calls.Store(0)
 	seen := make(map[*listener]bool)
 	for _, l := range e.listeners {
 		if !seen[l] {
@@ -408,14 +422,33 @@ func (e *Engine) tick(now time.Time) {
 	e.dueBuf = e.timers.due(now, e.dueBuf[:0])
 	for i, t := range e.dueBuf {
 		e.dueBuf[i] = nil
-		if t.tn != nil {
-			if e.tunnels[t.tn.id] == t.tn {
-				e.apply(t.tn, t.tn.t.Tick(now))
+		if tn := t.tn; tn != nil {
+			if e.tunnels[tn.id] == tn {
+				e.apply(tn, tn.t.Tick(now))
+				e.retransmitted(tn, now)
 			}
 			continue
 		}
 		t.l.redialAt = time.Time{}
 		e.dial(t.l, now)
+	}
+}
+
+// retransmitted counts the retransmissions of tn's last Tick and
+// publishes them, at most one event a second per tunnel.
+func (e *Engine) retransmitted(tn *tun, now time.Time) {
+	n := tn.t.Status().Delivery.Retransmits
+	if n <= tn.retx {
+		return
+	}
+	d := n - tn.retx
+	tn.retx = n
+	e.stats.retransmits.Add(d)
+	for range d {
+		if count, ok := tn.retxEv.Allow(now.UnixNano()); ok {
+			e.hub.Publish(event.Event{Kind: event.ControlRetransmit, TunnelID: tn.id, Count: count,
+				Detail: fmt.Sprintf("%s peer %s", e.role(tn), tn.peer)})
+		}
 	}
 }
 
