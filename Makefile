@@ -5,7 +5,7 @@ export KP_CACHE ?= /var/tmp/ul2tp-kp
 export KP_RUN   ?= /tmp/kp
 HARNESS ?= $(abspath ../shared/harness)
 
-.PHONY: all build deps test unit demo interop interop-v2 bench scale fuzz lint bigendian cross rss help clean
+.PHONY: all build deps test unit demo interop interop-v2 bench scale scale-v2 fuzz lint bigendian cross rss help clean
 
 all: build
 
@@ -18,6 +18,7 @@ help:
 	@echo "make interop-v2  (root) L2TPv2 LNS and LAC against xl2tpd and l2tpns (harness v2-peers)"
 	@echo "make bench    (root) throughput and packet-rate table"
 	@echo "make scale    (root) 10,000 sessions on one daemon: RSS, fds, goroutines, create/delete rates"
+	@echo "make scale-v2 (root) one L2TPv2 LNS daemon with 1,000 tunnels and 10,000 calls: setup rate, memory, idle CPU"
 	@echo "make fuzz     run every fuzz target for FUZZTIME (default 20s) each"
 	@echo "make lint     gofmt, go vet, staticcheck"
 	@echo "make bigendian  vet for MIPS; run the offload and TAP tests under qemu-mips"
@@ -55,6 +56,9 @@ bench: deps build
 # docs/performance.md "Scale" has the figures.
 scale: build
 	UL2TP_SCALE=1 $(GO) test -count=1 -timeout 30m -run '^TestE2EScale$$' -v ./cmd/ul2tpd
+
+scale-v2: build
+	UL2TP_SCALE=1 $(GO) test -count=1 -timeout 30m -run '^TestE2EScaleL2TPv2$$' -v ./cmd/ul2tpd
 
 FUZZTIME ?= 20s
 fuzz:

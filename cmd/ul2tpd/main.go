@@ -100,6 +100,7 @@ func run() error {
 		Events: event.NewHub(log)})
 	defer plane.Close()
 	handler := &apiserver.Handler{Plane: plane, Log: log, MaxConns: *maxConns}
+	var v2 []metrics.L2TPv2 // the L2TPv2 engine's metrics, if it runs
 	if file != nil {
 		rl := &reload.Reloader{Path: *cfgPath, Plane: plane, Log: log}
 		if _, err := rl.Apply(file); err != nil {
@@ -112,6 +113,7 @@ func run() error {
 		}
 		if eng != nil {
 			handler.L2TPv2 = eng
+			v2 = append(v2, eng)
 			defer func() {
 				sctx, cancel := context.WithTimeout(context.Background(), apiserver.StopWait)
 				defer cancel()
@@ -129,7 +131,7 @@ func run() error {
 		}()
 	}
 	if *metricsAddr != "" {
-		stopMetrics, err := serveMetrics(ctx, log, *metricsAddr, plane)
+		stopMetrics, err := serveMetrics(ctx, log, *metricsAddr, plane, v2...)
 		if err != nil {
 			return err
 		}
@@ -149,8 +151,8 @@ func run() error {
 // serveMetrics serves the plane's metrics at /metrics on addr until ctx
 // ends or the returned stop is called. It fails at once if addr cannot be
 // listened on.
-func serveMetrics(ctx context.Context, log *slog.Logger, addr string, plane *datapath.Plane) (stop func(), err error) {
-	h, err := metrics.Handler(plane)
+func serveMetrics(ctx context.Context, log *slog.Logger, addr string, plane *datapath.Plane, v2 ...metrics.L2TPv2) (stop func(), err error) {
+	h, err := metrics.Handler(plane, v2...)
 	if err != nil {
 		return nil, fmt.Errorf("--metrics-listen: %w", err)
 	}

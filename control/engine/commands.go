@@ -45,6 +45,8 @@ func (e *Engine) tunnelUp(tn *tun, ev control.Event, now time.Time) {
 		e.pending--
 	}
 	e.stats.tunnelsUp.Add(1)
+	tn.counted = true
+	e.stats.tunnels.Add(1)
 	local := tn.l.l.Local()
 	_, err := e.plane.AddTunnel(datapath.TunnelConfig{
 		Version: 2, ID: tn.id, PeerID: ev.Tunnel.PeerID, Encap: encap.EncapUDP,
@@ -71,6 +73,13 @@ func (e *Engine) tunnelUp(tn *tun, ev control.Event, now time.Time) {
 
 func (e *Engine) tunnelDown(tn *tun, ev control.Event, now time.Time) {
 	e.stats.tunnelsDown.Add(1)
+	if tn.counted {
+		tn.counted = false
+		e.stats.tunnels.Add(-1)
+	}
+	if ev.By == control.ByPeerLost {
+		e.stats.peerLost.Add(1)
+	}
 	if tn.dp {
 		tn.dp = false
 		if err := e.plane.DelTunnel(tn.id); err != nil {
@@ -99,6 +108,10 @@ func (e *Engine) callUp(tn *tun, ev control.Event) {
 		tn.calls[ev.Call.LocalID] = c
 	}
 	c.rec = &datapath.PayloadRecorder{}
+	if !c.up {
+		c.up = true
+		e.stats.calls.Add(1)
+	}
 	if tn.dp {
 		_, err := e.plane.AddSession(datapath.SessionConfig{
 			TunnelID: tn.id, ID: ev.Call.LocalID, PeerID: ev.Call.PeerID,
@@ -121,6 +134,9 @@ func (e *Engine) callDown(tn *tun, ev control.Event) {
 	e.stats.callsDown.Add(1)
 	c := tn.calls[ev.Call.LocalID]
 	delete(tn.calls, ev.Call.LocalID)
+	if c != nil && c.up {
+		e.stats.calls.Add(-1)
+	}
 	if c != nil && c.dp {
 		if err := e.plane.DelSession(tn.id, ev.Call.LocalID); err != nil {
 			e.log.Debug("l2tpv2 datapath session delete", "tunnel_id", tn.id, "session_id", ev.Call.LocalID, "err", err)
@@ -183,6 +199,7 @@ func (e *Engine) CloseTunnel(ctx context.Context, id uint32) error {
 			if (tn != nil && l == tn.lac) || (l.cur == nil && l.lastID == id) {
 				l.stopped, found = true, true
 				delete(e.lacs, name)
+				e.timers.set(&l.timer, time.Time{}, false)
 			}
 		}
 		if tn == nil {

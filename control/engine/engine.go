@@ -9,7 +9,8 @@
 // One goroutine owns every Tunnel: it reads the Listeners' control
 // packets, routes them by the header's tunnel id (and an SCCRQ by the
 // peer's address and Assigned Tunnel ID), runs one timer set to the
-// earliest Deadline of all tunnels and LAC redials, and executes the
+// earliest Deadline of all tunnels and LAC redials (kept in a min-heap,
+// so a packet or a timer costs O(log n) in the number of tunnels), and executes the
 // commands of the other goroutines (Status, CloseTunnel, CloseCall,
 // OpenCall), so the state machines need no locks.
 package engine
@@ -47,23 +48,29 @@ type Options struct {
 	Now func() time.Time
 }
 
-// Stats counts what the engine dropped or refused.
+// Stats are the engine's gauges and counters (the counters since New).
 type Stats struct {
+	Tunnels        uint64 // tunnels established now
+	Calls          uint64 // calls established now
 	Malformed      uint64 // control packets with no valid L2TPv2 header, or unreadable SCCRQs
 	UnknownTunnel  uint64 // for no tunnel of ours (or from the wrong peer)
 	Refused        uint64 // SCCRQs from peers or host names not allowed
 	DroppedSetups  uint64 // SCCRQs dropped at max_tunnels or max_pending
-	TunnelsUp      uint64
-	TunnelsDown    uint64
+	TunnelsUp      uint64 // tunnels set up
+	TunnelsDown    uint64 // tunnels gone down (set up or not)
 	CallsUp        uint64
 	CallsDown      uint64
+	Retransmits    uint64 // control messages sent again
+	PeerLost       uint64 // tunnels down because retransmission gave up
 	DatapathErrors uint64 // AddTunnel or AddSession refused
 }
 
 type counters struct {
+	tunnels, calls                       atomic.Int64
 	malformed, unknown, refused, dropped atomic.Uint64
 	tunnelsUp, tunnelsDown               atomic.Uint64
 	callsUp, callsDown, dpErrors         atomic.Uint64
+	retransmits, peerLost                atomic.Uint64
 }
 
 // Engine runs L2TPv2 control connections. Its methods are safe for
@@ -93,6 +100,8 @@ type Engine struct {
 	nLNS      int // LNS tunnels
 	pending   int // LNS tunnels in setup
 	events    []tunEvent
+	timers    timers   // tunnel Deadlines and LAC redials
+	dueBuf    []*timed // tick's scratch
 }
 
 type inPacket struct {
@@ -122,9 +131,14 @@ type tun struct {
 	dp      bool // the datapath tunnel exists
 	calls   map[uint32]*call
 	waiters []chan struct{}
+	timer   timed
+	counted bool   // in the tunnels gauge
+	retx    uint64 // the Tunnel's retransmissions seen
+	retxEv  event.Limiter
 }
 
 type call struct {
+	up   bool // in the calls gauge
 	name string
 	rec  *datapath.PayloadRecorder
 	dp   bool
@@ -142,6 +156,7 @@ type lac struct {
 	last     control.Result
 	lastBy   control.Origin
 	dialled  bool
+	timer    timed
 }
 
 type tunEvent struct {
@@ -233,6 +248,8 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 func (e *Engine) Stats() Stats {
 	c := &e.stats
 	return Stats{
+		Tunnels: uint64(max(c.tunnels.Load(), 0)), Calls: uint64(max(c.calls.Load(), 0)),
+		Retransmits: c.retransmits.Load(), PeerLost: c.peerLost.Load(),
 		Malformed: c.malformed.Load(), UnknownTunnel: c.unknown.Load(), Refused: c.refused.Load(),
 		DroppedSetups: c.dropped.Load(), TunnelsUp: c.tunnelsUp.Load(), TunnelsDown: c.tunnelsDown.Load(),
 		CallsUp: c.callsUp.Load(), CallsDown: c.callsDown.Load(), DatapathErrors: c.dpErrors.Load(),
@@ -291,7 +308,10 @@ func (e *Engine) AddLAC(c LACConfig) error {
 			return
 		}
 		now := e.now()
-		e.lacs[c.Name] = &lac{cfg: c, l: l, redialAt: now, backoff: c.MinBackoff}
+		nl := &lac{cfg: c, l: l, redialAt: now, backoff: c.MinBackoff}
+		nl.timer = timed{index: -1, l: nl}
+		e.lacs[c.Name] = nl
+		e.scheduleRedial(nl)
 	}); derr != nil {
 		return derr
 	}
@@ -337,7 +357,7 @@ func (e *Engine) run() {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		if at, ok := e.nextDeadline(); ok {
+		if at, ok := e.timers.next(); ok {
 			timer.Reset(max(at.Sub(e.now()), 0))
 		} else {
 			timer.Reset(time.Hour)
@@ -378,6 +398,8 @@ func (e *Engine) shutdown() {
 		}
 	}
 	e.tunnels = nil
+	e.stats.tunnels.Store(0)
+	e.stats.calls.Store(0)
 	seen := make(map[*listener]bool)
 	for _, l := range e.listeners {
 		if !seen[l] {
@@ -395,39 +417,37 @@ func (e *Engine) shutdown() {
 	}
 }
 
-// nextDeadline is the earliest tunnel Deadline or LAC redial.
-func (e *Engine) nextDeadline() (time.Time, bool) {
-	var next time.Time
-	found := false
-	take := func(t time.Time) {
-		if !found || t.Before(next) {
-			next, found = t, true
+// tick runs the tunnels and redials that are due, each once.
+func (e *Engine) tick(now time.Time) {
+	e.dueBuf = e.timers.due(now, e.dueBuf[:0])
+	for i, t := range e.dueBuf {
+		e.dueBuf[i] = nil
+		if tn := t.tn; tn != nil {
+			if e.tunnels[tn.id] == tn {
+				e.apply(tn, tn.t.Tick(now))
+				e.retransmitted(tn, now)
+			}
+			continue
 		}
+		t.l.redialAt = time.Time{}
+		e.dial(t.l, now)
 	}
-	for _, tn := range e.tunnels {
-		if d, ok := tn.t.Deadline(); ok {
-			take(d)
-		}
-	}
-	for _, l := range e.lacs {
-		if !l.redialAt.IsZero() {
-			take(l.redialAt)
-		}
-	}
-	return next, found
 }
 
-// tick runs the tunnels and redials that are due.
-func (e *Engine) tick(now time.Time) {
-	for _, tn := range e.tunnels {
-		if d, ok := tn.t.Deadline(); ok && !d.After(now) {
-			e.apply(tn, tn.t.Tick(now))
-		}
+// retransmitted counts the retransmissions of tn's last Tick and
+// publishes them, at most one event a second per tunnel.
+func (e *Engine) retransmitted(tn *tun, now time.Time) {
+	n := tn.t.Status().Delivery.Retransmits
+	if n <= tn.retx {
+		return
 	}
-	for _, l := range e.lacs {
-		if !l.redialAt.IsZero() && !l.redialAt.After(now) {
-			l.redialAt = time.Time{}
-			e.dial(l, now)
+	d := n - tn.retx
+	tn.retx = n
+	e.stats.retransmits.Add(d)
+	for range d {
+		if count, ok := tn.retxEv.Allow(now.UnixNano()); ok {
+			e.hub.Publish(event.Event{Kind: event.ControlRetransmit, TunnelID: tn.id, Count: count,
+				Detail: fmt.Sprintf("%s peer %s", e.role(tn), tn.peer)})
 		}
 	}
 }
@@ -455,7 +475,15 @@ func (e *Engine) apply(tn *tun, out control.TunnelOutput) {
 	}
 	if tn.t.Done() {
 		e.forget(tn)
+		return
 	}
+	e.schedule(tn)
+}
+
+func newTun(t *control.Tunnel, id uint32, l *listener, peer netip.AddrPort) *tun {
+	tn := &tun{t: t, id: id, l: l, peer: peer, calls: make(map[uint32]*call)}
+	tn.timer = timed{index: -1, tn: tn}
+	return tn
 }
 
 // forget drops a Done tunnel.
@@ -464,6 +492,7 @@ func (e *Engine) forget(tn *tun) {
 		return
 	}
 	delete(e.tunnels, tn.id)
+	e.timers.set(&tn.timer, time.Time{}, false)
 	if tn.lac == nil {
 		delete(e.setups, tn.key)
 		e.nLNS--
@@ -511,7 +540,8 @@ func (e *Engine) dial(l *lac, now time.Time) {
 		e.log.Error("l2tpv2 lac", "name", l.cfg.Name, "err", err)
 		return
 	}
-	tn := &tun{t: t, id: id, l: l.l, peer: l.cfg.Peer, lac: l, calls: make(map[uint32]*call)}
+	tn := newTun(t, id, l.l, l.cfg.Peer)
+	tn.lac = l
 	e.tunnels[id] = tn
 	l.cur, l.lastID, l.dialled = tn, id, true
 	out, err := t.Open(now)
@@ -529,6 +559,7 @@ func (e *Engine) redial(l *lac, now time.Time) {
 	}
 	l.redialAt = now.Add(l.backoff)
 	l.backoff = min(2*l.backoff, l.cfg.MaxBackoff)
+	e.scheduleRedial(l)
 }
 
 // receive routes one control packet.
@@ -625,7 +656,8 @@ func (e *Engine) sccrq(l *listener, p datapath.ControlPacket, now time.Time) {
 		e.log.Error("l2tpv2 lns", "err", err)
 		return
 	}
-	tn := &tun{t: t, id: id, l: l, peer: p.From, key: key, pending: true, calls: make(map[uint32]*call)}
+	tn := newTun(t, id, l, p.From)
+	tn.key, tn.pending = key, true
 	e.tunnels[id] = tn
 	e.setups[key] = tn
 	e.nLNS++

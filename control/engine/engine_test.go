@@ -26,7 +26,7 @@ type side struct {
 	e     *Engine
 }
 
-func newSide(t *testing.T) *side {
+func newSide(t testing.TB) *side {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	hub := event.NewHub(nil)
@@ -68,7 +68,7 @@ func startLAC(t *testing.T, lns netip.AddrPort, c LACConfig) *side {
 }
 
 // waitFor polls cond until it holds, failing the test after 10 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	for range 1000 {
 		if cond() {
@@ -202,10 +202,36 @@ func TestPeerLost(t *testing.T) {
 	sub := lac.hub.Subscribe(0)
 	waitFor(t, "LAC up", upWith(lac.e, 1))
 	first := established(lac.e, 1)[0].ID
+	if st := lac.e.Stats(); st.Tunnels != 1 || st.Calls != 1 || st.TunnelsUp != 1 || st.CallsUp != 1 {
+		t.Errorf("stats when up: %+v", st)
+	}
 	lns.e.Close()
 	lns.plane.Close()
-	if d := downEvent(t, sub); !strings.Contains(d, "peer-lost") {
-		t.Errorf("tunnel-down %q, want by peer-lost", d)
+	// The retransmissions are events (paced) before the tunnel-down.
+	retx := uint64(0)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		ev, ok := sub.Next(ctx)
+		if !ok {
+			t.Fatal("no tunnel-down event")
+		}
+		if ev.Kind == event.ControlRetransmit && ev.TunnelID == first {
+			retx += ev.Count
+		}
+		if ev.Kind == event.ControlTunnelDown {
+			if !strings.Contains(ev.Detail, "peer-lost") {
+				t.Errorf("tunnel-down %q, want by peer-lost", ev.Detail)
+			}
+			break
+		}
+	}
+	st := lac.e.Stats()
+	if retx == 0 || retx > st.Retransmits || st.Retransmits < uint64(fast.MaxRetries) {
+		t.Errorf("retransmit events count %d, stats %d, want 1..stats and stats >= %d", retx, st.Retransmits, fast.MaxRetries)
+	}
+	if st.PeerLost != 1 || st.Tunnels != 0 || st.Calls != 0 || st.TunnelsDown != 1 || st.CallsDown != 1 {
+		t.Errorf("stats after peer loss: %+v", st)
 	}
 	if n := len(lac.plane.Tunnels()); n != 0 {
 		t.Errorf("%d datapath tunnels after peer loss", n)

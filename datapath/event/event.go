@@ -49,6 +49,10 @@ const (
 	ControlTunnelDown
 	CallUp
 	CallDown
+	// ControlRetransmit: an L2TPv2 tunnel retransmitted control
+	// messages; Count how many since its previous ControlRetransmit
+	// event (at most one a second per tunnel).
+	ControlRetransmit
 	numKinds
 )
 
@@ -68,6 +72,7 @@ var kindNames = [numKinds]string{
 	ControlTunnelDown: "tunnel-down",
 	CallUp:            "call-up",
 	CallDown:          "call-down",
+	ControlRetransmit: "retransmit",
 }
 
 func (k Kind) String() string {
@@ -136,7 +141,7 @@ type Event struct {
 	SessionID uint32 // 0 if none
 	Interface string // the session's TAP, if any
 	Reason    Reason // Drop and Seq events
-	// Count is, for Drop and Seq events, how many times it happened since
+	// Count is, for Drop, Seq and ControlRetransmit events, how many times it happened since
 	// the previous event of its kind, session (or socket) and reason, this
 	// one included; for Lost, the events lost.
 	Count uint64

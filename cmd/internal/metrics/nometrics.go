@@ -16,6 +16,6 @@ import (
 var ErrNotBuilt = errors.New("ul2tpd built without metrics (build tag nometrics); build without the tag to serve them")
 
 // Handler fails: this build has no metrics.
-func Handler(p *datapath.Plane) (http.Handler, error) {
+func Handler(p *datapath.Plane, v2 ...L2TPv2) (http.Handler, error) {
 	return nil, ErrNotBuilt
 }
