@@ -494,7 +494,9 @@ func (e *Engine) forget(tn *tun) {
 	delete(e.tunnels, tn.id)
 	e.timers.set(&tn.timer, time.Time{}, false)
 	if tn.lac == nil {
-		delete(e.setups, tn.key)
+		if e.setups[tn.key] == tn {
+			delete(e.setups, tn.key)
+		}
 		e.nLNS--
 		if tn.pending {
 			tn.pending = false
@@ -633,8 +635,14 @@ func (e *Engine) sccrq(l *listener, p datapath.ControlPacket, now time.Time) {
 	}
 	key := setupKey{p.From, info.PeerID}
 	if tn := e.setups[key]; tn != nil {
-		e.apply(tn, tn.t.Receive(p.Data, now))
-		return
+		if st := tn.t.State(); st != control.StateClosing && st != control.StateClosed {
+			e.apply(tn, tn.t.Receive(p.Data, now))
+			return
+		}
+		// The old tunnel lingers after a StopCCN; an SCCRQ with its
+		// address and peer id is the peer starting again (a restarted
+		// LAC), a new tunnel.
+		delete(e.setups, key)
 	}
 	if !c.allowed(p.From.Addr(), info.HostName) {
 		if e.stats.refused.Add(1) == 1 || e.log.Enabled(context.Background(), slog.LevelDebug) {

@@ -466,3 +466,43 @@ func TestLACStopCCNToTunnelZero(t *testing.T) {
 		return len(s) == 1 && s[0].Control.State == control.StateClosed && s[0].Control.LastResult.Code == control.StopResultNotAuthorized
 	})
 }
+
+// TestLACRestartSamePort: a LAC that ended its tunnel and comes back on
+// the same address, port and tunnel id (a restarted daemon) is answered
+// at once, not ignored while the LNS's old tunnel lingers after the
+// StopCCN.
+func TestLACRestartSamePort(t *testing.T) {
+	p := fast
+	p.MaxRetries = 8 // a linger of seconds
+	lns, addr := startLNS(t, LNSConfig{Params: p})
+	pc, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(loopback))
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := pc.LocalAddr().(*net.UDPAddr).AddrPort()
+	pc.Close()
+	dial := func() *side {
+		s := newSide(t)
+		if err := s.e.AddLAC(LACConfig{Name: "lac1", Params: p, Peer: addr, Local: local, MinBackoff: time.Hour}); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	first := dial()
+	waitFor(t, "first tunnel up", upWith(first.e, 0))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := first.e.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	first.e.Close()
+	first.plane.Close()
+	second := dial()
+	deadline := time.Now().Add(2 * time.Second)
+	for len(established(second.e, 0)) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the restarted LAC is not up after 2 s; LNS: %+v", lns.e.Status())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
