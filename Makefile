@@ -5,7 +5,7 @@ export KP_CACHE ?= /var/tmp/ul2tp-kp
 export KP_RUN   ?= /tmp/kp
 HARNESS ?= $(abspath ../shared/harness)
 
-.PHONY: all build deps test unit demo interop bench scale fuzz lint bigendian cross rss help clean
+.PHONY: all build deps test unit demo interop interop-v2-kernel bench scale fuzz lint bigendian cross rss help clean
 
 all: build
 
@@ -15,6 +15,7 @@ help:
 	@echo "make test     unit tests, fuzz seeds, and (as root) netns end-to-end tests"
 	@echo "make unit     unit tests only (no root needed)"
 	@echo "make interop  (root) against the Linux kernel and QEMU in ../shared/harness"
+	@echo "make interop-v2-kernel  (root) L2TPv2 LAC/LNS against xl2tpd + pppd + kernel PPPoL2TP in the harness's VM"
 	@echo "make bench    (root) throughput and packet-rate table"
 	@echo "make scale    (root) 10,000 sessions on one daemon: RSS, fds, goroutines, create/delete rates"
 	@echo "make fuzz     run every fuzz target for FUZZTIME (default 20s) each"
@@ -41,6 +42,9 @@ unit:
 
 interop: build
 	bash cmd/interop/interop.sh $(BIN) "$(HARNESS)"
+
+interop-v2-kernel: build
+	bash cmd/interop/v2-kernel-interop.sh $(BIN) "$(HARNESS)"
 
 bench: deps build
 	bash bench/bench.sh $(BIN)
