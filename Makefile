@@ -5,7 +5,7 @@ export KP_CACHE ?= /var/tmp/ul2tp-kp
 export KP_RUN   ?= /tmp/kp
 HARNESS ?= $(abspath ../shared/harness)
 
-.PHONY: all build deps test unit demo interop interop-v2 bench scale scale-v2 fuzz lint bigendian cross rss help clean
+.PHONY: all build deps test unit demo interop interop-v2 interop-v2-kernel bench scale scale-v2 fuzz lint bigendian cross rss help clean
 
 all: build
 
@@ -16,6 +16,7 @@ help:
 	@echo "make unit     unit tests only (no root needed)"
 	@echo "make interop  (root) against the Linux kernel and QEMU in ../shared/harness, then interop-v2"
 	@echo "make interop-v2  (root) L2TPv2 LNS and LAC against xl2tpd and l2tpns (harness v2-peers)"
+	@echo "make interop-v2-kernel  (root) L2TPv2 LAC/LNS against xl2tpd + pppd + kernel PPPoL2TP in the harness's VM"
 	@echo "make bench    (root) throughput and packet-rate table"
 	@echo "make scale    (root) 10,000 sessions on one daemon: RSS, fds, goroutines, create/delete rates"
 	@echo "make scale-v2 (root) one L2TPv2 LNS daemon with 1,000 tunnels and 10,000 calls: setup rate, memory, idle CPU"
@@ -49,6 +50,9 @@ interop: build
 # L2TPv2 control plane against xl2tpd and l2tpns (shared/harness/v2-peers).
 interop-v2: build
 	bash cmd/interop/v2-interop.sh $(BIN) "$(HARNESS)"
+
+interop-v2-kernel: build
+	bash cmd/interop/v2-kernel-interop.sh $(BIN) "$(HARNESS)"
 
 bench: deps build
 	bash bench/bench.sh $(BIN)

@@ -12,7 +12,9 @@ import (
 
 // Golden control messages of real peers, captured by
 // testdata/capture-xl2tpd.sh: an xl2tpd LAC (a) dialling an xl2tpd or
-// l2tpns LNS (b).
+// l2tpns LNS (b); and by cmd/interop/v2-kernel-interop.sh (kernel-xl2tpd-*):
+// xl2tpd + pppd on the Linux kernel's PPPoL2TP as LNS or LAC, ul2tpd the
+// other side.
 
 type goldenPkt struct {
 	from byte // 'a' or 'b'
@@ -54,6 +56,7 @@ type goldenCase struct {
 	name       string
 	secret     string // tunnel authentication
 	challenges int    // 1: the LAC challenges the LNS; 2: both ways
+	lacHost    string
 	lnsHost    string
 	lnsVendor  string
 	seq        string
@@ -61,19 +64,27 @@ type goldenCase struct {
 
 func TestGoldenPeers(t *testing.T) {
 	for _, tc := range []goldenCase{
-		{"xl2tpd-plain", "", 0, "xl2tpd-lns", "xelerance.com",
+		{"xl2tpd-plain", "", 0, "xl2tpd-lac", "xl2tpd-lns", "xelerance.com",
 			"a:SCCRQ b:SCCRP a:SCCCN a:ICRQ b:ZLB b:ICRP b:ZLB a:ICCN b:ZLB b:CDN a:CDN a:ZLB b:ZLB " +
 				"a:StopCCN b:ZLB b:ZLB a:ZLB a:StopCCN b:ZLB a:StopCCN b:ZLB"},
-		{"xl2tpd-secret-hidden-hello", "secret", 2, "xl2tpd-lns", "xelerance.com",
+		{"xl2tpd-secret-hidden-hello", "secret", 2, "xl2tpd-lac", "xl2tpd-lns", "xelerance.com",
 			"a:SCCRQ b:SCCRP a:SCCCN a:ICRQ b:ZLB b:ICRP b:ZLB a:ICCN b:ZLB b:CDN a:ZLB " +
 				"b:HELLO a:ZLB a:HELLO b:ZLB a:StopCCN b:ZLB"},
-		{"xl2tpd-lac-ul2tp-lns-plain", "", 0, "ul2tp-lns", "ul2tp",
+		{"xl2tpd-lac-ul2tp-lns-plain", "", 0, "xl2tpd-lac", "ul2tp-lns", "ul2tp",
 			"a:SCCRQ b:SCCRP a:SCCCN a:ICRQ b:ICRP a:ICCN a:CDN b:ZLB a:StopCCN b:ZLB"},
-		{"xl2tpd-lac-ul2tp-lns-secret", "secret", 2, "ul2tp-lns", "ul2tp",
+		{"xl2tpd-lac-ul2tp-lns-secret", "secret", 2, "xl2tpd-lac", "ul2tp-lns", "ul2tp",
 			"a:SCCRQ b:SCCRP a:SCCCN a:ICRQ b:ICRP a:ICCN a:CDN b:ZLB a:StopCCN b:ZLB"},
-		{"l2tpns-challenge", "secret", 1, "l2tpns-lns", "",
+		{"l2tpns-challenge", "secret", 1, "xl2tpd-lac", "l2tpns-lns", "",
 			"a:SCCRQ b:SCCRP a:SCCCN a:ICRQ b:ZLB b:ICRP a:ICCN b:ZLB a:CDN b:ZLB a:StopCCN b:ZLB " +
 				"b:StopCCN b:StopCCN b:StopCCN b:StopCCN"},
+		{"kernel-xl2tpd-lns", "", 0, "ul2tp-lac", "k2-lns", "xelerance.com",
+			"a:SCCRQ a:SCCRQ b:SCCRP b:ZLB a:SCCCN a:ICRQ b:ZLB b:ICRP a:ICCN b:ZLB b:ZLB b:CDN a:ZLB a:StopCCN b:ZLB"},
+		{"kernel-xl2tpd-lns-secret", "kp-tunnel-secret", 2, "ul2tp-lac", "k2-lnss", "xelerance.com",
+			"a:SCCRQ a:SCCRQ b:SCCRP a:SCCCN a:ICRQ b:ZLB b:ZLB b:ICRP b:ZLB a:ICCN b:ZLB b:CDN a:ZLB a:StopCCN b:ZLB"},
+		{"kernel-xl2tpd-lac", "", 0, "k2-lac", "ul2tp-lns", "ul2tp",
+			"a:SCCRQ b:SCCRP a:SCCCN a:ICRQ b:ICRP a:ICCN b:ZLB a:CDN b:ZLB b:StopCCN a:ZLB"},
+		{"kernel-xl2tpd-lac-secret", "kp-tunnel-secret", 2, "k2-lacs", "ul2tp-lns", "ul2tp",
+			"a:SCCRQ b:SCCRP a:SCCCN a:ICRQ b:ICRP a:ICCN b:ZLB a:CDN b:ZLB b:StopCCN a:ZLB"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			checkGolden(t, readGolden(t, tc.name), tc)
@@ -137,7 +148,7 @@ func checkGolden(t *testing.T, pkts []goldenPkt, tc goldenCase) {
 		v, _ := a.Bytes()
 		return string(v)
 	}
-	if h := str(msgs[MsgSCCRQ], AttrHostName); h != "xl2tpd-lac" {
+	if h := str(msgs[MsgSCCRQ], AttrHostName); h != tc.lacHost {
 		t.Errorf("SCCRQ host name %q", h)
 	}
 	if h := str(msgs[MsgSCCRP], AttrHostName); h != tc.lnsHost {
