@@ -18,8 +18,11 @@ import (
 // brings it again.
 
 // DefaultControlQueue is the length of a Listener's queue unless
-// ListenConfig says otherwise.
-const DefaultControlQueue = 256
+// ListenConfig says otherwise: room for a burst of one message from each
+// of 1,000 tunnels and more (a LAC stopping sends every StopCCN at once;
+// at 256, most were dropped and the LNS's tunnels waited for peer loss).
+// Buffers are pooled, taken only while a message waits.
+const DefaultControlQueue = 2048
 
 // ctrlBufSize is the capacity of a pooled control buffer: control messages
 // longer than that are rare and get a buffer of their own.
