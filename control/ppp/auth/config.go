@@ -81,6 +81,8 @@ func NewAuthenticator(m Method, cfg AuthenticatorConfig) Protocol {
 	switch m {
 	case PAP:
 		return &PAPAuthenticator{cfg: cfg}
+	case CHAPMD5:
+		return &CHAPAuthenticator{cfg: cfg, method: m}
 	}
 	return nil
 }
@@ -92,6 +94,8 @@ func NewPeer(m Method, cfg PeerConfig) Protocol {
 	switch m {
 	case PAP:
 		return &PAPPeer{cfg: cfg}
+	case CHAPMD5:
+		return &CHAPPeer{cfg: cfg, method: m}
 	}
 	return nil
 }

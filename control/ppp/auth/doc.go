@@ -1,5 +1,6 @@
 // Package auth implements the PPP authentication protocols an L2TPv2 call
-// runs after LCP: PAP (RFC 1334) in both roles so far, and pppd's secrets file format
+// runs after LCP: PAP (RFC 1334) and CHAP with MD5 (RFC 1994), each in
+// both roles, and pppd's secrets file format
 // (chap-secrets, pap-secrets) to look the credentials up.
 //
 // The package is pure protocol: no devices, sockets or goroutines. Every
