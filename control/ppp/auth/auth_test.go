@@ -100,7 +100,7 @@ func peerConfig(user, password string) PeerConfig {
 	return PeerConfig{User: user, Password: password, Rand: bytes.NewReader(bytes.Repeat([]byte{0x21, 0x40, 0x23}, 1000))}
 }
 
-var methods = []Method{PAP, CHAPMD5}
+var methods = []Method{PAP, CHAPMD5, MSCHAPv2}
 
 func TestRightPasswordAccepted(t *testing.T) {
 	for _, m := range methods {

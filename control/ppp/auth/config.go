@@ -81,7 +81,7 @@ func NewAuthenticator(m Method, cfg AuthenticatorConfig) Protocol {
 	switch m {
 	case PAP:
 		return &PAPAuthenticator{cfg: cfg}
-	case CHAPMD5:
+	case CHAPMD5, MSCHAPv2:
 		return &CHAPAuthenticator{cfg: cfg, method: m}
 	}
 	return nil
@@ -94,7 +94,7 @@ func NewPeer(m Method, cfg PeerConfig) Protocol {
 	switch m {
 	case PAP:
 		return &PAPPeer{cfg: cfg}
-	case CHAPMD5:
+	case CHAPMD5, MSCHAPv2:
 		return &CHAPPeer{cfg: cfg, method: m}
 	}
 	return nil

@@ -1,6 +1,6 @@
 // Package auth implements the PPP authentication protocols an L2TPv2 call
-// runs after LCP: PAP (RFC 1334) and CHAP with MD5 (RFC 1994), each in
-// both roles, and pppd's secrets file format
+// runs after LCP: PAP (RFC 1334), CHAP with MD5 (RFC 1994) and MS-CHAPv2
+// (RFC 2759), each in both roles, and pppd's secrets file format
 // (chap-secrets, pap-secrets) to look the credentials up.
 //
 // The package is pure protocol: no devices, sockets or goroutines. Every
@@ -23,4 +23,7 @@
 // LAC runs) answers with a user name and password. A refused peer is told
 // why (PAP Authenticate-Nak, CHAP Failure, MS-CHAPv2 "E=691 R=0 ...
 // V=3"); the owner ends the link when Result reports Done without OK.
+//
+// MS-CHAPv2 uses MD4 from golang.org/x/crypto/md4 for the NT password hash
+// (RFC 2759 section 8.3) and crypto/des for the challenge response.
 package auth
