@@ -276,3 +276,54 @@ func TestOption(t *testing.T) {
 		t.Error("unknown method gave a state machine")
 	}
 }
+
+// RFC 1994 section 2.3: the authenticator may challenge again at any
+// time; the peer answers, and a Failure to the new Response ends it.
+func TestRechallenge(t *testing.T) {
+	for _, m := range []Method{CHAPMD5, MSCHAPv2} {
+		p := NewPeer(m, peerConfig("alice", "open sesame"))
+		p.Start(t0)
+		for i, right := range []bool{true, true, false} {
+			cfg := authConfig(t)
+			if !right {
+				cfg.Secret = func(string, string) (string, bool) { return "changed", true }
+			}
+			cfg.Rand = bytes.NewReader(bytes.Repeat([]byte{byte(i + 1)}, 100)) // a new identifier each time
+			a := NewAuthenticator(m, cfg)
+			resp := p.Receive(bytes.Clone(a.Start(t0)[0]), t0)
+			if len(resp) != 1 {
+				t.Fatalf("%v challenge %d: no Response", m, i)
+			}
+			p.Receive(bytes.Clone(a.Receive(bytes.Clone(resp[0]), t0)[0]), t0)
+			if r := p.Result(); !r.Done || r.OK != right {
+				t.Errorf("%v challenge %d: peer %+v, want OK %v", m, i, r, right)
+			}
+		}
+	}
+}
+
+// A Challenge retransmitted after our Response crossed it gets the same
+// Response, and no timer stays armed once the verdict is in.
+func TestCHAPPeerLateChallenge(t *testing.T) {
+	for _, m := range []Method{CHAPMD5, MSCHAPv2} {
+		a := NewAuthenticator(m, authConfig(t))
+		p := NewPeer(m, peerConfig("alice", "open sesame"))
+		p.Start(t0)
+		ch := bytes.Clone(a.Start(t0)[0])
+		resp := bytes.Clone(p.Receive(ch, t0)[0])
+		p.Receive(bytes.Clone(a.Receive(resp, t0)[0]), t0)
+		again := p.Receive(ch, t0.Add(time.Second))
+		if len(again) != 1 || !bytes.Equal(again[0], resp) {
+			t.Errorf("%v: late Challenge answered %x, want %x", m, again, resp)
+		}
+		if _, armed := p.Deadline(); armed {
+			t.Errorf("%v: peer timer armed after the verdict", m)
+		}
+		if _, armed := a.Deadline(); armed {
+			t.Errorf("%v: authenticator timer armed after the verdict", m)
+		}
+		if r := p.Result(); !r.OK {
+			t.Errorf("%v: %+v", m, r)
+		}
+	}
+}

@@ -181,13 +181,16 @@ func (a *CHAPAuthenticator) Result() Result { return a.res }
 // Challenge) and takes the Success or Failure answering it. Under
 // MS-CHAPv2 it checks the authenticator response of the Success: a wrong
 // one fails with ErrBadAuthenticator. It waits Timeout for the Challenge
-// and for the verdict.
+// and for the verdict. After a Success it still answers new Challenges
+// (RFC 1994 section 2.3): a Failure to one of those turns Result from OK
+// to failed, so the owner looks at Result after every call.
 type CHAPPeer struct {
 	cfg           PeerConfig
 	method        Method
 	timer         timer
 	res           Result
 	answered      bool // resp answers the Challenge id / challenge
+	pending       bool // resp awaits its Success or Failure
 	id            uint8
 	challenge     []byte
 	peerChallenge [16]byte
@@ -202,7 +205,7 @@ func (p *CHAPPeer) Method() Method { return p.method }
 // Start arms the wait for the authenticator's Challenge.
 func (p *CHAPPeer) Start(now time.Time) [][]byte {
 	p.res = Result{User: p.cfg.User}
-	p.answered = false
+	p.answered, p.pending = false, false
 	p.timer.set(now.Add(p.cfg.Timeout))
 	return nil
 }
@@ -218,7 +221,7 @@ func (p *CHAPPeer) Receive(frame []byte, now time.Time) [][]byte {
 	case chapChallenge:
 		return p.receiveChallenge(id, data, now)
 	case chapSuccess, chapFailure:
-		if p.answered && id == p.id && !p.res.Done {
+		if p.pending && id == p.id {
 			p.verdict(code == chapSuccess, string(data))
 		}
 	}
@@ -236,11 +239,11 @@ func (p *CHAPPeer) receiveChallenge(id uint8, data []byte, now time.Time) [][]by
 	if !p.answered || id != p.id || string(value) != string(p.challenge) {
 		if err := p.answer(id, value); err != nil {
 			p.timer.stop()
-			p.res.Done, p.res.Err = true, err
+			p.res = Result{Done: true, User: p.cfg.User, Err: err}
 			return nil
 		}
 	}
-	if !p.res.Done {
+	if p.pending {
 		p.timer.set(now.Add(p.cfg.Timeout))
 	}
 	p.out[0] = p.resp
@@ -249,7 +252,7 @@ func (p *CHAPPeer) receiveChallenge(id uint8, data []byte, now time.Time) [][]by
 
 // answer builds the Response to Challenge id with value.
 func (p *CHAPPeer) answer(id uint8, value []byte) error {
-	p.id, p.challenge, p.answered = id, append(p.challenge[:0], value...), true
+	p.id, p.challenge, p.answered, p.pending = id, append(p.challenge[:0], value...), true, true
 	if p.method != MSCHAPv2 {
 		sum := chapMD5(id, p.cfg.Password, value)
 		p.resp = build(p.resp, chapResponse, id, []byte{md5.Size}, sum[:], []byte(p.cfg.User))
@@ -268,7 +271,8 @@ func (p *CHAPPeer) answer(id uint8, value []byte) error {
 // verdict takes the Success or Failure answering our Response.
 func (p *CHAPPeer) verdict(success bool, msg string) {
 	p.timer.stop()
-	p.res.Done = true
+	p.pending = false
+	p.res = Result{Done: true, User: p.cfg.User}
 	switch {
 	case !success && p.method == MSCHAPv2:
 		f := parseMSFailure(msg)
@@ -290,15 +294,19 @@ func (p *CHAPPeer) verdict(success bool, msg string) {
 
 // Tick ends the wait for a Challenge or a verdict.
 func (p *CHAPPeer) Tick(now time.Time) [][]byte {
-	if p.timer.expired(now) && !p.res.Done {
-		p.timer.stop()
-		p.res.Done = true
-		what := "Challenge"
-		if p.answered {
-			what = "Success or Failure"
-		}
-		p.res.Err = fmt.Errorf("%w: no CHAP %s", ErrTimeout, what)
+	if !p.timer.expired(now) {
+		return nil
 	}
+	p.timer.stop()
+	if p.res.Done && !p.pending {
+		return nil
+	}
+	what := "Challenge"
+	if p.answered {
+		what = "Success or Failure"
+	}
+	p.pending = false
+	p.res = Result{Done: true, User: p.cfg.User, Err: fmt.Errorf("%w: no CHAP %s", ErrTimeout, what)}
 	return nil
 }
 
