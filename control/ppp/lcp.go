@@ -117,15 +117,15 @@ type lcpOptions struct {
 	rand func() uint32
 
 	// Our request.
-	mru                  int
-	magic                uint32
-	reqMRU, reqMagic     bool
-	reqPFC, reqACFC      bool
-	auth                 AuthMethod // method we ask for, when reqAuth
-	reqAuth              bool
-	tried                []AuthMethod // methods the peer Nak'd
-	fatal                error        // negotiation cannot succeed
-	collisions, loopSeen int
+	mru              int
+	magic            uint32
+	reqMRU, reqMagic bool
+	reqPFC, reqACFC  bool
+	auth             AuthMethod // method we ask for, when reqAuth
+	reqAuth          bool
+	tried            []AuthMethod // methods the peer Nak'd
+	fatal            error        // negotiation cannot succeed
+	collisions       int          // peer requests with our magic number in a row
 
 	// The peer's last acceptable request.
 	peerMRU            int

@@ -2,7 +2,6 @@ package ppp
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -534,4 +533,3 @@ func FuzzLink(f *testing.F) {
 	})
 }
 
-var _ = binary.BigEndian
