@@ -111,6 +111,7 @@ type fsm struct {
 	deadline time.Time // of the restart timer; zero when stopped
 	restart  int       // restart counter
 	failures int       // Configure-Naks sent since the last Configure-Ack
+	refused  int       // Configure-Naks and -Rejects received since the last Configure-Ack
 	nextID   byte
 	reqID    byte   // identifier of our last Configure-Request
 	lastReq  []byte // its options
@@ -312,6 +313,7 @@ func (f *fsm) rca(p packet) {
 	case Closed, Stopped:
 		f.sta(p.id)
 	case ReqSent:
+		f.refused = 0
 		f.opts.Acked(p.data)
 		f.irc(f.t.MaxConfigure)
 		f.setState(AckRcvd)
@@ -319,6 +321,7 @@ func (f *fsm) rca(p packet) {
 		f.scr()
 		f.setState(ReqSent)
 	case AckSent:
+		f.refused = 0
 		f.opts.Acked(p.data)
 		f.irc(f.t.MaxConfigure)
 		f.setState(Opened)
@@ -346,6 +349,14 @@ func (f *fsm) rcn(p packet) {
 		apply = f.opts.Rejected
 	}
 	if apply(p.data) != nil {
+		return
+	}
+	// The RFC restarts the counter on every Nak, so a peer that Naks
+	// forever would hold the link in negotiation forever; after
+	// Max-Configure refusals in a row, give up as on TO-.
+	if f.refused++; f.refused >= f.t.MaxConfigure && f.state != Opened {
+		f.setState(Stopped)
+		f.l.finished(f)
 		return
 	}
 	switch f.state {
@@ -430,6 +441,7 @@ func (f *fsm) irc(n int) { f.restart = n }
 func (f *fsm) scr() {
 	if !f.state.negotiating() {
 		f.opts.Reset()
+		f.refused = 0
 	}
 	f.lastReq = f.opts.AppendRequest(f.lastReq[:0])
 	f.reqID = f.id()

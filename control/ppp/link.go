@@ -369,13 +369,14 @@ func (l *Link) authInput(proto uint16, info []byte) bool {
 	if a == nil {
 		return false
 	}
+	// Past the Authenticate phase the authenticators still answer: a
+	// peer whose Success was lost retransmits its Response, and CHAP may
+	// challenge again (RFC 1994 section 2.1). A failure then ends the link.
+	l.sendAuth(proto, a.Receive(l.now, info))
 	if l.phase == PhaseAuthenticate {
-		l.sendAuth(proto, a.Receive(l.now, info))
 		l.authProgress()
-	} else if a == l.authPeer {
-		// CHAP may challenge again once the network is up (RFC 1994
-		// section 2.1): answer, but the outcome no longer changes phase.
-		l.sendAuth(proto, a.Receive(l.now, info))
+	} else if done, ok, _, err := a.Result(); done && !ok {
+		l.failWith(fmt.Errorf("%w: %w", ErrAuthFailed, err))
 	}
 	return true
 }

@@ -533,3 +533,58 @@ func FuzzLink(f *testing.F) {
 	})
 }
 
+
+// TestLinkPeerNaksForever: a peer that Naks every Configure-Request (here
+// with an MRU we cannot take) does not hold the link in negotiation.
+func TestLinkPeerNaksForever(t *testing.T) {
+	var queue [][]byte
+	naks := 0
+	cfg := lacConfig()
+	cfg.Send = func(f []byte) {
+		if bytes.HasPrefix(f, []byte{0xff, 0x03, 0xc0, 0x21, ConfReq}) {
+			naks++
+			queue = append(queue, appendPacket([]byte{0xff, 0x03, 0xc0, 0x21}, ConfNak, f[5], []byte{optMRU, 4, 0, 10}))
+		}
+	}
+	l, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Open(t0)
+	for i := 0; i < 100 && len(queue) > 0; i++ {
+		f := queue[0]
+		queue = queue[1:]
+		l.Receive(t0, f)
+	}
+	if l.Phase() != PhaseDead || !errors.Is(l.Failure(), ErrNegotiation) {
+		t.Fatalf("phase %v failure %v after %d Naks", l.Phase(), l.Failure(), naks)
+	}
+	if naks != 10 {
+		t.Errorf("sent %d Configure-Requests, want Max-Configure 10", naks)
+	}
+}
+
+// TestLinkMaxFailureRejects: after Max-Failure Naks of the same option we
+// reject it instead, so a peer that insists on MRU 64 still converges.
+func TestLinkMaxFailureRejects(t *testing.T) {
+	var sent [][]byte
+	cfg := lnsConfig()
+	cfg.Send = func(f []byte) { sent = append(sent, bytes.Clone(f)) }
+	l, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Open(t0)
+	for id := byte(1); id <= 6; id++ {
+		l.Receive(t0, appendPacket([]byte{0xff, 0x03, 0xc0, 0x21}, ConfReq, id, []byte{optMRU, 4, 0, 64}))
+	}
+	var codes []byte
+	for _, f := range sent {
+		if f[4] != ConfReq {
+			codes = append(codes, f[4])
+		}
+	}
+	if want := []byte{ConfNak, ConfNak, ConfNak, ConfNak, ConfNak, ConfRej}; !bytes.Equal(codes, want) {
+		t.Errorf("replies %v, want %v", codes, want)
+	}
+}
