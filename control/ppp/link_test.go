@@ -533,7 +533,6 @@ func FuzzLink(f *testing.F) {
 	})
 }
 
-
 // TestLinkPeerNaksForever: a peer that Naks every Configure-Request (here
 // with an MRU we cannot take) does not hold the link in negotiation.
 func TestLinkPeerNaksForever(t *testing.T) {
