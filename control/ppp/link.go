@@ -161,7 +161,16 @@ func (l *Link) Open(now time.Time) {
 func (l *Link) Close(now time.Time, reason string) {
 	l.now = now
 	l.lcp.Close(now, reason)
+	l.terminating()
 	l.settle()
+}
+
+// terminating enters the Terminate phase while LCP waits for its
+// Terminate-Ack (Close from a state before Opened has no tld to do it).
+func (l *Link) terminating() {
+	if s := l.lcp.state; s == Closing || s == Stopping {
+		l.setPhase(PhaseTerminate)
+	}
 }
 
 // Down tells the link its call has gone: it is Dead at once.
@@ -430,6 +439,7 @@ func (l *Link) failWith(err error) {
 		l.fail = err
 	}
 	l.lcp.Close(l.now, err.Error())
+	l.terminating()
 }
 
 // Tick runs timers: restart timers, keepalives, authentication. Call it at
