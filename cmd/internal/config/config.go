@@ -248,15 +248,7 @@ func Parse(text string) (*File, error) {
 		if raw.Tunnel[name].Version == "l2tpv2" {
 			lac, err := convertLAC(name, raw.Tunnel[name])
 			if err != nil {
-				e := &Error{Tunnel: name, Err: err}
-				var se *sessionError
-				if errors.As(err, &se) {
-					e.Session, e.Err = se.name, se.err
-					e.Line = pos.sessionLine(name, se.name, keyOf(se.err))
-				} else {
-					e.Line = pos.lineOf("tunnel", name, keyOf(err))
-				}
-				return nil, e
+				return nil, tunnelError(pos, name, err)
 			}
 			lac.Line = pos.lineOf("tunnel", name)
 			f.LACs = append(f.LACs, lac)
@@ -264,15 +256,7 @@ func Parse(text string) (*File, error) {
 		}
 		t, err := convertTunnel(name, raw.Tunnel[name])
 		if err != nil {
-			e := &Error{Tunnel: name, Err: err}
-			var se *sessionError
-			if errors.As(err, &se) {
-				e.Session, e.Err = se.name, se.err
-				e.Line = pos.sessionLine(name, se.name, keyOf(se.err))
-			} else {
-				e.Line = pos.lineOf("tunnel", name, keyOf(err))
-			}
-			return nil, e
+			return nil, tunnelError(pos, name, err)
 		}
 		t.Line = pos.lineOf("tunnel", name)
 		for i := range t.Sessions {
@@ -475,4 +459,18 @@ func hostPort(field, s string) (string, uint16, error) {
 		}
 	}
 	return "", 0, keyErrorf(field, "%s %q: not an IP address", field, s)
+}
+
+// tunnelError places an error converting tunnel name (or one of its
+// sessions) at the line of the key it is about.
+func tunnelError(pos lines, name string, err error) *Error {
+	e := &Error{Tunnel: name, Err: err}
+	var se *sessionError
+	if errors.As(err, &se) {
+		e.Session, e.Err = se.name, se.err
+		e.Line = pos.sessionLine(name, se.name, keyOf(se.err))
+	} else {
+		e.Line = pos.lineOf("tunnel", name, keyOf(err))
+	}
+	return e
 }
