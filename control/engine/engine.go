@@ -201,6 +201,8 @@ func (e *Engine) do(f func()) error {
 	ran := make(chan struct{})
 	select {
 	case e.cmds <- func() { f(); close(ran) }:
+	case <-e.quit: // closing: shutdown may be waiting for the caller
+		return ErrClosed
 	case <-e.done:
 		return ErrClosed
 	}
