@@ -106,6 +106,12 @@ func printSession(w io.Writer, s api.SessionInfo) {
 	}
 	if c := s.Call; c != nil {
 		fmt.Fprintf(w, "  call %s %s ppp %s\n", c.Kind, c.State, c.PPP)
+		if c.PPPInterface != "" {
+			fmt.Fprintf(w, "  ppp interface %s user %q local %s peer %s\n", c.PPPInterface, c.PPPUser, orDash(c.PPPLocal), orDash(c.PPPPeer))
+		}
+		if c.PPPFailure != "" {
+			fmt.Fprintf(w, "  ppp failure: %s\n", c.PPPFailure)
+		}
 	}
 }
 
@@ -161,4 +167,11 @@ func printReload(w io.Writer, r *api.ReloadResult) {
 	for _, f := range r.Failed {
 		fmt.Fprintf(w, "  failed %s\n", f)
 	}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ul2tp/ul2tp/control"
+	pppcall "github.com/ul2tp/ul2tp/control/ppp/call"
 	"github.com/ul2tp/ul2tp/datapath"
 	"github.com/ul2tp/ul2tp/datapath/event"
 	"github.com/ul2tp/ul2tp/encap"
@@ -107,21 +108,30 @@ func (e *Engine) callUp(tn *tun, ev control.Event) {
 		c = &call{}
 		tn.calls[ev.Call.LocalID] = c
 	}
-	c.rec = &datapath.PayloadRecorder{}
 	if !c.up {
 		c.up = true
 		e.stats.calls.Add(1)
 	}
+	var payload datapath.Payload
+	if c.ppp = e.newPPP(tn, c, ev.Call.LocalID); c.ppp != nil {
+		payload = c.ppp
+	} else {
+		c.rec = &datapath.PayloadRecorder{}
+		payload = c.rec
+	}
 	if tn.dp {
-		_, err := e.plane.AddSession(datapath.SessionConfig{
+		s, err := e.plane.AddSession(datapath.SessionConfig{
 			TunnelID: tn.id, ID: ev.Call.LocalID, PeerID: ev.Call.PeerID,
-			Payload: c.rec, SendSeq: ev.Call.SequencingRequired,
+			Payload: payload, SendSeq: ev.Call.SequencingRequired,
 		})
 		if err != nil {
 			e.stats.dpErrors.Add(1)
 			e.log.Error("l2tpv2 datapath session", "tunnel_id", tn.id, "session_id", ev.Call.LocalID, "err", err)
 		} else {
 			c.dp = true
+			if c.ppp != nil {
+				c.ppp.Start(s)
+			}
 		}
 	}
 	e.log.Info("l2tpv2 call up", "tunnel_id", tn.id, "session_id", ev.Call.LocalID, "peer_session_id", ev.Call.PeerID,
@@ -136,6 +146,9 @@ func (e *Engine) callDown(tn *tun, ev control.Event) {
 	delete(tn.calls, ev.Call.LocalID)
 	if c != nil && c.up {
 		e.stats.calls.Add(-1)
+	}
+	if c != nil && c.ppp != nil {
+		c.ppp.Stop()
 	}
 	// A call ended with its tunnel leaves with the datapath tunnel (one
 	// table rebuild in tunnelDown, not one per call: 10,000 calls took
@@ -230,6 +243,11 @@ func (e *Engine) CloseTunnel(ctx context.Context, id uint32) error {
 
 // CloseCall ends a call with a CDN.
 func (e *Engine) CloseCall(tunnelID, sessionID uint32) error {
+	return e.closeCall(tunnelID, sessionID, control.Result{})
+}
+
+// closeCall ends a call with a CDN carrying r.
+func (e *Engine) closeCall(tunnelID, sessionID uint32, r control.Result) error {
 	var err error
 	if derr := e.do(func() {
 		now := e.now()
@@ -239,7 +257,7 @@ func (e *Engine) CloseCall(tunnelID, sessionID uint32) error {
 			return
 		}
 		var out control.TunnelOutput
-		out, err = tn.t.CloseCall(sessionID, control.Result{}, now)
+		out, err = tn.t.CloseCall(sessionID, r, now)
 		e.apply(tn, out)
 		e.settle(now)
 		if err != nil {
@@ -286,7 +304,9 @@ type TunnelStatus struct {
 type CallStatus struct {
 	control.CallStatus
 	Name   string
-	Frames uint64 // received PPP frames (recorded: no PPP yet)
+	Frames uint64 // received PPP frames (recorded: no PPP on the call)
+	// PPP is the call's PPP state when PPP runs on it; nil: "ppp none".
+	PPP *pppcall.Status
 }
 
 // Status returns every tunnel, by id.
@@ -302,6 +322,10 @@ func (e *Engine) Status() []TunnelStatus {
 					cs.Name = cc.name
 					if cc.rec != nil {
 						_, cs.Frames = cc.rec.Frames()
+					}
+					if cc.ppp != nil {
+						st := cc.ppp.Status()
+						cs.PPP = &st
 					}
 				}
 				s.Calls = append(s.Calls, cs)
@@ -342,4 +366,33 @@ func (e *Engine) Owns(id uint32) bool {
 		}
 	})
 	return owns
+}
+
+// newPPP makes the PPP handler of a call that comes up, when its role
+// runs PPP (nil otherwise, or when the TUN cannot be made: the call then
+// records its frames, and the failure is logged).
+func (e *Engine) newPPP(tn *tun, c *call, sid uint32) *pppcall.Call {
+	cfg := pppcall.Config{TunnelID: tn.id, SessionID: sid, Log: e.log}
+	if l := tn.lac; l != nil {
+		cfg.Client, cfg.Name = l.cfg.PPP[c.name], l.cfg.TUNName
+	} else if e.lns != nil {
+		cfg.Server, cfg.Name = e.lns.PPP, e.lns.TUNName
+	}
+	if cfg.Client == nil && cfg.Server == nil {
+		return nil
+	}
+	tid := tn.id
+	cfg.OnEnd = func(err error) {
+		// On the call's goroutine: the engine's goroutine may be busy.
+		r := control.Result{Code: control.CDNResultGeneralError, HasError: true, Message: "ppp: " + err.Error()}
+		if err := e.closeCall(tid, sid, r); err != nil {
+			e.log.Debug("l2tpv2 ppp close call", "tunnel_id", tid, "session_id", sid, "err", err)
+		}
+	}
+	p, err := pppcall.New(cfg)
+	if err != nil {
+		e.log.Error("l2tpv2 ppp", "tunnel_id", tn.id, "session_id", sid, "err", err)
+		return nil
+	}
+	return p
 }

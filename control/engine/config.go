@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ul2tp/ul2tp/control"
+	pppcall "github.com/ul2tp/ul2tp/control/ppp/call"
 )
 
 // Defaults of the limits and of the LAC's redial backoff.
@@ -76,6 +77,11 @@ type LNSConfig struct {
 	PeerHostNames []string
 	MaxTunnels    int // 0: DefaultMaxTunnels
 	MaxPending    int // tunnels in setup at once; 0: DefaultMaxPending
+	// PPP runs PPP on every call, on a TUN device per call; nil records
+	// the frames ("ppp none").
+	PPP *pppcall.Server
+	// TUNName is the calls' TUN name pattern; "": pppcall.DefaultName.
+	TUNName string
 }
 
 func (c *LNSConfig) check() error {
@@ -133,6 +139,12 @@ type LACConfig struct {
 	// Calls are the incoming calls (ICRQ) opened when the tunnel is up,
 	// by name.
 	Calls []string
+	// PPP runs PPP on the calls named, as a client with these
+	// credentials, on a TUN device per call; a call not named records its
+	// frames ("ppp none").
+	PPP map[string]*pppcall.Client
+	// TUNName is the calls' TUN name pattern; "": pppcall.DefaultName.
+	TUNName string
 	// NoRedial leaves the tunnel down when it drops.
 	NoRedial bool
 	// MinBackoff and MaxBackoff bound the redial delay, doubling from

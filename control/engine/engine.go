@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/ul2tp/ul2tp/control"
+	pppcall "github.com/ul2tp/ul2tp/control/ppp/call"
 	"github.com/ul2tp/ul2tp/datapath"
 	"github.com/ul2tp/ul2tp/datapath/event"
 )
@@ -141,6 +142,7 @@ type call struct {
 	up   bool // in the calls gauge
 	name string
 	rec  *datapath.PayloadRecorder
+	ppp  *pppcall.Call // instead of rec when PPP runs
 	dp   bool
 }
 
@@ -199,6 +201,8 @@ func (e *Engine) do(f func()) error {
 	ran := make(chan struct{})
 	select {
 	case e.cmds <- func() { f(); close(ran) }:
+	case <-e.quit: // closing: shutdown may be waiting for the caller
+		return ErrClosed
 	case <-e.done:
 		return ErrClosed
 	}
@@ -389,7 +393,14 @@ func (e *Engine) run() {
 
 // shutdown deletes the datapath tunnels and closes the listeners.
 func (e *Engine) shutdown() {
+	var ppps []*pppcall.Call
 	for _, tn := range e.tunnels {
+		for _, c := range tn.calls {
+			if c.ppp != nil {
+				c.ppp.Stop()
+				ppps = append(ppps, c.ppp)
+			}
+		}
 		if tn.dp {
 			e.plane.DelTunnel(tn.id)
 		}
@@ -398,6 +409,9 @@ func (e *Engine) shutdown() {
 		}
 	}
 	e.tunnels = nil
+	for _, p := range ppps {
+		p.Wait() // their TUNs are gone
+	}
 	e.stats.tunnels.Store(0)
 	e.stats.calls.Store(0)
 	seen := make(map[*listener]bool)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net"
+	"net/netip"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -110,6 +111,49 @@ func hwaddrIoctl(req uintptr, r *ifreqHwaddr) error {
 	defer unix.Close(fd)
 	if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), req, uintptr(unsafe.Pointer(r))); e != 0 {
 		return e
+	}
+	return nil
+}
+
+// ifreqAddr4 is struct ifreq with a struct sockaddr_in, as SIOCSIFADDR,
+// SIOCSIFDSTADDR and SIOCSIFNETMASK use it.
+type ifreqAddr4 struct {
+	name   [unix.IFNAMSIZ]byte
+	family uint16
+	port   uint16
+	addr   [4]byte
+	_      [8]byte
+	_      [8]byte
+}
+
+// SetPointToPoint4 gives a point-to-point interface (a TUN) its IPv4
+// address and its peer's, with a /32 netmask, as
+// "ip addr add LOCAL peer PEER dev NAME".
+func SetPointToPoint4(name string, local, peer netip.Addr) error {
+	if !local.Is4() || !peer.Is4() {
+		return fmt.Errorf("address %s peer %s on %s: want IPv4 addresses", local, peer, name)
+	}
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("address of %s: %w", name, err)
+	}
+	defer unix.Close(fd)
+	for _, s := range []struct {
+		req  uintptr
+		what string
+		a    netip.Addr
+	}{
+		{unix.SIOCSIFADDR, "address", local},
+		{unix.SIOCSIFDSTADDR, "peer address", peer},
+		{unix.SIOCSIFNETMASK, "netmask", netip.AddrFrom4([4]byte{255, 255, 255, 255})},
+	} {
+		var r ifreqAddr4
+		copy(r.name[:], name)
+		r.family = unix.AF_INET
+		r.addr = s.a.As4()
+		if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), s.req, uintptr(unsafe.Pointer(&r))); e != 0 {
+			return fmt.Errorf("set %s %s on %s: %w", s.what, s.a, name, capHint(e, "CAP_NET_ADMIN"))
+		}
 	}
 	return nil
 }

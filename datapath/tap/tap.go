@@ -42,6 +42,10 @@ type Config struct {
 	// MAC is the device's Ethernet address, set before the device is up;
 	// nil leaves the kernel's random one.
 	MAC net.HardwareAddr
+	// TUN makes a layer 3 device (IFF_TUN, "ppp%d"-like): reads and
+	// writes carry bare IP packets, with no Ethernet header and no packet
+	// information prefix. It takes neither Offload nor MAC.
+	TUN bool
 }
 
 // Offload flags for TUNSETOFFLOAD (linux/if_tun.h).
@@ -96,7 +100,15 @@ func Create(c Config) (*Device, error) {
 	if len(c.Name) >= unix.IFNAMSIZ {
 		return nil, fmt.Errorf("interface name %q: longer than %d bytes", c.Name, unix.IFNAMSIZ-1)
 	}
+	if c.TUN && (c.Offload || c.MAC != nil) {
+		return nil, fmt.Errorf("TUN %s: no offloads or MAC on a layer 3 device", c.Name)
+	}
+	kind := "TAP"
 	flags := uint16(unix.IFF_TAP | unix.IFF_NO_PI)
+	if c.TUN {
+		kind = "TUN"
+		flags = unix.IFF_TUN | unix.IFF_NO_PI
+	}
 	if c.Queues > 1 {
 		flags |= unix.IFF_MULTI_QUEUE
 	}
@@ -119,7 +131,7 @@ func Create(c Config) (*Device, error) {
 			if e == unix.EBUSY {
 				return nil, fmt.Errorf("interface %q: exists", c.Name)
 			}
-			return nil, fmt.Errorf("create TAP %s: %w", c.Name, capHint(e, "CAP_NET_ADMIN"))
+			return nil, fmt.Errorf("create %s %s: %w", kind, c.Name, capHint(e, "CAP_NET_ADMIN"))
 		}
 		d.name = unix.ByteSliceToString(req.name[:])
 		if c.Offload && i == 0 {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"net/netip"
 	"os"
 	"runtime"
 	"strings"
@@ -236,4 +237,51 @@ func TestWithoutNetAdmin(t *testing.T) {
 			t.Errorf("SetMTU without CAP_NET_ADMIN: %v, want an error naming CAP_NET_ADMIN", err)
 		}
 	}, unix.CAP_NET_ADMIN)
+}
+
+// TestTUNPointToPoint makes a TUN device with a point-to-point IPv4
+// address: a datagram to the peer address comes out of it as a bare IPv4
+// packet (no Ethernet header, no packet information).
+func TestTUNPointToPoint(t *testing.T) {
+	requireTAP(t)
+	inNetns(t, func() error {
+		d, err := Create(Config{Name: "tpp%d", TUN: true, MTU: 1400})
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		local, peer := netip.MustParseAddr("10.99.0.1"), netip.MustParseAddr("10.99.0.2")
+		if err := SetPointToPoint4(d.Name(), local, peer); err != nil {
+			return err
+		}
+		if err := SetUp(d.Name()); err != nil {
+			return err
+		}
+		c, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: peer.AsSlice(), Port: 9})
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		if _, err := c.Write([]byte("hello")); err != nil {
+			return err
+		}
+		bufs, sizes := [][]byte{make([]byte, 2048)}, []int{0}
+		var p []byte
+		for range 10 { // skip the kernel's own IPv6 router solicitations
+			n, err := d.Queues()[0].Read(bufs, sizes, 4)
+			if err != nil || n != 1 {
+				return fmt.Errorf("read %d packets: %v", n, err)
+			}
+			if p = bufs[0][4 : 4+sizes[0]]; p[0]>>4 == 4 {
+				break
+			}
+		}
+		if p[0]>>4 != 4 || !bytes.Equal(p[12:16], local.AsSlice()) || !bytes.Equal(p[16:20], peer.AsSlice()) || !bytes.HasSuffix(p, []byte("hello")) {
+			return fmt.Errorf("packet % x: want IPv4 %s -> %s with the datagram", p, local, peer)
+		}
+		if _, err := Create(Config{Name: "x%d", TUN: true, Offload: true}); err == nil {
+			return errors.New("a TUN with offloads was created")
+		}
+		return nil
+	})
 }

@@ -250,8 +250,19 @@ type CallInfo struct {
 	State  string `json:"state"` // wait-reply, wait-connect, established
 	Kind   string `json:"kind"`  // incoming or outgoing
 	Serial uint32 `json:"serial"`
-	PPP    string `json:"ppp"` // "none" until PPP runs on calls
-	Name   string `json:"name,omitempty"`
+	// PPP is "none" for a call without PPP, else the PPP link's phase:
+	// dead, establish, authenticate, network, open, terminate.
+	PPP  string `json:"ppp"`
+	Name string `json:"name,omitempty"`
+	// The PPP link of a call with PPP: the user authenticated, the IPv4
+	// addresses IPCP agreed (ours, the peer's), the TUN device and the
+	// link's last failure.
+	PPPUser      string `json:"ppp_user,omitempty"`
+	PPPLocal     string `json:"ppp_local,omitempty"`
+	PPPPeer      string `json:"ppp_peer,omitempty"`
+	PPPInterface string `json:"ppp_interface,omitempty"`
+	PPPFailure   string `json:"ppp_failure,omitempty"`
+	PPPDropped   uint64 `json:"ppp_dropped,omitempty"` // control frames dropped, queue full
 }
 
 // SessionDetails is what the kernel's /sys/kernel/debug/l2tp/tunnels

@@ -120,6 +120,14 @@ func (h *Handler) sessionsV2(tid, sid uint32, stats bool) []api.SessionInfo {
 			}
 			si.Version = 2
 			si.Call = &api.CallInfo{State: c.State.String(), Kind: c.Kind.String(), Serial: c.Serial, PPP: "none", Name: c.Name}
+			if p := c.PPP; p != nil {
+				ci := si.Call
+				ci.PPP, ci.PPPUser, ci.PPPInterface, ci.PPPFailure, ci.PPPDropped = p.Phase, p.User, p.Interface, p.Failure, p.Dropped
+				if p.Local.IsValid() {
+					ci.PPPLocal, ci.PPPPeer = p.Local.String(), p.Peer.String()
+				}
+				si.Interface = p.Interface
+			}
 			out = append(out, si)
 		}
 	}

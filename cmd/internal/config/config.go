@@ -173,6 +173,7 @@ type rawTunnel struct {
 	Secret   string `toml:"secret"`
 	HideAVPs bool   `toml:"hide_avps"`
 	Redial   *bool  `toml:"redial"`
+	TUNName  string `toml:"tun_name"` // PPP calls' TUN name pattern
 
 	Session map[string]rawSession `toml:"session"`
 }
@@ -192,6 +193,9 @@ type rawSession struct {
 	LNSMode bool   `toml:"lns_mode"`
 	MTU     int    `toml:"mtu"`
 	Address string `toml:"address"`
+	// L2TPv2 LAC calls: PPP credentials (l2tpv2.go).
+	User     string `toml:"user"`
+	Password string `toml:"password"`
 }
 
 // Load reads and checks the file at path. A mistake in it is an *Error

@@ -8,12 +8,16 @@ import (
 	"time"
 
 	"github.com/ul2tp/ul2tp/control/engine"
+	"github.com/ul2tp/ul2tp/control/ppp"
+	pppauth "github.com/ul2tp/ul2tp/control/ppp/auth"
+	pppcall "github.com/ul2tp/ul2tp/control/ppp/call"
 )
 
 // LNS is the [lns] table: the L2TPv2 LNS role.
 type LNS struct {
 	Line   int
 	Config engine.LNSConfig
+	ppp    string // the PPP keys, for SameL2TPv2
 }
 
 // LAC is a [tunnel.NAME] table with version = "l2tpv2": a tunnel our
@@ -22,6 +26,7 @@ type LAC struct {
 	Name   string
 	Line   int
 	Config engine.LACConfig
+	ppp    string // the calls' PPP keys, for SameL2TPv2
 }
 
 type rawLNS struct {
@@ -39,6 +44,14 @@ type rawLNS struct {
 	MaxCalls      int64    `toml:"max_calls"`
 	MaxPending    int64    `toml:"max_pending"`
 	FramingCaps   []string `toml:"framing_caps"`
+	// PPP on the calls (a TUN each).
+	PPPAuth     string   `toml:"ppp_auth"`
+	PPPName     string   `toml:"ppp_name"`
+	ChapSecrets string   `toml:"chap_secrets"`
+	LocalIP     string   `toml:"local_ip"`
+	Pool        string   `toml:"pool"`
+	DNS         []string `toml:"dns"`
+	TUNName     string   `toml:"tun_name"`
 }
 
 // params reads the control connection keys LNS and LAC share.
@@ -123,7 +136,76 @@ func convertLNS(r rawLNS) (*LNS, error) {
 	if err := checkFraming(r.FramingCaps); err != nil {
 		return nil, err
 	}
-	return &LNS{Config: c}, nil
+	if c.PPP, err = convertPPP(r); err != nil {
+		return nil, err
+	}
+	c.TUNName = r.TUNName
+	return &LNS{Config: c, ppp: fmt.Sprintf("%q %q %q %q %q %q %q", r.PPPAuth, r.PPPName, r.ChapSecrets, r.LocalIP, r.Pool, r.DNS, r.TUNName)}, nil
+}
+
+// convertPPP reads the [lns] keys of PPP: nil when neither local_ip nor
+// pool is set (the calls record their frames, "ppp none").
+func convertPPP(r rawLNS) (*pppcall.Server, error) {
+	if r.LocalIP == "" && r.Pool == "" {
+		for _, k := range []struct{ key, v string }{{"ppp_auth", r.PPPAuth}, {"chap_secrets", r.ChapSecrets}, {"ppp_name", r.PPPName}} {
+			if k.v != "" {
+				return nil, keyErrorf(k.key, "%s: PPP runs only with local_ip and pool", k.key)
+			}
+		}
+		return nil, nil
+	}
+	s := &pppcall.Server{Name: r.PPPName}
+	if s.Name == "" {
+		s.Name = "*"
+	}
+	var err error
+	if s.Local, err = netip.ParseAddr(r.LocalIP); err != nil || !s.Local.Is4() {
+		return nil, keyErrorf("local_ip", "local_ip %q: want an IPv4 address", r.LocalIP)
+	}
+	if r.Pool == "" {
+		return nil, keyErrorf("pool", "pool: required with local_ip")
+	}
+	if s.Pool, err = pppcall.ParsePool(r.Pool); err != nil {
+		return nil, keyErrorf("pool", "%v", err)
+	}
+	if s.Pool.Contains(s.Local) {
+		return nil, keyErrorf("local_ip", "local_ip %s: inside pool %s", s.Local, r.Pool)
+	}
+	if len(r.DNS) > 2 {
+		return nil, keyErrorf("dns", "dns: at most two servers")
+	}
+	for i, d := range r.DNS {
+		if s.DNS[i], err = netip.ParseAddr(d); err != nil || !s.DNS[i].Is4() {
+			return nil, keyErrorf("dns", "dns %q: want an IPv4 address", d)
+		}
+	}
+	auth := r.PPPAuth
+	if auth == "" {
+		auth = "none"
+		if r.ChapSecrets != "" {
+			auth = "mschap-v2"
+		}
+	}
+	switch auth {
+	case "none":
+	case "pap":
+		s.Method = &ppp.PAP
+	case "chap":
+		s.Method = &ppp.CHAPMD5
+	case "mschap-v2":
+		s.Method = &ppp.MSCHAPv2
+	default:
+		return nil, keyErrorf("ppp_auth", "ppp_auth %q: want pap, chap, mschap-v2 or none", r.PPPAuth)
+	}
+	if s.Method != nil {
+		if r.ChapSecrets == "" {
+			return nil, keyErrorf("chap_secrets", "chap_secrets: required with ppp_auth %s", auth)
+		}
+		if s.Secrets, err = pppauth.LoadSecrets(r.ChapSecrets); err != nil {
+			return nil, keyErrorf("chap_secrets", "chap_secrets: %v", err)
+		}
+	}
+	return s, nil
 }
 
 func checkFraming(caps []string) error {
@@ -173,11 +255,20 @@ func convertLAC(name string, r rawTunnel) (LAC, error) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		if err := checkCall(r.Session[n]); err != nil {
+		rs := r.Session[n]
+		if err := checkCall(rs); err != nil {
 			return l, &sessionError{n, err}
 		}
 		c.Calls = append(c.Calls, n)
+		if rs.User != "" || rs.Password != "" {
+			if c.PPP == nil {
+				c.PPP = make(map[string]*pppcall.Client)
+			}
+			c.PPP[n] = &pppcall.Client{User: rs.User, Password: rs.Password}
+			l.ppp += fmt.Sprintf("%q %q %q;", n, rs.User, rs.Password)
+		}
 	}
+	c.TUNName = r.TUNName
 	l.Config = c
 	return l, nil
 }
@@ -203,16 +294,30 @@ func checkCall(r rawSession) error {
 // ([lns] and the l2tpv2 tunnels), which a reload cannot change.
 func SameL2TPv2(a, b *File) error {
 	la, lb := a.LNS != nil, b.LNS != nil
-	if la != lb || (la && fmt.Sprintf("%+v", a.LNS.Config) != fmt.Sprintf("%+v", b.LNS.Config)) {
+	if la != lb || (la && (lnsKey(a.LNS) != lnsKey(b.LNS) || a.LNS.ppp != b.LNS.ppp)) {
 		return fmt.Errorf("[lns] changed: restart ul2tpd to change L2TPv2 settings")
 	}
 	if len(a.LACs) != len(b.LACs) {
 		return fmt.Errorf("l2tpv2 tunnels changed: restart ul2tpd to change L2TPv2 settings")
 	}
 	for i := range a.LACs {
-		if a.LACs[i].Name != b.LACs[i].Name || fmt.Sprintf("%+v", a.LACs[i].Config) != fmt.Sprintf("%+v", b.LACs[i].Config) {
+		if a.LACs[i].Name != b.LACs[i].Name || lacKey(&a.LACs[i]) != lacKey(&b.LACs[i]) || a.LACs[i].ppp != b.LACs[i].ppp {
 			return fmt.Errorf("tunnel %q (l2tpv2) changed: restart ul2tpd to change L2TPv2 settings", b.LACs[i].Name)
 		}
 	}
 	return nil
+}
+
+// lnsKey and lacKey print a configuration without its pointers (the PPP
+// settings, compared as their keys' text).
+func lnsKey(l *LNS) string {
+	c := l.Config
+	c.PPP = nil
+	return fmt.Sprintf("%+v", c)
+}
+
+func lacKey(l *LAC) string {
+	c := l.Config
+	c.PPP = nil
+	return fmt.Sprintf("%+v", c)
 }

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ul2tp/ul2tp/cmd/internal/api"
+)
+
+// pppCall is d's L2TPv2 call named name (LAC) or of user (LNS).
+func pppCall(d *daemon, match func(c *api.CallInfo) bool) (api.SessionInfo, bool) {
+	for _, s := range d.v2Calls() {
+		if match(s.Call) {
+			return s, true
+		}
+	}
+	return api.SessionInfo{}, false
+}
+
+// TestE2EPPP runs PPP on L2TPv2 calls between our LAC (namespace A) and
+// our LNS (B), once per authentication method the LNS requires: a call
+// with the right password comes up on a TUN at each end with an address
+// from the pool (or the user's fixed one from chap-secrets), and ping
+// crosses it; a call with a wrong password ends with a CDN that says why.
+func TestE2EPPP(t *testing.T) {
+	for _, method := range []string{"pap", "chap", "mschap-v2"} {
+		t.Run(method, func(t *testing.T) { testE2EPPP(t, method) })
+	}
+}
+
+func testE2EPPP(t *testing.T, method string) {
+	e := newEnv(t)
+	lnsAddr := e.outer4(2)
+	secrets := filepath.Join(e.dir, "chap-secrets")
+	if err := os.WriteFile(secrets, []byte(`# client server secret addresses
+alice * "alice pass" *
+bob   lns  bobpass   10.99.0.5
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	timers := "hello_timeout = 1000\nretry_timeout = 200\nmax_retries = 3\n"
+	lnsConf := fmt.Sprintf(`[lns]
+listen = "%s:1701"
+%s
+ppp_auth = %q
+ppp_name = "lns"
+chap_secrets = %q
+local_ip = "10.99.0.1"
+pool = "10.99.0.10-10.99.0.250"
+dns = ["10.99.0.1"]
+`, lnsAddr, timers, method, secrets)
+	lacConf := fmt.Sprintf(`[tunnel.lac1]
+version = "l2tpv2"
+peer = "%s:1701"
+%s
+[tunnel.lac1.session.alice]
+pseudowire = "ppp"
+user = "alice"
+password = "alice pass"
+
+[tunnel.lac1.session.bob]
+pseudowire = "ppp"
+user = "bob"
+password = "bobpass"
+
+[tunnel.lac1.session.mallory]
+pseudowire = "ppp"
+user = "alice"
+password = "wrong"
+`, lnsAddr, timers)
+	lnsFile, lacFile := filepath.Join(e.dir, "lns.toml"), filepath.Join(e.dir, "lac.toml")
+	for f, text := range map[string]string{lnsFile: lnsConf, lacFile: lacConf} {
+		if err := os.WriteFile(f, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lns := e.startDaemon(e.nsB, "--config", lnsFile)
+	lac := e.startDaemon(e.nsA, "--config", lacFile)
+
+	named := func(name string) func(c *api.CallInfo) bool {
+		return func(c *api.CallInfo) bool { return c.Name == name }
+	}
+	var alice, bob api.SessionInfo
+	until(t, "alice's and bob's PPP links open", func() bool {
+		var ok1, ok2 bool
+		alice, ok1 = pppCall(lac, named("alice"))
+		bob, ok2 = pppCall(lac, named("bob"))
+		return ok1 && ok2 && alice.Call.PPP == "open" && bob.Call.PPP == "open"
+	})
+	if a, err := netip.ParseAddr(alice.Call.PPPLocal); err != nil || a.Less(netip.MustParseAddr("10.99.0.10")) ||
+		netip.MustParseAddr("10.99.0.250").Less(a) || alice.Call.PPPPeer != "10.99.0.1" || alice.Call.PPPUser != "alice" ||
+		!strings.HasPrefix(alice.Interface, "ppp") {
+		t.Errorf("alice's call %+v %+v: want a pool address, peer 10.99.0.1, a ppp TUN", alice, alice.Call)
+	}
+	if bob.Call.PPPLocal != "10.99.0.5" {
+		t.Errorf("bob's call %+v: want his fixed address 10.99.0.5", bob.Call)
+	}
+	until(t, "the LNS's calls open", func() bool {
+		s, ok := pppCall(lns, func(c *api.CallInfo) bool { return c.PPPUser == "alice" && c.PPP == "open" })
+		return ok && s.Call.PPPLocal == "10.99.0.1" && s.Call.PPPPeer == alice.Call.PPPLocal
+	})
+	e.ping(e.nsA, "10.99.0.1")
+	e.ping(e.nsB, "10.99.0.5") // the LNS reaches bob
+	if out := lac.mustCLI("show", "session"); !strings.Contains(out, "ppp open") || !strings.Contains(out, `user "alice"`) {
+		t.Errorf("show session:\n%s", out)
+	}
+
+	// The wrong password: the call ends with a CDN that says why.
+	until(t, "mallory's call gone", func() bool {
+		_, ok := pppCall(lac, named("mallory"))
+		return !ok
+	})
+	until(t, "the LAC logs the failure", func() bool {
+		return strings.Contains(lac.log(), "authentication failed")
+	})
+	if log := lns.log(); !strings.Contains(log, "ppp: authentication failed") && !strings.Contains(log, "auth: wrong user name or password") {
+		t.Errorf("LNS log has no authentication failure:\n%s", log)
+	}
+	// Stopping removes the TUNs.
+	lac.stop(true)
+	lns.stop(true)
+	for _, ns := range []string{e.nsA, e.nsB} {
+		if out := e.ip("-n", ns, "-o", "link", "show"); strings.Contains(out, "ppp") {
+			t.Errorf("TUN devices left in %s:\n%s", ns, out)
+		}
+	}
+}

@@ -1,0 +1,434 @@
+// Package call runs PPP on one L2TPv2 call over a TUN device: the glue
+// between a datapath session, a ppp.Link and the kernel.
+//
+// Each Call has three parts:
+//
+//   - Deliver, on the session's receive pump: IPv4 and IPv6 data frames
+//     go straight to the TUN (no allocation); every other frame (LCP,
+//     authentication, NCPs) is copied into a bounded queue for the
+//     Call's goroutine, and dropped and counted when it is full, so the
+//     pump never blocks.
+//   - the Call's goroutine, which owns the ppp.Link: it feeds it the
+//     queued frames, runs its timers, configures the TUN when IPCP opens
+//     (address, point-to-point peer, MTU from the peer's MRU, up) and
+//     reports a failed or terminated link through Config.OnEnd (the
+//     engine then ends the call with a CDN).
+//   - a TUN reader goroutine: IP packets behind the negotiated PPP header
+//     go out with Session.Send, without allocation.
+//
+// A goroutine per call rather than the engine's own: the Link is pure
+// protocol, but authentication (MS-CHAPv2's hashes), the TUN's ioctls and
+// a slow peer's retransmissions would otherwise sit on the goroutine that
+// owes acks and HELLOs to every tunnel; and each Link's timers stay out of
+// the engine's heap. It costs two goroutines per call (a few KiB each).
+package call
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ul2tp/ul2tp/control/ppp"
+	"github.com/ul2tp/ul2tp/control/ppp/auth"
+	"github.com/ul2tp/ul2tp/datapath"
+	"github.com/ul2tp/ul2tp/datapath/tap"
+	"github.com/ul2tp/ul2tp/encap"
+)
+
+// DefaultName is the TUN name pattern: the kernel picks the number.
+const DefaultName = "ppp%d"
+
+// QueueLen bounds the control frames waiting for a Call's goroutine.
+const QueueLen = 64
+
+// Server is the LNS side of PPP: how peers are authenticated and what
+// addresses they get. One Server serves every call of an LNS.
+type Server struct {
+	// Method is the authentication method required of peers; nil: none.
+	Method *ppp.AuthMethod
+	// Name is our name (CHAP's Name, the server column of Secrets).
+	Name    string
+	Secrets *auth.Secrets
+	Local   netip.Addr // our address on every call's TUN
+	Pool    *Pool
+	DNS     [2]netip.Addr
+}
+
+// Client is the LAC side: our credentials. The address is the one IPCP
+// gives.
+type Client struct {
+	User, Password string
+}
+
+// Config sets up a Call.
+type Config struct {
+	TunnelID, SessionID uint32
+	// Name is the TUN name pattern; "": DefaultName.
+	Name string
+	// Exactly one of Server and Client is set.
+	Server *Server
+	Client *Client
+	// OnEnd is called once, on the Call's goroutine, when the PPP link
+	// fails or terminates while the call is up: the owner ends the call
+	// (CDN). It may block (Stop does not wait for the goroutine).
+	OnEnd func(err error)
+	Log   *slog.Logger
+	// Timers of the PPP automata; zero: RFC 1661's defaults.
+	Timers ppp.Timers
+	// EchoInterval of LCP keepalives; 0: none.
+	EchoInterval time.Duration
+}
+
+// Status describes a Call.
+type Status struct {
+	Phase       string
+	User        string
+	Local, Peer netip.Addr // IPv4 addresses on the TUN, once IPCP is open
+	Interface   string     // the TUN's name
+	Failure     string     // the last failure, "" if none
+	Dropped     uint64     // control frames dropped with the queue full
+}
+
+// Call is PPP on one L2TPv2 call.
+type Call struct {
+	cfg  Config
+	log  *slog.Logger
+	dev  *tap.Device
+	q    *tap.Queue
+	sess atomic.Pointer[datapath.Session]
+	link *ppp.Link
+
+	ctl     chan []byte
+	dropped atomic.Uint64
+	ip4     atomic.Bool   // IPCP open and the TUN configured
+	hdr     atomic.Uint32 // 1: ACFC, 2: PFC as negotiated
+	start   chan struct{}
+	quit    chan struct{}
+	done    chan struct{}
+	once    sync.Once
+	reader  sync.WaitGroup
+
+	mu     sync.Mutex // guards st
+	st     Status
+	peer4  netip.Addr // from the pool, released at the end
+	ended  bool
+	opened bool
+}
+
+// New creates the TUN device and the Link of a call; Start begins PPP.
+func New(cfg Config) (*Call, error) {
+	if (cfg.Server == nil) == (cfg.Client == nil) {
+		return nil, errors.New("ppp call: want exactly one of Server and Client")
+	}
+	if cfg.Name == "" {
+		cfg.Name = DefaultName
+	}
+	c := &Call{cfg: cfg, log: cfg.Log, ctl: make(chan []byte, QueueLen),
+		start: make(chan struct{}), quit: make(chan struct{}), done: make(chan struct{})}
+	if c.log == nil {
+		c.log = slog.Default()
+	}
+	lc, err := c.linkConfig()
+	if err != nil {
+		return nil, err
+	}
+	if c.link, err = ppp.New(lc); err != nil {
+		return nil, fmt.Errorf("ppp call %d/%d: %w", cfg.TunnelID, cfg.SessionID, err)
+	}
+	if c.dev, err = tap.Create(tap.Config{Name: cfg.Name, TUN: true}); err != nil {
+		return nil, fmt.Errorf("ppp call %d/%d: %w", cfg.TunnelID, cfg.SessionID, err)
+	}
+	c.q = c.dev.Queues()[0]
+	c.st = Status{Phase: ppp.PhaseDead.String(), Interface: c.dev.Name()}
+	go c.run()
+	return c, nil
+}
+
+// linkConfig is the ppp.Config of the call's role.
+func (c *Call) linkConfig() (ppp.Config, error) {
+	lc := ppp.Config{Timers: c.cfg.Timers, Send: c.send, OnPhase: c.onPhase}
+	lc.LCP.EchoInterval = c.cfg.EchoInterval
+	if s := c.cfg.Server; s != nil {
+		if s.Method != nil {
+			if s.Secrets == nil {
+				return lc, fmt.Errorf("ppp call: %v needs secrets", *s.Method)
+			}
+			lc.LCP.Require = []ppp.AuthMethod{*s.Method}
+		}
+		lc.NewAuth = c.newAuth
+		lc.IPCP = &ppp.IPCPConfig{Local: s.Local, Assign: c.assign, DNS: s.DNS}
+		return lc, nil
+	}
+	lc.LCP.Accept = []ppp.AuthMethod{ppp.MSCHAPv2, ppp.CHAPMD5, ppp.PAP}
+	lc.NewAuth = c.newAuth
+	lc.IPCP = &ppp.IPCPConfig{RequestDNS: true}
+	return lc, nil
+}
+
+// Interface is the TUN's name.
+func (c *Call) Interface() string { return c.dev.Name() }
+
+// Start runs PPP on s, the call's datapath session.
+func (c *Call) Start(s *datapath.Session) {
+	c.sess.Store(s)
+	c.reader.Add(1)
+	go c.readTUN()
+	close(c.start)
+}
+
+// Stop ends the call's PPP (the call is down): the Link goes Dead, the TUN
+// is removed and the pool address released, on the Call's goroutine. It
+// does not wait; Wait does.
+func (c *Call) Stop() {
+	c.once.Do(func() { close(c.quit) })
+}
+
+// Wait waits for a stopped Call's goroutines to end.
+func (c *Call) Wait() {
+	<-c.done
+	c.reader.Wait()
+}
+
+// Status returns the call's PPP state.
+func (c *Call) Status() Status {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.st
+	st.Dropped = c.dropped.Load()
+	return st
+}
+
+// Deliver takes a frame of the call from the receive pump. It does not
+// block and allocates only for control frames.
+func (c *Call) Deliver(frame []byte) {
+	proto, off, err := encap.ParsePPP(frame)
+	if err != nil {
+		return
+	}
+	if proto == encap.PPPIPv4 {
+		if c.ip4.Load() {
+			c.q.Write(frame[off:])
+		}
+		return
+	}
+	if proto == encap.PPPIPv6 {
+		return // no IPv6CP yet: the Link protocol-rejects IPv6CP
+	}
+	select {
+	case c.ctl <- append([]byte(nil), frame...):
+	default:
+		c.dropped.Add(1)
+	}
+}
+
+// send is the Link's Send: control frames to the peer.
+func (c *Call) send(frame []byte) {
+	if s := c.sess.Load(); s != nil {
+		if err := s.Send(frame); err != nil {
+			c.log.Debug("ppp send", "tunnel_id", c.cfg.TunnelID, "session_id", c.cfg.SessionID, "err", err)
+		}
+	}
+}
+
+// run is the Call's goroutine: it owns the Link.
+func (c *Call) run() {
+	defer close(c.done)
+	defer c.cleanup()
+	select {
+	case <-c.start:
+	case <-c.quit:
+		return
+	}
+	c.link.Open(time.Now())
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		c.settle()
+		if d := c.link.Deadline(); !d.IsZero() {
+			timer.Reset(max(time.Until(d), 0))
+		} else {
+			timer.Reset(time.Hour)
+		}
+		select {
+		case f := <-c.ctl:
+			c.link.Receive(time.Now(), f)
+		case <-timer.C:
+			c.link.Tick(time.Now())
+		case <-c.quit:
+			c.link.Down(time.Now())
+			return
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+	}
+}
+
+// settle acts on the Link's state after each event: configures the TUN
+// once IPCP is open, and reports a link that has ended.
+func (c *Call) settle() {
+	l := c.link
+	c.mu.Lock()
+	c.st.Phase = l.Phase().String()
+	c.st.User = l.User()
+	if err := l.Failure(); err != nil {
+		c.st.Failure = err.Error()
+	}
+	local, peer := l.IPv4()
+	opened := c.opened
+	c.mu.Unlock()
+	if !opened && local.IsValid() && peer.IsValid() {
+		c.openTUN(local, peer)
+	}
+	if l.Phase() == ppp.PhaseDead && !c.ended {
+		c.ended = true
+		c.ip4.Store(false)
+		err := l.Failure()
+		if err == nil {
+			err = errors.New("PPP link terminated")
+		}
+		c.log.Info("ppp link down", "tunnel_id", c.cfg.TunnelID, "session_id", c.cfg.SessionID,
+			"user", l.User(), "err", err.Error())
+		if c.cfg.OnEnd != nil {
+			c.cfg.OnEnd(err)
+		}
+	}
+}
+
+// openTUN configures the TUN for the addresses IPCP agreed and lets data
+// through.
+func (c *Call) openTUN(local, peer netip.Addr) {
+	c.mu.Lock()
+	c.opened = true
+	c.st.Local, c.st.Peer = local, peer
+	c.mu.Unlock()
+	h := c.link.Header()
+	var bits uint32
+	if h.ACFC {
+		bits |= 1
+	}
+	if h.PFC {
+		bits |= 2
+	}
+	c.hdr.Store(bits)
+	name := c.dev.Name()
+	mtu := c.link.PeerMRU()
+	if mtu <= 0 {
+		mtu = ppp.DefaultMRU
+	}
+	err := tap.SetPointToPoint4(name, local, peer)
+	if err == nil {
+		err = tap.SetMTU(name, mtu)
+	}
+	if err == nil {
+		err = tap.SetUp(name)
+	}
+	if err != nil {
+		c.log.Error("ppp tun", "tunnel_id", c.cfg.TunnelID, "session_id", c.cfg.SessionID, "interface", name, "err", err)
+		c.link.Close(time.Now(), "interface setup failed")
+		return
+	}
+	c.ip4.Store(true)
+	c.log.Info("ppp link up", "tunnel_id", c.cfg.TunnelID, "session_id", c.cfg.SessionID, "interface", name,
+		"user", c.link.User(), "local", local.String(), "peer", peer.String(), "mtu", mtu)
+}
+
+// cleanup removes the TUN and gives the peer's address back.
+func (c *Call) cleanup() {
+	c.ip4.Store(false)
+	c.dev.Close()
+	c.mu.Lock()
+	c.st.Phase = ppp.PhaseDead.String()
+	a := c.peer4
+	c.peer4 = netip.Addr{}
+	c.mu.Unlock()
+	if s := c.cfg.Server; s != nil && s.Pool != nil && a.IsValid() {
+		s.Pool.Put(a)
+	}
+}
+
+func (c *Call) onPhase(p ppp.Phase) {
+	c.log.Debug("ppp phase", "tunnel_id", c.cfg.TunnelID, "session_id", c.cfg.SessionID, "phase", p.String())
+}
+
+// assign is IPCP's Assign on the LNS: the user's fixed address from the
+// secrets file, else one from the pool. It runs on the Call's goroutine
+// after authentication.
+func (c *Call) assign() (netip.Addr, error) {
+	s := c.cfg.Server
+	if s.Secrets != nil && c.link.User() != "" {
+		if e, ok := s.Secrets.Lookup(c.link.User(), s.Name); ok {
+			if a, ok := e.Fixed(); ok {
+				return a, nil
+			}
+		}
+	}
+	if s.Pool == nil {
+		return netip.Addr{}, errors.New("no address pool")
+	}
+	a, err := s.Pool.Get()
+	if err != nil {
+		return a, err
+	}
+	c.mu.Lock()
+	c.peer4 = a
+	c.mu.Unlock()
+	return a, nil
+}
+
+// newAuth adapts package auth's state machines to ppp.Authenticator.
+func (c *Call) newAuth(m ppp.AuthMethod, asAuthenticator bool) (ppp.Authenticator, error) {
+	var am auth.Method
+	switch m {
+	case ppp.PAP:
+		am = auth.PAP
+	case ppp.CHAPMD5:
+		am = auth.CHAPMD5
+	case ppp.MSCHAPv2:
+		am = auth.MSCHAPv2
+	default:
+		return nil, fmt.Errorf("method %v not supported", m)
+	}
+	var p auth.Protocol
+	if asAuthenticator {
+		s := c.cfg.Server
+		if s == nil || s.Secrets == nil {
+			return nil, fmt.Errorf("%v: %w", m, auth.ErrNoSecret)
+		}
+		p = auth.NewAuthenticator(am, auth.AuthenticatorConfig{Name: s.Name,
+			Verify: s.Secrets.VerifyPassword, Secret: s.Secrets.Secret})
+	} else {
+		cl := c.cfg.Client
+		if cl == nil {
+			return nil, fmt.Errorf("%v: %w", m, auth.ErrNoSecret)
+		}
+		p = auth.NewPeer(am, auth.PeerConfig{User: cl.User, Password: cl.Password})
+	}
+	if p == nil {
+		return nil, fmt.Errorf("method %v not supported", m)
+	}
+	return authAdapter{p}, nil
+}
+
+// authAdapter is an auth.Protocol as a ppp.Authenticator.
+type authAdapter struct{ p auth.Protocol }
+
+func (a authAdapter) Start(now time.Time) [][]byte               { return a.p.Start(now) }
+func (a authAdapter) Receive(now time.Time, pkt []byte) [][]byte { return a.p.Receive(pkt, now) }
+func (a authAdapter) Tick(now time.Time) [][]byte {
+	if d, ok := a.p.Deadline(); !ok || now.Before(d) {
+		return nil
+	}
+	return a.p.Tick(now)
+}
+func (a authAdapter) Result() (done, ok bool, user string, err error) {
+	r := a.p.Result()
+	return r.Done, r.OK, r.User, r.Err
+}

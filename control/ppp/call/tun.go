@@ -1,0 +1,50 @@
+package call
+
+import (
+	"github.com/ul2tp/ul2tp/encap"
+)
+
+// headroom is the room left before each packet read from the TUN for
+// the longest PPP header (ff 03 and a two-byte protocol).
+const headroom = 4
+
+// readTUN is the TUN reader: each IP packet goes to the peer behind the
+// PPP header the Link negotiated.
+func (c *Call) readTUN() {
+	defer c.reader.Done()
+	bufs := [][]byte{make([]byte, headroom+65535)}
+	sizes := []int{0}
+	for {
+		n, err := c.q.Read(bufs, sizes, headroom)
+		if err != nil {
+			return
+		}
+		for i := range n {
+			c.sendPacket(bufs[i], sizes[i])
+		}
+	}
+}
+
+// sendPacket sends the IP packet at buf[headroom:headroom+n], writing its
+// PPP header into the headroom. It allocates nothing.
+func (c *Call) sendPacket(buf []byte, n int) {
+	if !c.ip4.Load() || n == 0 {
+		return
+	}
+	var proto uint16
+	switch buf[headroom] >> 4 {
+	case 4:
+		proto = encap.PPPIPv4
+	default:
+		return // IPv6 has no IPv6CP yet
+	}
+	bits := c.hdr.Load()
+	h := encap.PPPHeader{ACFC: bits&1 != 0, PFC: bits&2 != 0}
+	hl := encap.PPPHeaderLen(proto, h)
+	if _, err := encap.EncodePPP(buf[headroom-hl:], proto, h); err != nil {
+		return
+	}
+	if s := c.sess.Load(); s != nil {
+		s.Send(buf[headroom-hl : headroom+n])
+	}
+}
