@@ -192,9 +192,17 @@ func countFDs(t *testing.T, pid int) int {
 }
 
 // goroutines asks the daemon's pprof server in ns for its goroutine count
-// (the first line of /debug/pprof/goroutine?debug=1). The request is made
-// by hand: net/http would dial from another thread, outside ns.
+// (the first line of /debug/pprof/goroutine?debug=1).
 func goroutines(t *testing.T, ns, addr string) int {
+	t.Helper()
+	return pprofNumber(t, ns, addr, "/debug/pprof/goroutine?debug=1", "goroutine profile: total ")
+}
+
+// pprofNumber asks the daemon's pprof server in ns for path and returns
+// the number after prefix on the first line that starts with it. The
+// request is made by hand: net/http would dial from another thread,
+// outside ns.
+func pprofNumber(t *testing.T, ns, addr, path, prefix string) int {
 	t.Helper()
 	var n int
 	err := inNetns(ns, func() error {
@@ -204,17 +212,18 @@ func goroutines(t *testing.T, ns, addr string) int {
 		}
 		defer c.Close()
 		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-		if _, err := fmt.Fprintf(c, "GET /debug/pprof/goroutine?debug=1 HTTP/1.0\r\nHost: %s\r\n\r\n", addr); err != nil {
+		if _, err := fmt.Fprintf(c, "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path, addr); err != nil {
 			return err
 		}
 		sc := bufio.NewScanner(c)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
-			if rest, ok := strings.CutPrefix(sc.Text(), "goroutine profile: total "); ok {
+			if rest, ok := strings.CutPrefix(sc.Text(), prefix); ok {
 				n, err = strconv.Atoi(rest)
 				return err
 			}
 		}
-		return fmt.Errorf("no goroutine count from pprof at %s: %v", addr, sc.Err())
+		return fmt.Errorf("no %q in %s from pprof at %s: %v", prefix, path, addr, sc.Err())
 	})
 	if err != nil {
 		t.Fatal(err)

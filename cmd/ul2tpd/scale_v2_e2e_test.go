@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -174,33 +172,8 @@ func cpuTicks(t *testing.T, pid int) int {
 }
 
 // heapInuse asks the daemon's pprof server in ns for its HeapInuse after
-// a GC (the heap profile's runtime.MemStats lines), by hand as goroutines
-// does.
+// a GC (the heap profile's runtime.MemStats lines).
 func heapInuse(t *testing.T, ns, addr string) int {
 	t.Helper()
-	var n int
-	err := inNetns(ns, func() error {
-		c, err := net.DialTimeout("tcp", addr, 10*time.Second)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-		if _, err := fmt.Fprintf(c, "GET /debug/pprof/heap?debug=1&gc=1 HTTP/1.0\r\nHost: %s\r\n\r\n", addr); err != nil {
-			return err
-		}
-		sc := bufio.NewScanner(c)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			if rest, ok := strings.CutPrefix(sc.Text(), "# HeapInuse = "); ok {
-				n, err = strconv.Atoi(rest)
-				return err
-			}
-		}
-		return fmt.Errorf("no HeapInuse from pprof at %s: %v", addr, sc.Err())
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
+	return pprofNumber(t, ns, addr, "/debug/pprof/heap?debug=1&gc=1", "# HeapInuse = ")
 }
