@@ -81,6 +81,13 @@ type Config struct {
 	Timers ppp.Timers
 	// EchoInterval of LCP keepalives; 0: none.
 	EchoInterval time.Duration
+	// OnEvent, if set, hears of each phase change, authentication
+	// outcome and the link's end, on the Call's goroutine; it must not
+	// block.
+	OnEvent func(Event)
+	// Dropped, if set, also counts the control frames dropped with the
+	// queue full (one counter for all of the owner's calls).
+	Dropped *atomic.Uint64
 }
 
 // Status describes a Call.
@@ -117,6 +124,7 @@ type Call struct {
 	peer4  netip.Addr // from the pool, released at the end
 	ended  bool
 	opened bool
+	phase  ppp.Phase // as OnPhase last said, on the Call's goroutine
 }
 
 // New creates the TUN device and the Link of a call; Start begins PPP.
@@ -222,6 +230,9 @@ func (c *Call) Deliver(frame []byte) {
 	case c.ctl <- append([]byte(nil), frame...):
 	default:
 		c.dropped.Add(1)
+		if d := c.cfg.Dropped; d != nil {
+			d.Add(1)
+		}
 	}
 }
 
@@ -354,10 +365,6 @@ func (c *Call) cleanup() {
 	}
 }
 
-func (c *Call) onPhase(p ppp.Phase) {
-	c.log.Debug("ppp phase", "tunnel_id", c.cfg.TunnelID, "session_id", c.cfg.SessionID, "phase", p.String())
-}
-
 // assign is IPCP's Assign on the LNS: the user's fixed address from the
 // secrets file, else one from the pool. It runs on the Call's goroutine
 // after authentication.
@@ -414,21 +421,23 @@ func (c *Call) newAuth(m ppp.AuthMethod, asAuthenticator bool) (ppp.Authenticato
 	if p == nil {
 		return nil, fmt.Errorf("method %v not supported", m)
 	}
-	return authAdapter{p}, nil
+	return &authAdapter{p: p, c: c, self: asAuthenticator}, nil
 }
 
-// authAdapter is an auth.Protocol as a ppp.Authenticator.
-type authAdapter struct{ p auth.Protocol }
+// authAdapter is an auth.Protocol as a ppp.Authenticator; its Result
+// (event.go) reports each exchange that finishes.
+type authAdapter struct {
+	p    auth.Protocol
+	c    *Call
+	self bool // we are the authenticator
+	done bool // p was done at the last Result
+}
 
-func (a authAdapter) Start(now time.Time) [][]byte               { return a.p.Start(now) }
-func (a authAdapter) Receive(now time.Time, pkt []byte) [][]byte { return a.p.Receive(pkt, now) }
-func (a authAdapter) Tick(now time.Time) [][]byte {
+func (a *authAdapter) Start(now time.Time) [][]byte               { return a.p.Start(now) }
+func (a *authAdapter) Receive(now time.Time, pkt []byte) [][]byte { return a.p.Receive(pkt, now) }
+func (a *authAdapter) Tick(now time.Time) [][]byte {
 	if d, ok := a.p.Deadline(); !ok || now.Before(d) {
 		return nil
 	}
 	return a.p.Tick(now)
-}
-func (a authAdapter) Result() (done, ok bool, user string, err error) {
-	r := a.p.Result()
-	return r.Done, r.OK, r.User, r.Err
 }
