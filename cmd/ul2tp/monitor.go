@@ -93,6 +93,24 @@ func formatEvent(e api.Event) string {
 	case "lost":
 		fmt.Fprintf(&b, "lost %d events: this monitor read too slowly", e.Count)
 		return b.String()
+	case "ppp-phase":
+		b.WriteString("ppp")
+		where()
+		fmt.Fprintf(&b, " %s -> %s", e.FromPhase, e.Phase)
+		if e.User != "" {
+			fmt.Fprintf(&b, " user %q", e.User)
+		}
+	case "ppp-auth-failed":
+		b.WriteString("ppp auth failed")
+		where()
+		fmt.Fprintf(&b, " user %q method %s role %s reason %s", e.User, e.Method, e.Role, e.Reason)
+	case "ppp-down":
+		b.WriteString("ppp down")
+		where()
+		if e.User != "" {
+			fmt.Fprintf(&b, " user %q", e.User)
+		}
+		fmt.Fprintf(&b, " reason %s", e.Reason)
 	default:
 		b.WriteString(e.Event)
 		where()

@@ -22,6 +22,13 @@ func TestFormatEvent(t *testing.T) {
 		{api.Event{Event: "drop", Reason: "unmatched-peer", Count: 1, Detail: "from 10.0.0.9:1701"},
 			"drop unmatched-peer: from 10.0.0.9:1701"},
 		{api.Event{Event: "lost", Count: 5}, "lost 5 events: this monitor read too slowly"},
+		{api.Event{Event: "ppp-phase", TunnelID: 1, SessionID: 2, Interface: "ppp0", FromPhase: "authenticate", Phase: "network", User: "alice"},
+			`ppp tunnel 1 session 2 interface ppp0 authenticate -> network user "alice"`},
+		{api.Event{Event: "ppp-auth-failed", TunnelID: 1, SessionID: 2, Interface: "ppp0", User: "alice", Method: "chap",
+			Role: "authenticator", Reason: "bad-credentials", Detail: `auth: wrong user name or password: CHAP user "alice"`},
+			`ppp auth failed tunnel 1 session 2 interface ppp0 user "alice" method chap role authenticator reason bad-credentials: auth: wrong user name or password: CHAP user "alice"`},
+		{api.Event{Event: "ppp-down", TunnelID: 1, SessionID: 2, Interface: "ppp0", Reason: "echo-timeout", Detail: "LCP: no reply to echo requests"},
+			"ppp down tunnel 1 session 2 interface ppp0 reason echo-timeout: LCP: no reply to echo requests"},
 	} {
 		if got := formatEvent(tc.e); got != tc.want {
 			t.Errorf("formatEvent(%+v)\n = %q\nwant %q", tc.e, got, tc.want)

@@ -42,7 +42,8 @@ var (
 type Options struct {
 	Plane *datapath.Plane
 	Log   *slog.Logger // nil: slog.Default()
-	// Events receives tunnel-up/down and call-up/down events; nil: the
+	// Events receives tunnel-up/down and call-up/down events, and the
+	// PPP links' ppp-phase, ppp-auth-failed and ppp-down; nil: the
 	// Plane's hub.
 	Events *event.Hub
 	// Now is the clock; nil: time.Now.
@@ -89,6 +90,7 @@ type Engine struct {
 	once  sync.Once
 	fwd   sync.WaitGroup
 	stats counters
+	ppp   pppCounters
 
 	// Owned by the run goroutine.
 	listeners map[netip.AddrPort]*listener

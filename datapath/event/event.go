@@ -53,6 +53,12 @@ const (
 	// messages; Count how many since its previous ControlRetransmit
 	// event (at most one a second per tunnel).
 	ControlRetransmit
+	// PPPPhase: a call's PPP link changed phase; PPPAuthFailed: an
+	// authentication exchange on it failed; PPPDown: the link ended.
+	// PPP says more.
+	PPPPhase
+	PPPAuthFailed
+	PPPDown
 	numKinds
 )
 
@@ -73,6 +79,9 @@ var kindNames = [numKinds]string{
 	CallUp:            "call-up",
 	CallDown:          "call-down",
 	ControlRetransmit: "retransmit",
+	PPPPhase:          "ppp-phase",
+	PPPAuthFailed:     "ppp-auth-failed",
+	PPPDown:           "ppp-down",
 }
 
 func (k Kind) String() string {
@@ -147,6 +156,25 @@ type Event struct {
 	Count uint64
 	// Detail is free text: the error, the peer, the new settings.
 	Detail string
+	// PPP describes PPPPhase, PPPAuthFailed and PPPDown events; nil for
+	// the others.
+	PPP *PPP
+}
+
+// PPP is what a PPP event says beyond the call and its TUN (Interface).
+type PPP struct {
+	// Phase is the link's phase (the new one for PPPPhase), From the one
+	// before (PPPPhase).
+	Phase, From string
+	// User is the name authenticated or refused ("" before
+	// authentication).
+	User string
+	// Method is the authentication method (pap, chap, mschap-v2) and
+	// Role ours in it (authenticator or peer), for PPPAuthFailed.
+	Method, Role string
+	// Reason is why authentication failed or the link ended, in a word
+	// from a fixed set (docs/api.md).
+	Reason string
 }
 
 // Every is the least time between two events of one Limiter.
@@ -208,8 +236,12 @@ func (h *Hub) Publish(e Event) {
 		e.Time = time.Now()
 	}
 	if h.log != nil && h.log.Enabled(context.Background(), slog.LevelDebug) {
+		reason := e.Reason.String()
+		if e.PPP != nil {
+			reason = e.PPP.Reason
+		}
 		h.log.Debug("event", "event", e.Kind.String(), "tunnel_id", e.TunnelID, "session_id", e.SessionID,
-			"interface", e.Interface, "reason", e.Reason.String(), "count", e.Count, "detail", e.Detail)
+			"interface", e.Interface, "reason", reason, "count", e.Count, "detail", e.Detail)
 	}
 	for _, s := range *h.subs.Load() {
 		select {

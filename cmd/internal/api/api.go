@@ -333,18 +333,31 @@ type Event struct {
 	Time time.Time `json:"time"`
 	// Event is tunnel_added, tunnel_deleted, session_added,
 	// session_modified, session_deleted, session_down, session_up, drop,
-	// seq, or lost (events dropped because this client read too slowly).
+	// seq, or lost (events dropped because this client read too slowly);
+	// for L2TPv2, tunnel-up, tunnel-down, call-up, call-down and
+	// retransmit; for PPP on a call, ppp-phase, ppp-auth-failed and
+	// ppp-down.
 	Event     string `json:"event"`
 	TunnelID  uint32 `json:"tunnel_id,omitempty"`
 	SessionID uint32 `json:"session_id,omitempty"`
 	Interface string `json:"interface,omitempty"`
-	// Reason qualifies drop and seq events.
+	// Reason qualifies drop and seq events, and says why for
+	// ppp-auth-failed and ppp-down.
 	Reason string `json:"reason,omitempty"`
 	// Count is, for drop and seq, how many times it happened since the
 	// previous event of the same session (or socket) and reason; for
 	// lost, the events lost.
 	Count  uint64 `json:"count,omitempty"`
 	Detail string `json:"detail,omitempty"`
+	// PPP events: the link's phase (the new one for ppp-phase) and the
+	// one before (ppp-phase), the user authenticated or refused, and for
+	// ppp-auth-failed the method (pap, chap, mschap-v2) and our role in
+	// it (authenticator or peer).
+	Phase     string `json:"phase,omitempty"`
+	FromPhase string `json:"from_phase,omitempty"`
+	User      string `json:"user,omitempty"`
+	Method    string `json:"method,omitempty"`
+	Role      string `json:"role,omitempty"`
 }
 
 // Marshal encodes v as one line.

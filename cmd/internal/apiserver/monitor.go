@@ -58,7 +58,7 @@ func (h *Handler) monitor(ctx context.Context, c net.Conn, r *bufio.Reader, writ
 
 // EventInfo converts an event to its wire form.
 func EventInfo(e event.Event) api.Event {
-	return api.Event{
+	ae := api.Event{
 		Time:      e.Time,
 		Event:     e.Kind.String(),
 		TunnelID:  e.TunnelID,
@@ -68,4 +68,8 @@ func EventInfo(e event.Event) api.Event {
 		Count:     e.Count,
 		Detail:    e.Detail,
 	}
+	if p := e.PPP; p != nil {
+		ae.Reason, ae.Phase, ae.FromPhase, ae.User, ae.Method, ae.Role = p.Reason, p.Phase, p.From, p.User, p.Method, p.Role
+	}
+	return ae
 }

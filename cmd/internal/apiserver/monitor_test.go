@@ -106,3 +106,27 @@ func TestMonitorStuckClient(t *testing.T) {
 		t.Fatalf("stuck monitor connection not closed: %v", err)
 	}
 }
+
+// TestEventInfoPPP: a PPP event's fields go to their own JSON keys, and
+// its reason to "reason".
+func TestEventInfoPPP(t *testing.T) {
+	e := EventInfo(event.Event{Kind: event.PPPAuthFailed, TunnelID: 1, SessionID: 2, Interface: "ppp0", Detail: "wrong",
+		PPP: &event.PPP{Phase: "authenticate", User: "alice", Method: "chap", Role: "authenticator", Reason: "bad-credentials"}})
+	b, err := json.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"event":"ppp-auth-failed"`, `"reason":"bad-credentials"`, `"user":"alice"`,
+		`"method":"chap"`, `"role":"authenticator"`, `"phase":"authenticate"`, `"interface":"ppp0"`, `"detail":"wrong"`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("%s lacks %s", b, want)
+		}
+	}
+	if b, _ := json.Marshal(EventInfo(event.Event{Kind: event.CallUp, TunnelID: 1})); strings.Contains(string(b), "phase") {
+		t.Errorf("a call-up event has PPP keys: %s", b)
+	}
+	e = EventInfo(event.Event{Kind: event.PPPPhase, PPP: &event.PPP{Phase: "open", From: "network"}})
+	if e.Event != "ppp-phase" || e.Phase != "open" || e.FromPhase != "network" {
+		t.Errorf("ppp-phase %+v", e)
+	}
+}
