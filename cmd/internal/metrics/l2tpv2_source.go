@@ -6,4 +6,5 @@ import "github.com/ul2tp/ul2tp/control/engine"
 // *engine.Engine.
 type L2TPv2 interface {
 	Stats() engine.Stats
+	PPPStats() engine.PPPStats
 }

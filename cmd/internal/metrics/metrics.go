@@ -282,8 +282,8 @@ func (c *Collector) collectSession(ch chan<- prometheus.Metric, s session, x *se
 }
 
 // Handler serves /metrics-style scrapes of p's counters, and of the
-// L2TPv2 engine's if v2 is given, with the Go runtime and process
-// collectors, from a registry of its own.
+// L2TPv2 engine's and its PPP links' if v2 is given, with the Go runtime
+// and process collectors, from a registry of its own.
 func Handler(p *datapath.Plane, v2 ...L2TPv2) (http.Handler, error) {
 	r := prometheus.NewRegistry()
 	cs := []prometheus.Collector{
@@ -292,7 +292,7 @@ func Handler(p *datapath.Plane, v2 ...L2TPv2) (http.Handler, error) {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	}
 	for _, e := range v2 {
-		cs = append(cs, NewL2TPv2(e))
+		cs = append(cs, NewL2TPv2(e), NewPPP(e))
 	}
 	for _, c := range cs {
 		if err := r.Register(c); err != nil {
