@@ -112,6 +112,9 @@ func printSession(w io.Writer, s api.SessionInfo) {
 		if c.PPPFailure != "" {
 			fmt.Fprintf(w, "  ppp failure: %s\n", c.PPPFailure)
 		}
+		if c.PPPDropped != 0 {
+			fmt.Fprintf(w, "  ppp control frames dropped %d\n", c.PPPDropped)
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 
 	"github.com/ul2tp/ul2tp/cmd/internal/api"
@@ -33,6 +34,23 @@ func TestPrintDetails(t *testing.T) {
 		printSessionDetails(&b, &tc.d)
 		if got := b.String(); got != tc.want {
 			t.Errorf("session %+v:\n%s\nwant:\n%s", tc.d, got, tc.want)
+		}
+	}
+}
+
+// TestPrintPPPCall: a PPP call shows its phase, user, addresses, TUN,
+// last failure and dropped control frames.
+func TestPrintPPPCall(t *testing.T) {
+	var b strings.Builder
+	printSession(&b, api.SessionInfo{SessionID: 2, TunnelID: 1, Interface: "ppp0", Version: 2,
+		Call: &api.CallInfo{State: "established", Kind: "incoming", PPP: "terminate", PPPUser: "alice",
+			PPPLocal: "10.99.0.10", PPPPeer: "10.99.0.1", PPPInterface: "ppp0",
+			PPPFailure: "LCP: no reply to echo requests", PPPDropped: 4}})
+	for _, want := range []string{"  call incoming established ppp terminate\n",
+		`  ppp interface ppp0 user "alice" local 10.99.0.10 peer 10.99.0.1` + "\n",
+		"  ppp failure: LCP: no reply to echo requests\n", "  ppp control frames dropped 4\n"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("show session lacks %q:\n%s", want, b.String())
 		}
 	}
 }
