@@ -27,6 +27,12 @@ type monitorEvent struct {
 	Reason    string    `json:"reason"`
 	Count     uint64    `json:"count"`
 	Detail    string    `json:"detail"`
+	// PPP events' keys.
+	Phase     string `json:"phase"`
+	FromPhase string `json:"from_phase"`
+	User      string `json:"user"`
+	Method    string `json:"method"`
+	Role      string `json:"role"`
 }
 
 // monitorProc is "ul2tp -j monitor" running against a daemon.
