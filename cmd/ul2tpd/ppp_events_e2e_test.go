@@ -172,7 +172,15 @@ password = "wrong"
 	if v := metric(e.nsB, `ul2tp_ppp_calls{phase="open"}`); v != 0 {
 		t.Errorf("LNS ul2tp_ppp_calls{phase=\"open\"} %v after the LAC left, want 0", v)
 	}
-	if v := metric(e.nsB, `ul2tp_ppp_link_ends_total{reason="call-down"}`); v != 1 {
-		t.Errorf("LNS ul2tp_ppp_link_ends_total{reason=\"call-down\"} %v, want 1", v)
+	if got := pppPhases(mon.seen, sid); got != want+" open>dead[alice]" {
+		t.Errorf("alice's phase changes %q, want %q then open>dead", got, want)
+	}
+	for line, want := range map[string]float64{
+		`ul2tp_ppp_link_ends_total{reason="call-down"}`:    1,
+		`ul2tp_ppp_phase_entered_total{phase="establish"}`: 2,
+	} {
+		if v := metric(e.nsB, line); v != want {
+			t.Errorf("LNS %s %v after the LAC left, want %v", line, v, want)
+		}
 	}
 }

@@ -164,21 +164,26 @@ func (c *Call) emit(ev Event) {
 }
 
 // onPhase is the Link's OnPhase, on the Call's goroutine: it reports the
-// change, and the link's end when it is Dead.
+// change, and the link's end when it is Dead. When the call has gone
+// (Stop), the link drops through its lower phases to Dead at once; only
+// the change to Dead is reported.
 func (c *Call) onPhase(p ppp.Phase) {
 	c.log.Debug("ppp phase", "tunnel_id", c.cfg.TunnelID, "session_id", c.cfg.SessionID, "phase", p.String())
+	callDown := false
+	select {
+	case <-c.quit:
+		callDown = true
+	default:
+	}
+	if callDown && p != ppp.PhaseDead {
+		return
+	}
 	from := c.phase
 	c.phase = p
 	user := c.link.User()
 	c.emit(Event{Kind: EventPhase, Phase: p, From: from, User: user})
 	if p != ppp.PhaseDead {
 		return
-	}
-	callDown := false
-	select {
-	case <-c.quit:
-		callDown = true
-	default:
 	}
 	err := c.link.Failure()
 	c.emit(Event{Kind: EventEnd, Phase: p, User: user, Reason: endReason(err, callDown), Err: err})

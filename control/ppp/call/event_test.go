@@ -172,8 +172,8 @@ func TestEventsLogin(t *testing.T) {
 				if len(end) != 1 || end[0].Reason != ReasonCallDown || end[0].Err != nil || end[0].User != "alice" {
 					t.Errorf("%s end events %+v, want one call-down", side, end)
 				}
-				if last := find(evs, EventPhase); last[len(last)-1].Phase != ppp.PhaseDead {
-					t.Errorf("%s: last phase %v, want dead", side, last[len(last)-1].Phase)
+				if got := phases(evs); !strings.HasSuffix(got, "network>open open>dead") {
+					t.Errorf("%s phases %q: want open>dead when the call goes", side, got)
 				}
 			}
 		})
