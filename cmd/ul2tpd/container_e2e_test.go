@@ -206,7 +206,8 @@ func TestE2EContainerCapsMissing(t *testing.T) {
 // (the Dockerfile's runtime target: FROM scratch, no pull) and runs it as
 // docs/container.md says, with --cap-drop ALL --cap-add NET_ADMIN --device
 // /dev/net/tun and nothing else, on a veth from our LAC's namespace
-// (--network none; docker's own port publishing is not under test). It
+// (--network none; docker's own port publishing is not under test), its
+// root file system read-only but for a tmpfs on /run (the control socket). It
 // checks the container's capabilities in /proc, opens alice's and bob's
 // calls, pings the LNS, and checks that the image, started without the
 // device or the capability, refuses to start saying so. It needs a
@@ -273,7 +274,7 @@ func TestE2EContainerDocker(t *testing.T) {
 
 	name := fmt.Sprintf("ul2tp-e2e-%d-%d", os.Getpid(), e.n)
 	docker(time.Minute, "run", "-d", "--name", name, "--network", "none", "--cap-drop", "ALL", "--cap-add", "NET_ADMIN",
-		"--device", "/dev/net/tun", "--security-opt", "no-new-privileges", image)
+		"--device", "/dev/net/tun", "--security-opt", "no-new-privileges", "--read-only", "--tmpfs", "/run", image)
 	t.Cleanup(func() {
 		if t.Failed() {
 			out, _ := runCmd(time.Minute, "docker", "logs", name)
