@@ -5,7 +5,7 @@ export KP_CACHE ?= /var/tmp/ul2tp-kp
 export KP_RUN   ?= /tmp/kp
 HARNESS ?= $(abspath ../shared/harness)
 
-.PHONY: all build deps test unit demo interop interop-v2 interop-v2-kernel bench scale scale-v2 fuzz lint bigendian cross rss help clean
+.PHONY: all build deps test unit demo interop interop-v2 interop-v2-kernel bench scale scale-v2 fuzz lint bigendian cross rss container container-test help clean
 
 all: build
 
@@ -25,6 +25,8 @@ help:
 	@echo "make bigendian  vet for MIPS; run the offload and TAP tests under qemu-mips"
 	@echo "make cross    static router builds (arm64, arm v7, mipsle softfloat, riscv64) into $(BIN)/cross/ and their sizes"
 	@echo "make rss      (root) ul2tpd's RSS idle and with 100 sessions passing traffic"
+	@echo "make container  image $(IMAGE) FROM scratch with bin/ul2tpd and bin/ul2tp (docs/container.md; no pull)"
+	@echo "make container-test  (root, a docker daemon) build and run the image: LNS with CAP_NET_ADMIN only, our LAC pings through"
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ ./cmd/ul2tpd ./cmd/ul2tp
@@ -116,6 +118,19 @@ cross:
 # the figures are in docs/operations.md "Router builds".
 rss: deps build
 	bash bench/rss.sh $(BIN)
+
+# The LNS in a container (docs/container.md): the Dockerfile's runtime
+# target copies the static binaries of "make build", so it needs no base
+# image from a registry; without --target it builds them from source.
+DOCKER ?= docker
+IMAGE  ?= ul2tpd
+container: build
+	$(DOCKER) build -f docs/container/Dockerfile --target runtime -t $(IMAGE) .
+
+# Not in "make test": CI has no docker daemon. TestE2EContainerCaps, which
+# runs the same files in a namespace with CAP_NET_ADMIN only, is.
+container-test: deps build
+	UL2TP_CONTAINER_TEST=1 $(GO) test -count=1 -timeout 15m -run '^TestE2EContainer' -v ./cmd/ul2tpd
 
 clean:
 	rm -rf $(BIN)

@@ -273,6 +273,9 @@ func (e *env) startDaemonAs(ns string, u *unprivileged, args ...string) *daemon 
 	// ul2tpd's and signals reach it.
 	d.cmd = exec.Command("ip", append(append(argv, "--socket", d.socket, "--log-level", "debug"), args...)...)
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
+	if u != nil {
+		d.cmd.Dir = u.dir
+	}
 	// Should the test binary die, so does the daemon (and removes its TAPs).
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if err := d.cmd.Start(); err != nil {

@@ -29,6 +29,7 @@ import (
 	"github.com/ul2tp/ul2tp/control/engine"
 	"github.com/ul2tp/ul2tp/datapath"
 	"github.com/ul2tp/ul2tp/datapath/event"
+	"github.com/ul2tp/ul2tp/datapath/tap"
 	"golang.org/x/sys/unix"
 )
 
@@ -228,6 +229,9 @@ func startL2TPv2(log *slog.Logger, plane *datapath.Plane, f *config.File) (*engi
 	if f.LNS == nil && len(f.LACs) == 0 {
 		return nil, nil
 	}
+	if err := canRunPPP(f); err != nil {
+		return nil, err
+	}
 	eng := engine.New(engine.Options{Plane: plane, Log: log})
 	if f.LNS != nil {
 		if err := eng.StartLNS(f.LNS.Config); err != nil {
@@ -242,4 +246,27 @@ func startL2TPv2(log *slog.Logger, plane *datapath.Plane, f *config.File) (*engi
 		}
 	}
 	return eng, nil
+}
+
+// canRunPPP refuses to start a daemon whose file runs PPP on TUN devices
+// (an [lns] with local_ip and pool, or a LAC call with a user) when it
+// cannot create them: every call would fail. A container started without
+// --device /dev/net/tun or --cap-add NET_ADMIN is told so at once.
+func canRunPPP(f *config.File) error {
+	where := ""
+	if f.LNS != nil && f.LNS.Config.PPP != nil {
+		where = fmt.Sprintf("%s:%d: lns", f.Path, f.LNS.Line)
+	}
+	for _, l := range f.LACs {
+		if where == "" && len(l.Config.PPP) > 0 {
+			where = fmt.Sprintf("%s:%d: tunnel %q", f.Path, l.Line, l.Name)
+		}
+	}
+	if where == "" {
+		return nil
+	}
+	if err := tap.CanCreate(); err != nil {
+		return fmt.Errorf("%s runs PPP on TUN devices, which this daemon cannot create: %w", where, err)
+	}
+	return nil
 }

@@ -27,6 +27,7 @@ type unprivileged struct {
 	bin    string   // a copy of ul2tpd nobody may run
 	tun    string   // a node of /dev/net/tun's device, bind-mounted over it
 	runDir string   // owned by nobody: the control sockets
+	dir    string   // the daemon's working directory; "": the test's
 }
 
 // newUnprivileged prepares a daemon run as nobody holding caps. Its

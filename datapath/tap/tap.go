@@ -191,13 +191,44 @@ func capHint(err error, capability string) error {
 	return &errHint{err, "needs " + capability}
 }
 
-// accessHint says what a process needs when opening /dev/net/tun fails
-// with EACCES: the node's mode, not a capability, decides.
+// accessHint says what a process needs when opening /dev/net/tun fails:
+// with EACCES the node's mode, not a capability, decides; with ENOENT there
+// is no node (a container not given the device); with EPERM the device
+// cgroup refuses it (a container given a node but not the device); with
+// ENODEV the kernel has no TUN driver.
 func accessHint(err error) error {
-	if !errors.Is(err, unix.EACCES) {
-		return err
+	switch {
+	case errors.Is(err, unix.EACCES):
+		return &errHint{err, "the daemon's user needs read and write access to it; distributions ship it mode 0666"}
+	case errors.Is(err, unix.ENOENT):
+		return &errHint{err, "no device node: in a container, give it the device with docker run --device /dev/net/tun"}
+	case errors.Is(err, unix.EPERM):
+		return &errHint{err, "the device cgroup refuses it: in a container, give it the device with docker run --device /dev/net/tun"}
+	case errors.Is(err, unix.ENODEV):
+		return &errHint{err, "the kernel has no TUN driver: modprobe tun"}
 	}
-	return &errHint{err, "the daemon's user needs read and write access to it; distributions ship it mode 0666"}
+	return err
+}
+
+// CanCreate reports, without creating a device, why this process could
+// not create TUN or TAP devices: /dev/net/tun does not open for reading
+// and writing, or CAP_NET_ADMIN, which TUNSETIFF needs for a new device,
+// is not in its effective set. It returns nil when both are there.
+func CanCreate() error {
+	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open /dev/net/tun: %w", accessHint(err))
+	}
+	unix.Close(fd)
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData // version 3: two 32-bit halves
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("capget: %w", err)
+	}
+	if data[unix.CAP_NET_ADMIN/32].Effective&(1<<(unix.CAP_NET_ADMIN%32)) == 0 {
+		return fmt.Errorf("create TUN/TAP devices: %w", &errHint{unix.EPERM, "needs CAP_NET_ADMIN; in a container, docker run --cap-add NET_ADMIN"})
+	}
+	return nil
 }
 
 // setVnetLE makes the kernel read and write the device's virtio_net_hdr

@@ -209,7 +209,10 @@ func TestErrorHints(t *testing.T) {
 		{capHint(fmt.Errorf("x: %w", unix.EPERM), "CAP_NET_ADMIN"), "x: operation not permitted (needs CAP_NET_ADMIN)", unix.EPERM},
 		{capHint(unix.EBUSY, "CAP_NET_ADMIN"), unix.EBUSY.Error(), unix.EBUSY},
 		{accessHint(unix.EACCES), "permission denied (the daemon's user needs read and write access to it; distributions ship it mode 0666)", unix.EACCES},
-		{accessHint(unix.ENOENT), unix.ENOENT.Error(), unix.ENOENT},
+		{accessHint(unix.ENOENT), "no such file or directory (no device node: in a container, give it the device with docker run --device /dev/net/tun)", unix.ENOENT},
+		{accessHint(unix.EPERM), "operation not permitted (the device cgroup refuses it: in a container, give it the device with docker run --device /dev/net/tun)", unix.EPERM},
+		{accessHint(unix.ENODEV), "no such device (the kernel has no TUN driver: modprobe tun)", unix.ENODEV},
+		{accessHint(unix.EIO), unix.EIO.Error(), unix.EIO},
 	} {
 		if got := tc.err.Error(); got != tc.want {
 			t.Errorf("got %q, want %q", got, tc.want)
@@ -236,7 +239,20 @@ func TestWithoutNetAdmin(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "(needs CAP_NET_ADMIN)") {
 			t.Errorf("SetMTU without CAP_NET_ADMIN: %v, want an error naming CAP_NET_ADMIN", err)
 		}
+		err = CanCreate()
+		if err == nil || !strings.Contains(err.Error(), "create TUN/TAP devices: operation not permitted (needs CAP_NET_ADMIN") {
+			t.Errorf("CanCreate without CAP_NET_ADMIN: %v, want an error naming CAP_NET_ADMIN", err)
+		}
 	}, unix.CAP_NET_ADMIN)
+}
+
+// TestCanCreate: a process that creates TAPs (the tests' root) is told it
+// can.
+func TestCanCreate(t *testing.T) {
+	requireTAP(t)
+	if err := CanCreate(); err != nil {
+		t.Errorf("CanCreate as root: %v", err)
+	}
 }
 
 // TestTUNPointToPoint makes a TUN device with a point-to-point IPv4
