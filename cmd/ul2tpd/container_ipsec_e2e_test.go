@@ -99,14 +99,14 @@ func startCharon(t *testing.T, ns, dir, swanctlConf string) string {
 // test checks the negotiation and says so.
 //
 // It needs strongSwan (apt-get install strongswan-charon strongswan-swanctl
-// libstrongswan-standard-plugins, the last for 3DES) and skips without
-// it, in CI too: .ci/deps does not install it.
+// libstrongswan-standard-plugins, the last for 3DES; .ci/deps installs
+// them) and skips without it, or fails with CI set.
 func TestE2EContainerIPsec(t *testing.T) {
 	if _, err := os.Stat(charonPath); err != nil {
-		t.Skipf("needs strongSwan's charon (%v): apt-get install strongswan-charon strongswan-swanctl libstrongswan-standard-plugins", err)
+		skipOrFail(t, "needs strongSwan's charon (%v): apt-get install strongswan-charon strongswan-swanctl libstrongswan-standard-plugins", err)
 	}
 	if _, err := exec.LookPath("swanctl"); err != nil {
-		t.Skipf("needs swanctl: apt-get install strongswan-swanctl: %v", err)
+		skipOrFail(t, "needs swanctl: apt-get install strongswan-swanctl: %v", err)
 	}
 	server, err := filepath.Abs(filepath.Join(containerDir, "swanctl.conf"))
 	if err != nil {
@@ -130,7 +130,7 @@ func TestE2EContainerIPsec(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			if c.needsPlugs != "" {
 				if _, err := os.Stat("/usr/lib/ipsec/plugins/libstrongswan-" + c.needsPlugs + ".so"); err != nil {
-					t.Skipf("3DES needs strongSwan's %s plugin (libstrongswan-standard-plugins): %v", c.needsPlugs, err)
+					skipOrFail(t, "3DES needs strongSwan's %s plugin (libstrongswan-standard-plugins): %v", c.needsPlugs, err)
 				}
 			}
 			e := newEnv(t)

@@ -748,3 +748,13 @@ func listenIn[T any](t *testing.T, ns string, listen func() (T, error)) T {
 	}
 	return v
 }
+
+// skipOrFail skips t for a missing tool, or fails it with CI set: CI
+// installs every tool the tests use (.ci/deps).
+func skipOrFail(t *testing.T, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("CI") != "" {
+		t.Fatalf(format, args...)
+	}
+	t.Skipf(format, args...)
+}
