@@ -389,10 +389,50 @@ func TestLinkEchoFailure(t *testing.T) {
 	if p.a.Phase() != PhaseOpen {
 		t.Fatalf("phase %v after answered echoes (%v)", p.a.Phase(), p.a.Failure())
 	}
+	if n := p.a.EchoMissed(); n != 0 {
+		t.Errorf("%d echoes missed with every one answered", n)
+	}
 	p.drop = func(toB bool, _ []byte) bool { return !toB } // b goes silent
+	sent := len(p.sentA)
 	p.run(2 * time.Minute)
 	if !errors.Is(p.a.Failure(), ErrEchoTimeout) || p.a.Phase() != PhaseDead {
 		t.Fatalf("phase %v failure %v, want dead by %v", p.a.Phase(), p.a.Failure(), ErrEchoTimeout)
+	}
+	// Exactly EchoFailures requests went unanswered before the link went
+	// down, and each is counted.
+	echoes := 0
+	for _, f := range p.sentA[sent:] {
+		if proto, off, err := encap.ParsePPP(f); err == nil && proto == encap.PPPLCP && f[off] == EchoReq {
+			echoes++
+		}
+	}
+	if echoes != 3 || p.a.EchoMissed() != 3 {
+		t.Errorf("%d Echo-Requests sent unanswered, %d counted missed; want 3 and 3", echoes, p.a.EchoMissed())
+	}
+}
+
+// TestLinkEchoLoss loses every other Echo-Reply: each loss is counted, but
+// as no EchoFailures requests in a row go unanswered the link stays up.
+func TestLinkEchoLoss(t *testing.T) {
+	a, b := lnsConfig(), lacConfig()
+	a.LCP.EchoInterval = 10 * time.Second
+	a.LCP.EchoFailures = 2
+	p := newPair(t, a, b)
+	p.open()
+	lose := false
+	p.drop = func(toB bool, f []byte) bool {
+		if proto, off, err := encap.ParsePPP(f); !toB && err == nil && proto == encap.PPPLCP && f[off] == EchoReply {
+			lose = !lose
+			return lose
+		}
+		return false
+	}
+	p.run(10 * time.Minute)
+	if p.a.Phase() != PhaseOpen || p.a.Failure() != nil {
+		t.Fatalf("phase %v failure %v, want open", p.a.Phase(), p.a.Failure())
+	}
+	if n := p.a.EchoMissed(); n < 25 || n > 35 {
+		t.Errorf("%d echoes missed in 60 with every other reply lost", n)
 	}
 }
 
