@@ -1,6 +1,8 @@
 package call
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"log/slog"
@@ -8,7 +10,9 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/ul2tp/ul2tp/datapath"
 	"github.com/ul2tp/ul2tp/datapath/tap"
@@ -46,16 +50,28 @@ func TestPool(t *testing.T) {
 	}
 }
 
-// benchCall is a Call with a TUN (made in a namespace of its own) and a
-// datapath session to a UDP sink on loopback, ready to pass IPv4 both
-// ways. It skips without root.
-func benchCall(b *testing.B) *Call {
+// rig is a Call with a TUN (made in a namespace of its own) and a
+// datapath session to a UDP sink on loopback, ready to pass IPv4 and IPv6
+// both ways.
+type rig struct {
+	c    *Call
+	sink *net.UDPConn
+	// in runs f on the thread in the TUN's namespace.
+	in func(f func() error) error
+}
+
+// benchCall is newRig's Call.
+func benchCall(b testing.TB) *Call { return newRig(b).c }
+
+// newRig makes a rig. It skips without root.
+func newRig(b testing.TB) *rig {
 	b.Helper()
 	if os.Geteuid() != 0 {
 		b.Skip("needs root for a TUN device")
 	}
 	devc := make(chan *tap.Device)
 	errc := make(chan error)
+	work := make(chan func())
 	go func() {
 		runtime.LockOSThread() // never unlocked: the namespace goes with the thread
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
@@ -64,6 +80,9 @@ func benchCall(b *testing.B) *Call {
 		}
 		d, err := tap.Create(tap.Config{Name: "bppp%d", TUN: true})
 		if err == nil {
+			err = tap.SetNoLinkLocal(d.Name())
+		}
+		if err == nil {
 			err = tap.SetUp(d.Name())
 		}
 		if err != nil {
@@ -71,6 +90,9 @@ func benchCall(b *testing.B) *Call {
 			return
 		}
 		devc <- d
+		for f := range work {
+			f()
+		}
 	}()
 	var dev *tap.Device
 	select {
@@ -78,12 +100,18 @@ func benchCall(b *testing.B) *Call {
 	case err := <-errc:
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { dev.Close() })
+	b.Cleanup(func() { close(work); dev.Close() })
+	r := &rig{in: func(f func() error) error {
+		done := make(chan error)
+		work <- func() { done <- f() }
+		return <-done
+	}}
 	sink, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { sink.Close() })
+	r.sink = sink
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	p := datapath.New(log, datapath.Options{SocketBuffer: -1})
 	b.Cleanup(func() { p.Close() })
@@ -103,8 +131,10 @@ func benchCall(b *testing.B) *Call {
 	}
 	c.sess.Store(s)
 	c.ip4.Store(true)
+	c.ip6.Store(true)
 	c.hdr.Store(3) // ACFC and PFC
-	return c
+	r.c = c
+	return r
 }
 
 // ipv4Packet is a UDP packet from 10.99.0.2 to 10.99.0.1.
@@ -168,5 +198,160 @@ func TestDeliverControlQueue(t *testing.T) {
 	lcp[4] = 9
 	if f[4] != 1 {
 		t.Error("the queued frame shares the pump's buffer")
+	}
+}
+
+var (
+	ll1 = netip.MustParseAddr("fe80::1")
+	ll2 = netip.MustParseAddr("fe80::2")
+)
+
+// ipv6Packet is a UDP packet of n bytes (n >= 48) from src to dst port
+// port, with a correct checksum.
+func ipv6Packet(n int, src, dst netip.Addr, port uint16) []byte {
+	p := make([]byte, n)
+	p[0] = 0x60
+	binary.BigEndian.PutUint16(p[4:], uint16(n-40))
+	p[6], p[7] = unix.IPPROTO_UDP, 64
+	s, d := src.As16(), dst.As16()
+	copy(p[8:], s[:])
+	copy(p[24:], d[:])
+	u := p[40:]
+	binary.BigEndian.PutUint16(u[0:], 9999)
+	binary.BigEndian.PutUint16(u[2:], port)
+	binary.BigEndian.PutUint16(u[4:], uint16(len(u)))
+	for i := 8; i < len(u); i++ {
+		u[i] = byte(i)
+	}
+	// The checksum over the pseudo-header (addresses, length, next
+	// header) and the datagram.
+	var sum uint32
+	add := func(b []byte) {
+		for i := 0; i+1 < len(b); i += 2 {
+			sum += uint32(b[i])<<8 | uint32(b[i+1])
+		}
+		if len(b)%2 == 1 {
+			sum += uint32(b[len(b)-1]) << 8
+		}
+	}
+	add(p[8:40])
+	sum += uint32(len(u)) + unix.IPPROTO_UDP
+	add(u)
+	for sum>>16 != 0 {
+		sum = sum&0xffff + sum>>16
+	}
+	binary.BigEndian.PutUint16(u[6:], ^uint16(sum))
+	return p
+}
+
+// TestDeliverIPv6 passes a PPP frame carrying IPv6 to the TUN once IPv6CP
+// is open: a UDP socket on our link-local address gets the datagram.
+// Before, the frame is dropped (not queued as control).
+func TestDeliverIPv6(t *testing.T) {
+	r := newRig(t)
+	c := r.c
+	var ln *net.UDPConn
+	if err := r.in(func() (err error) {
+		if err = tap.SetPointToPoint6(c.dev.Name(), ll1, ll2); err == nil {
+			ln, err = net.ListenUDP("udp6", &net.UDPAddr{IP: ll1.AsSlice(), Zone: c.dev.Name()})
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := uint16(ln.LocalAddr().(*net.UDPAddr).Port)
+	pkt := ipv6Packet(200, ll2, ll1, port)
+	frame := append([]byte{0xff, 0x03, 0x00, 0x57}, pkt...)
+
+	c.ip6.Store(false)
+	c.Deliver(frame)
+	if len(c.ctl) != 0 {
+		t.Fatal("IPv6 data before IPv6CP is open was queued as control")
+	}
+	c.ip6.Store(true)
+	c.Deliver(frame)
+	_ = ln.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 2048)
+	n, from, err := ln.ReadFromUDPAddrPort(buf)
+	if err != nil {
+		t.Fatalf("the datagram did not arrive: %v", err)
+	}
+	if !bytes.Equal(buf[:n], pkt[48:]) || from.Addr().WithZone("") != ll2 {
+		t.Errorf("got %d bytes from %v, want %d from %v", n, from, len(pkt)-48, ll2)
+	}
+	if a := testing.AllocsPerRun(100, func() { c.Deliver(frame) }); a != 0 {
+		t.Errorf("Deliver of IPv6 allocates %v times", a)
+	}
+}
+
+// TestSendPacketVersions checks that the TUN reader picks PPP's protocol
+// by the IP version nibble (0x21 IPv4, 0x57 IPv6, as PFC allows here),
+// sends a version only while its NCP is open, and allocates nothing.
+func TestSendPacketVersions(t *testing.T) {
+	r := newRig(t)
+	c := r.c
+	for _, tc := range []struct {
+		name  string
+		pkt   []byte
+		proto byte
+		open  *atomic.Bool
+	}{
+		{"ipv4", ipv4Packet(300), 0x21, &c.ip4},
+		{"ipv6", ipv6Packet(300, ll1, ll2, 9), 0x57, &c.ip6},
+	} {
+		buf := make([]byte, headroom+len(tc.pkt))
+		copy(buf[headroom:], tc.pkt)
+		tc.open.Store(false)
+		c.sendPacket(buf, len(tc.pkt))
+		tc.open.Store(true)
+		c.sendPacket(buf, len(tc.pkt))
+		_ = r.sink.SetReadDeadline(time.Now().Add(5 * time.Second))
+		got := make([]byte, 2048)
+		n, err := r.sink.Read(got)
+		if err != nil {
+			t.Fatalf("%s: nothing sent: %v", tc.name, err)
+		}
+		got = got[:n]
+		if !bytes.HasSuffix(got, tc.pkt) || len(got) <= len(tc.pkt) || got[len(got)-len(tc.pkt)-1] != tc.proto {
+			t.Errorf("%s: sent % x, want the packet behind protocol %#x", tc.name, got, tc.proto)
+		}
+		// The packet sent while its NCP was closed would have come first.
+		_ = r.sink.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		if n, err := r.sink.Read(got[:cap(got)]); err == nil {
+			t.Errorf("%s: a second datagram of %d bytes", tc.name, n)
+		}
+		if a := testing.AllocsPerRun(100, func() { c.sendPacket(buf, len(tc.pkt)) }); a != 0 {
+			t.Errorf("%s: sendPacket allocates %v times", tc.name, a)
+		}
+		for { // drain what AllocsPerRun sent
+			_ = r.sink.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+			if _, err := r.sink.Read(got[:cap(got)]); err != nil {
+				break
+			}
+		}
+	}
+}
+
+// BenchmarkDeliverIPv6 is BenchmarkDeliverIPv4 for IPv6.
+func BenchmarkDeliverIPv6(b *testing.B) {
+	c := benchCall(b)
+	frame := append([]byte{0x57}, ipv6Packet(1400, ll2, ll1, 9)...)
+	b.ReportAllocs()
+	b.SetBytes(1400)
+	for b.Loop() {
+		c.Deliver(frame)
+	}
+}
+
+// BenchmarkSendPacketIPv6 is BenchmarkSendPacket for IPv6.
+func BenchmarkSendPacketIPv6(b *testing.B) {
+	c := benchCall(b)
+	buf := make([]byte, headroom+1400)
+	copy(buf[headroom:], ipv6Packet(1400, ll1, ll2, 9))
+	b.ReportAllocs()
+	b.SetBytes(1400)
+	for b.Loop() {
+		c.sendPacket(buf, 1400)
 	}
 }
