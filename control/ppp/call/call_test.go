@@ -355,3 +355,23 @@ func BenchmarkSendPacketIPv6(b *testing.B) {
 		c.sendPacket(buf, 1400)
 	}
 }
+
+// TestLinkConfigOptions checks that a role's Options reach its Link: LCP
+// keepalives, and IPv6CP unless turned off.
+func TestLinkConfigOptions(t *testing.T) {
+	o := Options{IPv6ID: [8]byte{7: 9}, EchoInterval: 5 * time.Second, EchoFailures: 2}
+	for _, cfg := range []Config{{Server: &Server{Options: o}}, {Client: &Client{Options: o}}} {
+		c := &Call{cfg: cfg}
+		lc, err := c.linkConfig()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if lc.LCP.EchoInterval != 5*time.Second || lc.LCP.EchoFailures != 2 || lc.IPv6CP == nil || lc.IPv6CP.Local != o.IPv6ID {
+			t.Errorf("server %v: LCP %+v IPv6CP %+v", cfg.Server != nil, lc.LCP, lc.IPv6CP)
+		}
+	}
+	c := &Call{cfg: Config{Client: &Client{Options: Options{NoIPv6: true}}}}
+	if lc, _ := c.linkConfig(); lc.IPv6CP != nil || lc.LCP.EchoInterval != 0 {
+		t.Errorf("NoIPv6: IPv6CP %+v, echo %v", lc.IPv6CP, lc.LCP.EchoInterval)
+	}
+}
