@@ -104,6 +104,8 @@ func TestParseErrors(t *testing.T) {
 func FuzzParse(f *testing.F) {
 	f.Add(goL2TPStatic)
 	f.Add("[tunnel.t]\npeer = \"10.0.0.2\"\ntid = 1\nptid = 2\n[tunnel.t.session.s]\nsid = 1\npsid = 2\ncookie = [1,2,3,4]\n")
+	f.Add("[lns]\nlocal_ip = \"10.9.0.1\"\npool = \"10.9.0.10-10.9.0.20\"\nipv6_local_id = \"::1\"\nlcp_echo_interval = 10\n" +
+		"[tunnel.l]\nversion = \"l2tpv2\"\npeer = \"10.9.0.1\"\n[tunnel.l.session.c]\nuser = \"u\"\nipv6 = false\nlcp_echo_failure = 2\n")
 	f.Fuzz(func(t *testing.T, text string) {
 		file, err := Parse(text)
 		if err != nil {
