@@ -302,9 +302,7 @@ func (c *Call) settle() {
 	if !opened && local.IsValid() && peer.IsValid() {
 		c.openTUN(local, peer)
 	}
-	if id, peerID, ok := l.IPv6(); ok && !open6 {
-		c.openTUN6(ppp.LinkLocal(id), ppp.LinkLocal(peerID))
-	}
+	c.settle6(open6)
 	if l.Phase() == ppp.PhaseDead && !c.ended {
 		c.ended = true
 		c.ip4.Store(false)

@@ -4,16 +4,19 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/netip"
 	"os"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/ul2tp/ul2tp/control/ppp"
 	"github.com/ul2tp/ul2tp/datapath"
 	"github.com/ul2tp/ul2tp/datapath/tap"
 	"github.com/ul2tp/ul2tp/encap"
@@ -373,5 +376,87 @@ func TestLinkConfigOptions(t *testing.T) {
 	c := &Call{cfg: Config{Client: &Client{Options: Options{NoIPv6: true}}}}
 	if lc, _ := c.linkConfig(); lc.IPv6CP != nil || lc.LCP.EchoInterval != 0 {
 		t.Errorf("NoIPv6: IPv6CP %+v, echo %v", lc.IPv6CP, lc.LCP.EchoInterval)
+	}
+}
+
+// TestCallIPv6CP runs a Call's Link (LAC) against a peer Link (an LNS
+// with IPv6CP) back to back: when IPv6CP opens, the Call's TUN gets the
+// link-local addresses and IPv6 data passes; when the peer closes IPv6CP
+// alone (Terminate-Request), IPv6 data stops while IPv4 goes on.
+func TestCallIPv6CP(t *testing.T) {
+	r := newRig(t)
+	c := r.c
+	c.ip4.Store(false)
+	c.ip6.Store(false)
+	var toPeer, toCall [][]byte
+	c.cfg.Client = &Client{Options: Options{IPv6ID: [8]byte{7: 0xc}}}
+	lc, err := c.linkConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lc.Send = func(f []byte) { toPeer = append(toPeer, bytes.Clone(f)) }
+	if c.link, err = ppp.New(lc); err != nil {
+		t.Fatal(err)
+	}
+	peer, err := ppp.New(ppp.Config{
+		IPCP: &ppp.IPCPConfig{Local: netip.MustParseAddr("10.9.0.1"),
+			Assign: func() (netip.Addr, error) { return netip.MustParseAddr("10.9.0.2"), nil }},
+		IPv6CP: &ppp.IPv6CPConfig{Local: [8]byte{7: 0x1}},
+		Send:   func(f []byte) { toCall = append(toCall, bytes.Clone(f)) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	exchange := func() {
+		for range 100 {
+			if len(toPeer) == 0 && len(toCall) == 0 {
+				break
+			}
+			a, b := toPeer, toCall
+			toPeer, toCall = nil, nil
+			for _, f := range a {
+				peer.Receive(now, f)
+			}
+			for _, f := range b {
+				c.link.Receive(now, f)
+			}
+		}
+		// settle configures the TUN: in its namespace.
+		if err := r.in(func() error { c.settle(); return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.link.Open(now)
+	peer.Open(now)
+	exchange()
+	st := c.Status()
+	if st.Phase != "open" || st.Local6 != netip.MustParseAddr("fe80::c") || st.Peer6 != netip.MustParseAddr("fe80::1") ||
+		!c.ip6.Load() || !c.ip4.Load() {
+		t.Fatalf("status %+v, ip4 %v ip6 %v: want open with fe80::c and fe80::1", st, c.ip4.Load(), c.ip6.Load())
+	}
+	if err := r.in(func() error {
+		ifi, err := net.InterfaceByName(c.dev.Name())
+		if err != nil {
+			return err
+		}
+		addrs, err := ifi.Addrs()
+		if err != nil {
+			return err
+		}
+		for _, a := range addrs {
+			if strings.HasPrefix(a.String(), "fe80::c/") {
+				return nil
+			}
+		}
+		return fmt.Errorf("addresses %v: no fe80::c", addrs)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// The peer's IPv6CP Terminate-Request.
+	c.link.Receive(now, []byte{0xff, 0x03, 0x80, 0x57, 5, 0x42, 0, 4})
+	exchange()
+	if c.ip6.Load() || !c.ip4.Load() || c.Status().Phase != "open" {
+		t.Errorf("after IPv6CP closed: ip6 %v ip4 %v phase %s; want IPv4 only", c.ip6.Load(), c.ip4.Load(), c.Status().Phase)
 	}
 }

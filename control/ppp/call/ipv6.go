@@ -54,6 +54,27 @@ func (c *Call) tunUp() error {
 	return nil
 }
 
+// settle6 follows IPv6CP: when it first opens, the TUN gets the
+// link-local addresses; IPv6 data then passes only while IPv6CP is open
+// with those addresses (an IPv6CP closed or renegotiated on its own stops
+// it, IPv4 goes on). open6 tells whether it had opened before.
+func (c *Call) settle6(open6 bool) {
+	id, peerID, ok := c.link.IPv6()
+	if !ok {
+		c.ip6.Store(false)
+		return
+	}
+	local, peer := ppp.LinkLocal(id), ppp.LinkLocal(peerID)
+	if !open6 {
+		c.openTUN6(local, peer)
+		return
+	}
+	c.mu.Lock()
+	same := c.st.Local6 == local && c.st.Peer6 == peer
+	c.mu.Unlock()
+	c.ip6.Store(same)
+}
+
 // openTUN6 gives the TUN the link-local addresses IPv6CP agreed (ours and
 // the peer's) and lets IPv6 data through. An interface that cannot carry
 // IPv6 (MTU below 1280, IPv6 off in the kernel) leaves the call to IPv4.
