@@ -379,63 +379,86 @@ func TestLinkConfigOptions(t *testing.T) {
 	}
 }
 
-// TestCallIPv6CP runs a Call's Link (LAC) against a peer Link (an LNS
-// with IPv6CP) back to back: when IPv6CP opens, the Call's TUN gets the
-// link-local addresses and IPv6 data passes; when the peer closes IPv6CP
-// alone (Terminate-Request), IPv6 data stops while IPv4 goes on.
-func TestCallIPv6CP(t *testing.T) {
+// linked is a rig's Call whose Link runs against a peer Link (an LNS
+// with IPCP and IPv6CP) back to back, frames passed by exchange.
+type linked struct {
+	*rig
+	peer           *ppp.Link
+	toPeer, toCall [][]byte
+	now            time.Time
+	silent         bool // the peer's frames are lost
+	ended          []error
+}
+
+func newLinked(t *testing.T, o Options) *linked {
 	r := newRig(t)
+	l := &linked{rig: r, now: time.Now()}
 	c := r.c
 	c.ip4.Store(false)
 	c.ip6.Store(false)
-	var toPeer, toCall [][]byte
-	c.cfg.Client = &Client{Options: Options{IPv6ID: [8]byte{7: 0xc}}}
+	c.cfg.Client = &Client{Options: o}
+	c.cfg.OnEnd = func(err error) { l.ended = append(l.ended, err) }
 	lc, err := c.linkConfig()
 	if err != nil {
 		t.Fatal(err)
 	}
-	lc.Send = func(f []byte) { toPeer = append(toPeer, bytes.Clone(f)) }
+	lc.Send = func(f []byte) { l.toPeer = append(l.toPeer, bytes.Clone(f)) }
 	if c.link, err = ppp.New(lc); err != nil {
 		t.Fatal(err)
 	}
-	peer, err := ppp.New(ppp.Config{
+	l.peer, err = ppp.New(ppp.Config{
 		IPCP: &ppp.IPCPConfig{Local: netip.MustParseAddr("10.9.0.1"),
 			Assign: func() (netip.Addr, error) { return netip.MustParseAddr("10.9.0.2"), nil }},
 		IPv6CP: &ppp.IPv6CPConfig{Local: [8]byte{7: 0x1}},
-		Send:   func(f []byte) { toCall = append(toCall, bytes.Clone(f)) },
+		Send: func(f []byte) {
+			if !l.silent {
+				l.toCall = append(l.toCall, bytes.Clone(f))
+			}
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	now := time.Now()
-	exchange := func() {
-		for range 100 {
-			if len(toPeer) == 0 && len(toCall) == 0 {
-				break
-			}
-			a, b := toPeer, toCall
-			toPeer, toCall = nil, nil
-			for _, f := range a {
-				peer.Receive(now, f)
-			}
-			for _, f := range b {
-				c.link.Receive(now, f)
-			}
+	c.link.Open(l.now)
+	l.peer.Open(l.now)
+	l.exchange(t)
+	return l
+}
+
+// exchange passes frames until none are left, then settles the Call in
+// its TUN's namespace (settle configures the TUN).
+func (l *linked) exchange(t *testing.T) {
+	t.Helper()
+	for range 100 {
+		if len(l.toPeer) == 0 && len(l.toCall) == 0 {
+			break
 		}
-		// settle configures the TUN: in its namespace.
-		if err := r.in(func() error { c.settle(); return nil }); err != nil {
-			t.Fatal(err)
+		a, b := l.toPeer, l.toCall
+		l.toPeer, l.toCall = nil, nil
+		for _, f := range a {
+			l.peer.Receive(l.now, f)
+		}
+		for _, f := range b {
+			l.c.link.Receive(l.now, f)
 		}
 	}
-	c.link.Open(now)
-	peer.Open(now)
-	exchange()
+	if err := l.in(func() error { l.c.settle(); return nil }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCallIPv6CP checks a Call's IPv6: when IPv6CP opens, the TUN gets
+// the link-local addresses and IPv6 data passes; when the peer closes
+// IPv6CP alone (Terminate-Request), IPv6 data stops while IPv4 goes on.
+func TestCallIPv6CP(t *testing.T) {
+	l := newLinked(t, Options{IPv6ID: [8]byte{7: 0xc}})
+	c := l.c
 	st := c.Status()
 	if st.Phase != "open" || st.Local6 != netip.MustParseAddr("fe80::c") || st.Peer6 != netip.MustParseAddr("fe80::1") ||
 		!c.ip6.Load() || !c.ip4.Load() {
 		t.Fatalf("status %+v, ip4 %v ip6 %v: want open with fe80::c and fe80::1", st, c.ip4.Load(), c.ip6.Load())
 	}
-	if err := r.in(func() error {
+	if err := l.in(func() error {
 		ifi, err := net.InterfaceByName(c.dev.Name())
 		if err != nil {
 			return err
@@ -454,9 +477,35 @@ func TestCallIPv6CP(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The peer's IPv6CP Terminate-Request.
-	c.link.Receive(now, []byte{0xff, 0x03, 0x80, 0x57, 5, 0x42, 0, 4})
-	exchange()
+	c.link.Receive(l.now, []byte{0xff, 0x03, 0x80, 0x57, 5, 0x42, 0, 4})
+	l.exchange(t)
 	if c.ip6.Load() || !c.ip4.Load() || c.Status().Phase != "open" {
 		t.Errorf("after IPv6CP closed: ip6 %v ip4 %v phase %s; want IPv4 only", c.ip6.Load(), c.ip4.Load(), c.Status().Phase)
+	}
+}
+
+// TestCallEchoLoss checks a Call's keepalives: with the peer gone silent,
+// EchoFailures unanswered Echo-Requests end the link, counted in Status,
+// and OnEnd hears why (the engine's CDN message).
+func TestCallEchoLoss(t *testing.T) {
+	l := newLinked(t, Options{NoIPv6: true, EchoInterval: 5 * time.Second, EchoFailures: 2})
+	c := l.c
+	if st := c.Status(); st.Phase != "open" || st.EchoMissed != 0 {
+		t.Fatalf("status %+v: want open, no echo missed", st)
+	}
+	l.silent = true
+	for range 10 {
+		d := c.link.Deadline()
+		if d.IsZero() || len(l.ended) > 0 {
+			break
+		}
+		l.now = d
+		c.link.Tick(l.now)
+		l.exchange(t)
+	}
+	st := c.Status()
+	if len(l.ended) != 1 || !errors.Is(l.ended[0], ppp.ErrEchoTimeout) || st.EchoMissed != 2 ||
+		!strings.Contains(st.Failure, "no reply to echo requests") {
+		t.Errorf("ended %v, status %+v: want one end by echo timeout, 2 missed", l.ended, st)
 	}
 }
