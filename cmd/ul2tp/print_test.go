@@ -38,9 +38,9 @@ func TestPrintDetails(t *testing.T) {
 	}
 }
 
-// TestPrintPPPCall checks a PPP call's lines: the IPv6 link-local
+// TestPrintPPPCallIPv6Echo checks a PPP call's lines: the IPv6 link-local
 // addresses once IPv6CP is open, and unanswered LCP echoes when there are.
-func TestPrintPPPCall(t *testing.T) {
+func TestPrintPPPCallIPv6Echo(t *testing.T) {
 	var b bytes.Buffer
 	c := &api.CallInfo{State: "established", Kind: "incoming", PPP: "open", PPPUser: "alice", PPPInterface: "ppp0",
 		PPPLocal: "10.9.0.10", PPPPeer: "10.9.0.1", PPPLocal6: "fe80::1", PPPPeer6: "fe80::2", PPPEchoMissed: 2}
