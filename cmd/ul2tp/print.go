@@ -109,6 +109,12 @@ func printSession(w io.Writer, s api.SessionInfo) {
 		if c.PPPInterface != "" {
 			fmt.Fprintf(w, "  ppp interface %s user %q local %s peer %s\n", c.PPPInterface, c.PPPUser, orDash(c.PPPLocal), orDash(c.PPPPeer))
 		}
+		if c.PPPLocal6 != "" {
+			fmt.Fprintf(w, "  ppp inet6 local %s peer %s\n", c.PPPLocal6, c.PPPPeer6)
+		}
+		if c.PPPEchoMissed != 0 {
+			fmt.Fprintf(w, "  ppp lcp echo missed %d\n", c.PPPEchoMissed)
+		}
 		if c.PPPFailure != "" {
 			fmt.Fprintf(w, "  ppp failure: %s\n", c.PPPFailure)
 		}

@@ -54,3 +54,27 @@ func TestPrintPPPCall(t *testing.T) {
 		}
 	}
 }
+
+// TestPrintPPPCallIPv6Echo checks a PPP call's lines: the IPv6 link-local
+// addresses once IPv6CP is open, and unanswered LCP echoes when there are.
+func TestPrintPPPCallIPv6Echo(t *testing.T) {
+	var b bytes.Buffer
+	c := &api.CallInfo{State: "established", Kind: "incoming", PPP: "open", PPPUser: "alice", PPPInterface: "ppp0",
+		PPPLocal: "10.9.0.10", PPPPeer: "10.9.0.1", PPPLocal6: "fe80::1", PPPPeer6: "fe80::2", PPPEchoMissed: 2}
+	printSession(&b, api.SessionInfo{TunnelID: 1, SessionID: 2, Version: 2, Call: c})
+	for _, want := range []string{
+		"  ppp interface ppp0 user \"alice\" local 10.9.0.10 peer 10.9.0.1\n",
+		"  ppp inet6 local fe80::1 peer fe80::2\n",
+		"  ppp lcp echo missed 2\n",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("output:\n%s\nwant the line %q", b.String(), want)
+		}
+	}
+	b.Reset()
+	c.PPPLocal6, c.PPPPeer6, c.PPPEchoMissed = "", "", 0
+	printSession(&b, api.SessionInfo{TunnelID: 1, SessionID: 2, Version: 2, Call: c})
+	if strings.Contains(b.String(), "inet6") || strings.Contains(b.String(), "echo") {
+		t.Errorf("IPv4-only call without echo loss:\n%s", b.String())
+	}
+}

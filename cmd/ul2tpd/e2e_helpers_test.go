@@ -599,10 +599,18 @@ func inNetns(ns string, fn func() error) error {
 // dst:port in nsTo and checks that the receiver got exactly them (length
 // and SHA-256).
 func (e *env) tcpTransfer(nsFrom, nsTo string, dst netip.Addr, size int) {
+	e.t.Helper()
+	e.tcpTransferVia(nsFrom, nsTo, dst, dst, size)
+}
+
+// tcpTransferVia is tcpTransfer with the receiver listening on listen and
+// the sender dialling dial: the same link-local address with each end's
+// own interface as its zone.
+func (e *env) tcpTransferVia(nsFrom, nsTo string, listen, dial netip.Addr, size int) {
 	t := e.t
 	t.Helper()
 	ln := listenIn(t, nsTo, func() (*net.TCPListener, error) {
-		return net.ListenTCP("tcp", net.TCPAddrFromAddrPort(netip.AddrPortFrom(dst, 0)))
+		return net.ListenTCP("tcp", net.TCPAddrFromAddrPort(netip.AddrPortFrom(listen, 0)))
 	})
 	defer ln.Close()
 	deadline := time.Now().Add(90 * time.Second)
@@ -632,10 +640,10 @@ func (e *env) tcpTransfer(nsFrom, nsTo string, dst netip.Addr, size int) {
 	if err := inNetns(nsFrom, func() error {
 		var err error
 		d := net.Dialer{Timeout: 10 * time.Second}
-		c, err = d.Dial("tcp", ln.Addr().String())
+		c, err = d.Dial("tcp", netip.AddrPortFrom(dial, ln.Addr().(*net.TCPAddr).AddrPort().Port()).String())
 		return err
 	}); err != nil {
-		t.Fatalf("dial %s from %s: %v", ln.Addr(), nsFrom, err)
+		t.Fatalf("dial %s from %s: %v", dial, nsFrom, err)
 	}
 	start := time.Now()
 	_ = c.SetDeadline(deadline)

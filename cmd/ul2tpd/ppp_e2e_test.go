@@ -24,8 +24,9 @@ func pppCall(d *daemon, match func(c *api.CallInfo) bool) (api.SessionInfo, bool
 // TestE2EPPP runs PPP on L2TPv2 calls between our LAC (namespace A) and
 // our LNS (B), once per authentication method the LNS requires: a call
 // with the right password comes up on a TUN at each end with an address
-// from the pool (or the user's fixed one from chap-secrets), and ping
-// crosses it; a call with a wrong password ends with a CDN that says why.
+// from the pool (or the user's fixed one from chap-secrets) and IPv6
+// link-local addresses from IPv6CP, and ping and TCP cross it over IPv4
+// and IPv6; a call with a wrong password ends with a CDN that says why.
 func TestE2EPPP(t *testing.T) {
 	for _, method := range []string{"pap", "chap", "mschap-v2"} {
 		t.Run(method, func(t *testing.T) { testE2EPPP(t, method) })
@@ -67,6 +68,13 @@ pseudowire = "ppp"
 user = "bob"
 password = "bobpass"
 
+[tunnel.lac1.session.carol]
+pseudowire = "ppp"
+user = "alice"
+password = "alice pass"
+ipv6 = false
+lcp_echo_interval = 1
+
 [tunnel.lac1.session.mallory]
 pseudowire = "ppp"
 user = "alice"
@@ -100,13 +108,62 @@ password = "wrong"
 		t.Errorf("bob's call %+v: want his fixed address 10.99.0.5", bob.Call)
 	}
 	until(t, "the LNS's calls open", func() bool {
-		s, ok := pppCall(lns, func(c *api.CallInfo) bool { return c.PPPUser == "alice" && c.PPP == "open" })
-		return ok && s.Call.PPPLocal == "10.99.0.1" && s.Call.PPPPeer == alice.Call.PPPLocal
+		s, ok := pppCall(lns, func(c *api.CallInfo) bool { return c.PPPPeer == alice.Call.PPPLocal })
+		return ok && s.Call.PPP == "open" && s.Call.PPPUser == "alice" && s.Call.PPPLocal == "10.99.0.1"
 	})
 	e.ping(e.nsA, "10.99.0.1")
 	e.ping(e.nsB, "10.99.0.5") // the LNS reaches bob
+	e.tcpTransfer(e.nsA, e.nsB, netip.MustParseAddr("10.99.0.1"), 2<<20)
 	if out := lac.mustCLI("show", "session"); !strings.Contains(out, "ppp open") || !strings.Contains(out, `user "alice"`) {
 		t.Errorf("show session:\n%s", out)
+	}
+
+	// IPv6: IPv6CP gave each end of alice's call a link-local address
+	// (ours the LNS's peer, and the other way round); ping and TCP cross
+	// it both ways.
+	var lnsAlice api.SessionInfo
+	until(t, "IPv6CP open on alice's call at both ends", func() bool {
+		var ok bool
+		alice, _ = pppCall(lac, named("alice"))
+		lnsAlice, ok = pppCall(lns, func(c *api.CallInfo) bool { return c.PPPPeer == alice.Call.PPPLocal && c.PPP == "open" })
+		return ok && alice.Call.PPPLocal6 != "" && lnsAlice.Call.PPPLocal6 != ""
+	})
+	local6, err1 := netip.ParseAddr(alice.Call.PPPLocal6)
+	peer6, err2 := netip.ParseAddr(alice.Call.PPPPeer6)
+	if err1 != nil || err2 != nil || !local6.IsLinkLocalUnicast() || !peer6.IsLinkLocalUnicast() || local6 == peer6 ||
+		lnsAlice.Call.PPPLocal6 != alice.Call.PPPPeer6 || lnsAlice.Call.PPPPeer6 != alice.Call.PPPLocal6 {
+		t.Fatalf("IPv6 link-local addresses: LAC %q peer %q, LNS %q peer %q", alice.Call.PPPLocal6, alice.Call.PPPPeer6,
+			lnsAlice.Call.PPPLocal6, lnsAlice.Call.PPPPeer6)
+	}
+	lacIf, lnsIf := alice.Interface, lnsAlice.Interface
+	e.ping(e.nsA, peer6.String()+"%"+lacIf)
+	e.ping(e.nsB, local6.String()+"%"+lnsIf)
+	e.tcpTransferVia(e.nsA, e.nsB, peer6.WithZone(lnsIf), peer6.WithZone(lacIf), 2<<20)
+	e.tcpTransferVia(e.nsB, e.nsA, local6.WithZone(lacIf), local6.WithZone(lnsIf), 2<<20)
+	if out := lac.mustCLI("show", "session"); !strings.Contains(out, "ppp inet6 local "+local6.String()+" peer "+peer6.String()) {
+		t.Errorf("show session has no IPv6 addresses:\n%s", out)
+	}
+	// carol's call turned IPv6 off: IPv4 only at both ends (it sends LCP
+	// echoes every second too, which the LNS answers).
+	var carol api.SessionInfo
+	until(t, "carol's PPP link open", func() bool {
+		var ok bool
+		carol, ok = pppCall(lac, named("carol"))
+		return ok && carol.Call.PPP == "open"
+	})
+	var lnsCarol api.SessionInfo
+	until(t, "carol's call open at the LNS", func() bool {
+		var ok bool
+		lnsCarol, ok = pppCall(lns, func(c *api.CallInfo) bool { return c.PPPPeer == carol.Call.PPPLocal })
+		return ok && lnsCarol.Call.PPP == "open"
+	})
+	if carol.Call.PPPLocal6 != "" || lnsCarol.Call.PPPLocal6 != "" {
+		t.Errorf("carol's call with ipv6 = false: LAC %+v, LNS %+v", carol.Call, lnsCarol.Call)
+	}
+	// The TUN has IPv6CP's link-local address only, not one of the kernel's.
+	if out := e.ip("-n", e.nsA, "-6", "-o", "addr", "show", "dev", lacIf); strings.Count(out, "inet6") != 1 ||
+		!strings.Contains(out, local6.String()) {
+		t.Errorf("IPv6 addresses of %s:\n%s", lacIf, out)
 	}
 
 	// The wrong password: the call ends with a CDN that says why.

@@ -110,6 +110,7 @@ type Link struct {
 
 	echoNext    time.Time
 	echoPending int
+	echoMissed  uint64
 	echoID      byte
 	protoRejID  byte
 	gone        bool // the call went away (Down)
@@ -194,6 +195,10 @@ func (l *Link) User() string { return l.user }
 
 // LCPState is the state of LCP's automaton.
 func (l *Link) LCPState() State { return l.lcp.state }
+
+// EchoMissed is how many of our Echo-Requests had no reply by the time
+// the next was due (or the link was taken down for it).
+func (l *Link) EchoMissed() uint64 { return l.echoMissed }
 
 // PeerMRU is the largest frame the peer accepts.
 func (l *Link) PeerMRU() int { return l.lcpOpt.peerMRU }
@@ -479,6 +484,9 @@ func (l *Link) echo(now time.Time) {
 	max := c.EchoFailures
 	if max <= 0 {
 		max = 3
+	}
+	if l.echoPending > 0 {
+		l.echoMissed++
 	}
 	if l.echoPending >= max {
 		l.failWith(ErrEchoTimeout)

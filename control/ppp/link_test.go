@@ -389,10 +389,50 @@ func TestLinkEchoFailure(t *testing.T) {
 	if p.a.Phase() != PhaseOpen {
 		t.Fatalf("phase %v after answered echoes (%v)", p.a.Phase(), p.a.Failure())
 	}
+	if n := p.a.EchoMissed(); n != 0 {
+		t.Errorf("%d echoes missed with every one answered", n)
+	}
 	p.drop = func(toB bool, _ []byte) bool { return !toB } // b goes silent
+	sent := len(p.sentA)
 	p.run(2 * time.Minute)
 	if !errors.Is(p.a.Failure(), ErrEchoTimeout) || p.a.Phase() != PhaseDead {
 		t.Fatalf("phase %v failure %v, want dead by %v", p.a.Phase(), p.a.Failure(), ErrEchoTimeout)
+	}
+	// Exactly EchoFailures requests went unanswered before the link went
+	// down, and each is counted.
+	echoes := 0
+	for _, f := range p.sentA[sent:] {
+		if proto, off, err := encap.ParsePPP(f); err == nil && proto == encap.PPPLCP && f[off] == EchoReq {
+			echoes++
+		}
+	}
+	if echoes != 3 || p.a.EchoMissed() != 3 {
+		t.Errorf("%d Echo-Requests sent unanswered, %d counted missed; want 3 and 3", echoes, p.a.EchoMissed())
+	}
+}
+
+// TestLinkEchoLoss loses every other Echo-Reply: each loss is counted, but
+// as no EchoFailures requests in a row go unanswered the link stays up.
+func TestLinkEchoLoss(t *testing.T) {
+	a, b := lnsConfig(), lacConfig()
+	a.LCP.EchoInterval = 10 * time.Second
+	a.LCP.EchoFailures = 2
+	p := newPair(t, a, b)
+	p.open()
+	lose := false
+	p.drop = func(toB bool, f []byte) bool {
+		if proto, off, err := encap.ParsePPP(f); !toB && err == nil && proto == encap.PPPLCP && f[off] == EchoReply {
+			lose = !lose
+			return lose
+		}
+		return false
+	}
+	p.run(10 * time.Minute)
+	if p.a.Phase() != PhaseOpen || p.a.Failure() != nil {
+		t.Fatalf("phase %v failure %v, want open", p.a.Phase(), p.a.Failure())
+	}
+	if n := p.a.EchoMissed(); n < 25 || n > 35 {
+		t.Errorf("%d echoes missed in 60 with every other reply lost", n)
 	}
 }
 
@@ -585,5 +625,47 @@ func TestLinkMaxFailureRejects(t *testing.T) {
 	}
 	if want := []byte{ConfNak, ConfNak, ConfNak, ConfNak, ConfNak, ConfRej}; !bytes.Equal(codes, want) {
 		t.Errorf("replies %v, want %v", codes, want)
+	}
+}
+
+// TestIPv6CPInterfaceIDs checks RFC 5072's identifier rules as the LNS
+// applies them with no identifier imposed on the peer: the peer's own is
+// accepted, a collision is Nak'd with a random one, a zero one too, and a
+// random one of ours is never zero.
+func TestIPv6CPInterfaceIDs(t *testing.T) {
+	id := func(b byte) [8]byte { return [8]byte{7: b} }
+	for _, tc := range []struct {
+		name            string
+		lns, lac        [8]byte
+		wantLNS, wantLA [8]byte // zero: random, checked non-zero and distinct
+	}{
+		{"configured, peer's own accepted", id(1), id(5), id(1), id(5)},
+		{"both random", [8]byte{}, [8]byte{}, [8]byte{}, [8]byte{}},
+		// Each end Naks the other's (equal to its own), and each takes
+		// the suggestion (RFC 5072 section 4.1): two fresh identifiers.
+		{"collision Nak'd", id(1), id(1), [8]byte{}, [8]byte{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := lnsConfig(), lacConfig()
+			a.IPv6CP = &IPv6CPConfig{Local: tc.lns}
+			b.IPv6CP = &IPv6CPConfig{Local: tc.lac}
+			p := newPair(t, a, b)
+			p.open()
+			la, pa, ok := p.a.IPv6()
+			lb, pb, okb := p.b.IPv6()
+			if !ok || !okb || la != pb || lb != pa || la == lb || la == [8]byte{} || lb == [8]byte{} {
+				t.Fatalf("LNS %x peer %x (%v), LAC %x peer %x (%v)", la, pa, ok, lb, pb, okb)
+			}
+			if tc.wantLNS != [8]byte{} && la != tc.wantLNS || tc.wantLA != [8]byte{} && lb != tc.wantLA {
+				t.Errorf("LNS %x LAC %x, want %x %x", la, lb, tc.wantLNS, tc.wantLA)
+			}
+		})
+	}
+	// A zero identifier from the peer is Nak'd with a non-zero one.
+	o := ipv6cpOptions{cfg: &IPv6CPConfig{Local: id(1)}, rand: rand.New(rand.NewPCG(5, 6)).Uint32}
+	o.Reset()
+	code, out := o.Judge(appendOption(nil, optInterfaceID, make([]byte, 8)...), nil, false)
+	if code != ConfNak || len(out) != 10 || [8]byte(out[2:]) == [8]byte{} || [8]byte(out[2:]) == id(1) {
+		t.Errorf("zero identifier: code %d options % x, want a Nak with a fresh one", code, out)
 	}
 }

@@ -301,3 +301,72 @@ func TestTUNPointToPoint(t *testing.T) {
 		return nil
 	})
 }
+
+// TestTUNPointToPoint6 gives a TUN device PPP's kind of IPv6 link-local
+// address, with the kernel's own turned off: the interface has exactly
+// that link-local address, and a datagram to the peer's comes out of the
+// TUN as a bare IPv6 packet from ours.
+func TestTUNPointToPoint6(t *testing.T) {
+	requireTAP(t)
+	inNetns(t, func() error {
+		d, err := Create(Config{Name: "tp6%d", TUN: true, MTU: 1400})
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		local, peer := netip.MustParseAddr("fe80::1:2:3:4"), netip.MustParseAddr("fe80::5:6:7:8")
+		if err := SetNoLinkLocal(d.Name()); err != nil {
+			return err
+		}
+		if err := SetPointToPoint6(d.Name(), local, peer); err != nil {
+			return err
+		}
+		if err := SetPointToPoint6(d.Name(), local, peer); err != nil {
+			return fmt.Errorf("setting the same address again: %w", err)
+		}
+		if err := SetUp(d.Name()); err != nil {
+			return err
+		}
+		ifi, err := net.InterfaceByName(d.Name())
+		if err != nil {
+			return err
+		}
+		addrs, err := ifi.Addrs()
+		if err != nil {
+			return err
+		}
+		if len(addrs) != 1 || !strings.HasPrefix(addrs[0].String(), local.String()+"/") {
+			return fmt.Errorf("addresses %v: want only %s", addrs, local)
+		}
+		c, err := net.DialUDP("udp6", nil, &net.UDPAddr{IP: peer.AsSlice(), Port: 9, Zone: d.Name()})
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		if _, err := c.Write([]byte("hello")); err != nil {
+			return err
+		}
+		bufs, sizes := [][]byte{make([]byte, 2048)}, []int{0}
+		var p []byte
+		for range 10 { // skip anything else the kernel sends (MLD)
+			n, err := d.Queues()[0].Read(bufs, sizes, 4)
+			if err != nil || n != 1 {
+				return fmt.Errorf("read %d packets: %v", n, err)
+			}
+			if p = bufs[0][4 : 4+sizes[0]]; len(p) >= 40 && p[0]>>4 == 6 && p[6] == unix.IPPROTO_UDP {
+				break
+			}
+		}
+		l, r := local.As16(), peer.As16()
+		if len(p) < 40 || p[0]>>4 != 6 || !bytes.Equal(p[8:24], l[:]) || !bytes.Equal(p[24:40], r[:]) || !bytes.HasSuffix(p, []byte("hello")) {
+			return fmt.Errorf("packet % x: want IPv6 %s -> %s with the datagram", p, local, peer)
+		}
+		if err := SetPointToPoint6(d.Name(), netip.MustParseAddr("10.0.0.1"), peer); err == nil {
+			return errors.New("an IPv4 address was taken as IPv6")
+		}
+		if err := SetPointToPoint6("nosuch0", local, peer); err == nil || !strings.Contains(err.Error(), "nosuch0") {
+			return fmt.Errorf("missing interface: %v", err)
+		}
+		return nil
+	})
+}

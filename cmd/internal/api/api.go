@@ -263,6 +263,11 @@ type CallInfo struct {
 	PPPInterface string `json:"ppp_interface,omitempty"`
 	PPPFailure   string `json:"ppp_failure,omitempty"`
 	PPPDropped   uint64 `json:"ppp_dropped,omitempty"` // control frames dropped, queue full
+	// The IPv6 link-local addresses IPv6CP agreed (ours, the peer's), and
+	// the LCP Echo-Requests that went unanswered.
+	PPPLocal6     string `json:"ppp_local6,omitempty"`
+	PPPPeer6      string `json:"ppp_peer6,omitempty"`
+	PPPEchoMissed uint64 `json:"ppp_echo_missed,omitempty"`
 }
 
 // SessionDetails is what the kernel's /sys/kernel/debug/l2tp/tunnels

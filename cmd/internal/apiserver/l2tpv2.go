@@ -126,6 +126,10 @@ func (h *Handler) sessionsV2(tid, sid uint32, stats bool) []api.SessionInfo {
 				if p.Local.IsValid() {
 					ci.PPPLocal, ci.PPPPeer = p.Local.String(), p.Peer.String()
 				}
+				if p.Local6.IsValid() {
+					ci.PPPLocal6, ci.PPPPeer6 = p.Local6.String(), p.Peer6.String()
+				}
+				ci.PPPEchoMissed = p.EchoMissed
 				si.Interface = p.Interface
 			}
 			out = append(out, si)

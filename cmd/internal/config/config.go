@@ -196,6 +196,7 @@ type rawSession struct {
 	// L2TPv2 LAC calls: PPP credentials (l2tpv2.go).
 	User     string `toml:"user"`
 	Password string `toml:"password"`
+	rawPPPOptions
 }
 
 // Load reads and checks the file at path. A mistake in it is an *Error

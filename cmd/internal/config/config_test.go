@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ul2tp/ul2tp/cmd/internal/apiserver"
+	pppcall "github.com/ul2tp/ul2tp/control/ppp/call"
 	"github.com/ul2tp/ul2tp/encap"
 )
 
@@ -103,6 +104,8 @@ func TestParseErrors(t *testing.T) {
 func FuzzParse(f *testing.F) {
 	f.Add(goL2TPStatic)
 	f.Add("[tunnel.t]\npeer = \"10.0.0.2\"\ntid = 1\nptid = 2\n[tunnel.t.session.s]\nsid = 1\npsid = 2\ncookie = [1,2,3,4]\n")
+	f.Add("[lns]\nlocal_ip = \"10.9.0.1\"\npool = \"10.9.0.10-10.9.0.20\"\nipv6_local_id = \"::1\"\nlcp_echo_interval = 10\n" +
+		"[tunnel.l]\nversion = \"l2tpv2\"\npeer = \"10.9.0.1\"\n[tunnel.l.session.c]\nuser = \"u\"\nipv6 = false\nlcp_echo_failure = 2\n")
 	f.Fuzz(func(t *testing.T, text string) {
 		file, err := Parse(text)
 		if err != nil {
@@ -306,5 +309,60 @@ func TestParseL2TPv2(t *testing.T) {
 	g, _ := Parse(strings.Replace(l2tpv2File, "max_pending = 4", "max_pending = 5", 1))
 	if err := SameL2TPv2(f, g); err == nil || !strings.Contains(err.Error(), "restart ul2tpd") {
 		t.Errorf("changed [lns]: %v", err)
+	}
+}
+
+// TestParsePPPOptions reads the PPP keys [lns] and a LAC's call share:
+// IPv6 on by default, LCP keepalives every 30 seconds ended after 4
+// misses unless set otherwise.
+func TestParsePPPOptions(t *testing.T) {
+	const lns = "[lns]\nlocal_ip = \"10.9.0.1\"\npool = \"10.9.0.10-10.9.0.20\"\n"
+	const lac = "[tunnel.l]\nversion = \"l2tpv2\"\npeer = \"10.9.0.1\"\n[tunnel.l.session.c]\nuser = \"u\"\npassword = \"p\"\n"
+	f, err := Parse(lns + lac)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := pppcall.Options{EchoInterval: 30 * time.Second, EchoFailures: 4}
+	if o := f.LNS.Config.PPP.Options; o != want {
+		t.Errorf("lns defaults %+v, want %+v", o, want)
+	}
+	if o := f.LACs[0].Config.PPP["c"].Options; o != want {
+		t.Errorf("lac call defaults %+v, want %+v", o, want)
+	}
+	f, err = Parse(lns + "ipv6_local_id = \"::1:2:3:4\"\nlcp_echo_interval = 10\nlcp_echo_failure = 2\n" +
+		lac + "ipv6 = false\nlcp_echo_interval = 0\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = pppcall.Options{IPv6ID: [8]byte{0, 1, 0, 2, 0, 3, 0, 4}, EchoInterval: 10 * time.Second, EchoFailures: 2}
+	if o := f.LNS.Config.PPP.Options; o != want {
+		t.Errorf("lns %+v, want %+v", o, want)
+	}
+	want = pppcall.Options{NoIPv6: true, EchoFailures: 4}
+	if o := f.LACs[0].Config.PPP["c"].Options; o != want {
+		t.Errorf("lac call %+v, want %+v", o, want)
+	}
+	g, err := Parse(lns + "lcp_echo_interval = 11\n" + lac)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := SameL2TPv2(f, g); err == nil {
+		t.Error("a changed lcp_echo_interval is the same L2TPv2 settings")
+	}
+	for _, tc := range []struct{ text, want string }{
+		{lns + "ipv6_local_id = \"fe80::1\"\n", "ipv6_local_id \"fe80::1\": want a non-zero interface identifier"},
+		{lns + "ipv6_local_id = \"::\"\n", "ipv6_local_id \"::\""},
+		{lns + "ipv6_local_id = \"10.0.0.1\"\n", "ipv6_local_id \"10.0.0.1\""},
+		{lns + "ipv6 = false\nipv6_local_id = \"::1\"\n", "ipv6_local_id: set with ipv6 = false"},
+		{lns + "lcp_echo_interval = -1\n", "lcp_echo_interval -1: want 0..3600"},
+		{lns + "lcp_echo_failure = 0\n", "lcp_echo_failure 0: want 1..100"},
+		{"[lns]\nlcp_echo_interval = 5\n", "lcp_echo_interval: PPP runs only with local_ip and pool"},
+		{lac + "lcp_echo_failure = 101\n", "lcp_echo_failure 101"},
+		{"[tunnel.l]\nversion = \"l2tpv2\"\npeer = \"10.9.0.1\"\n[tunnel.l.session.c]\nipv6 = false\n",
+			"ipv6: PPP runs on a call only with user and password"},
+	} {
+		if _, err := Parse(tc.text); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: error %v, want %q", tc.text, err, tc.want)
+		}
 	}
 }

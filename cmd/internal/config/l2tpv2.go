@@ -52,6 +52,85 @@ type rawLNS struct {
 	Pool        string   `toml:"pool"`
 	DNS         []string `toml:"dns"`
 	TUNName     string   `toml:"tun_name"`
+	rawPPPOptions
+}
+
+// rawPPPOptions are the PPP keys [lns] and a LAC's call share.
+type rawPPPOptions struct {
+	IPv6            *bool  `toml:"ipv6"`
+	IPv6LocalID     string `toml:"ipv6_local_id"`
+	LCPEchoInterval *int64 `toml:"lcp_echo_interval"`
+	LCPEchoFailure  *int64 `toml:"lcp_echo_failure"`
+}
+
+// The LCP keepalive defaults: an Echo-Request every 30 seconds, the call
+// ended after 4 in a row go unanswered (pppd's lcp-echo-interval 30 and
+// lcp-echo-failure 4, as xl2tpd setups commonly set them).
+const (
+	DefaultLCPEchoInterval = 30
+	DefaultLCPEchoFailure  = 4
+)
+
+// set reports whether any key is set.
+func (r rawPPPOptions) set() string {
+	switch {
+	case r.IPv6 != nil:
+		return "ipv6"
+	case r.IPv6LocalID != "":
+		return "ipv6_local_id"
+	case r.LCPEchoInterval != nil:
+		return "lcp_echo_interval"
+	case r.LCPEchoFailure != nil:
+		return "lcp_echo_failure"
+	}
+	return ""
+}
+
+// String prints the keys as they were read, for SameL2TPv2.
+func (r rawPPPOptions) String() string {
+	f := func(p *int64) string {
+		if p == nil {
+			return "-"
+		}
+		return fmt.Sprint(*p)
+	}
+	ip6 := "-"
+	if r.IPv6 != nil {
+		ip6 = fmt.Sprint(*r.IPv6)
+	}
+	return fmt.Sprintf("%s %q %s %s", ip6, r.IPv6LocalID, f(r.LCPEchoInterval), f(r.LCPEchoFailure))
+}
+
+// convertOptions reads the PPP keys of [lns] or a LAC's call.
+func convertOptions(r rawPPPOptions) (pppcall.Options, error) {
+	var o pppcall.Options
+	o.NoIPv6 = r.IPv6 != nil && !*r.IPv6
+	if r.IPv6LocalID != "" {
+		a, err := netip.ParseAddr(r.IPv6LocalID)
+		b := a.As16()
+		if err != nil || !a.Is6() || a.Is4In6() || a.Zone() != "" || [8]byte(b[:8]) != [8]byte{} || [8]byte(b[8:]) == [8]byte{} {
+			return o, keyErrorf("ipv6_local_id", "ipv6_local_id %q: want a non-zero interface identifier written ::X:X:X:X", r.IPv6LocalID)
+		}
+		if o.NoIPv6 {
+			return o, keyErrorf("ipv6_local_id", "ipv6_local_id: set with ipv6 = false")
+		}
+		o.IPv6ID = [8]byte(b[8:])
+	}
+	iv, fl := int64(DefaultLCPEchoInterval), int64(DefaultLCPEchoFailure)
+	if r.LCPEchoInterval != nil {
+		iv = *r.LCPEchoInterval
+	}
+	if r.LCPEchoFailure != nil {
+		fl = *r.LCPEchoFailure
+	}
+	if iv < 0 || iv > 3600 {
+		return o, keyErrorf("lcp_echo_interval", "lcp_echo_interval %d: want 0..3600 seconds (0: no keepalives)", iv)
+	}
+	if fl < 1 || fl > 100 {
+		return o, keyErrorf("lcp_echo_failure", "lcp_echo_failure %d: want 1..100 (lcp_echo_interval = 0 turns keepalives off)", fl)
+	}
+	o.EchoInterval, o.EchoFailures = time.Duration(iv)*time.Second, int(fl)
+	return o, nil
 }
 
 // params reads the control connection keys LNS and LAC share.
@@ -140,14 +219,14 @@ func convertLNS(r rawLNS) (*LNS, error) {
 		return nil, err
 	}
 	c.TUNName = r.TUNName
-	return &LNS{Config: c, ppp: fmt.Sprintf("%q %q %q %q %q %q %q", r.PPPAuth, r.PPPName, r.ChapSecrets, r.LocalIP, r.Pool, r.DNS, r.TUNName)}, nil
+	return &LNS{Config: c, ppp: fmt.Sprintf("%q %q %q %q %q %q %q %v", r.PPPAuth, r.PPPName, r.ChapSecrets, r.LocalIP, r.Pool, r.DNS, r.TUNName, r.rawPPPOptions)}, nil
 }
 
 // convertPPP reads the [lns] keys of PPP: nil when neither local_ip nor
 // pool is set (the calls record their frames, "ppp none").
 func convertPPP(r rawLNS) (*pppcall.Server, error) {
 	if r.LocalIP == "" && r.Pool == "" {
-		for _, k := range []struct{ key, v string }{{"ppp_auth", r.PPPAuth}, {"chap_secrets", r.ChapSecrets}, {"ppp_name", r.PPPName}} {
+		for _, k := range []struct{ key, v string }{{"ppp_auth", r.PPPAuth}, {"chap_secrets", r.ChapSecrets}, {"ppp_name", r.PPPName}, {r.rawPPPOptions.set(), r.rawPPPOptions.set()}} {
 			if k.v != "" {
 				return nil, keyErrorf(k.key, "%s: PPP runs only with local_ip and pool", k.key)
 			}
@@ -159,6 +238,9 @@ func convertPPP(r rawLNS) (*pppcall.Server, error) {
 		s.Name = "*"
 	}
 	var err error
+	if s.Options, err = convertOptions(r.rawPPPOptions); err != nil {
+		return nil, err
+	}
 	if s.Local, err = netip.ParseAddr(r.LocalIP); err != nil || !s.Local.Is4() {
 		return nil, keyErrorf("local_ip", "local_ip %q: want an IPv4 address", r.LocalIP)
 	}
@@ -264,8 +346,14 @@ func convertLAC(name string, r rawTunnel) (LAC, error) {
 			if c.PPP == nil {
 				c.PPP = make(map[string]*pppcall.Client)
 			}
-			c.PPP[n] = &pppcall.Client{User: rs.User, Password: rs.Password}
-			l.ppp += fmt.Sprintf("%q %q %q;", n, rs.User, rs.Password)
+			o, err := convertOptions(rs.rawPPPOptions)
+			if err != nil {
+				return l, &sessionError{n, err}
+			}
+			c.PPP[n] = &pppcall.Client{User: rs.User, Password: rs.Password, Options: o}
+			l.ppp += fmt.Sprintf("%q %q %q %v;", n, rs.User, rs.Password, rs.rawPPPOptions)
+		} else if k := rs.rawPPPOptions.set(); k != "" {
+			return l, &sessionError{n, keyErrorf(k, "%s: PPP runs on a call only with user and password", k)}
 		}
 	}
 	c.TUNName = r.TUNName

@@ -9,12 +9,15 @@
 //     Call's goroutine, and dropped and counted when it is full, so the
 //     pump never blocks.
 //   - the Call's goroutine, which owns the ppp.Link: it feeds it the
-//     queued frames, runs its timers, configures the TUN when IPCP opens
-//     (address, point-to-point peer, MTU from the peer's MRU, up) and
-//     reports a failed or terminated link through Config.OnEnd (the
-//     engine then ends the call with a CDN).
-//   - a TUN reader goroutine: IP packets behind the negotiated PPP header
-//     go out with Session.Send, without allocation.
+//     queued frames, runs its timers, configures the TUN when the first
+//     NCP opens (MTU from the peer's MRU, up) and for each NCP: IPCP's
+//     address and point-to-point peer, IPv6CP's link-local address and
+//     the peer's (the kernel's own link-local is turned off), and reports
+//     a failed or terminated link through Config.OnEnd (the engine then
+//     ends the call with a CDN).
+//   - a TUN reader goroutine: IPv4 and IPv6 packets, told apart by the
+//     version nibble, go out behind the negotiated PPP header with
+//     Session.Send, without allocation.
 //
 // A goroutine per call rather than the engine's own: the Link is pure
 // protocol, but authentication (MS-CHAPv2's hashes), the TUN's ioctls and
@@ -56,12 +59,14 @@ type Server struct {
 	Local   netip.Addr // our address on every call's TUN
 	Pool    *Pool
 	DNS     [2]netip.Addr
+	Options
 }
 
 // Client is the LAC side: our credentials. The address is the one IPCP
 // gives.
 type Client struct {
 	User, Password string
+	Options
 }
 
 // Config sets up a Call.
@@ -79,8 +84,6 @@ type Config struct {
 	Log   *slog.Logger
 	// Timers of the PPP automata; zero: RFC 1661's defaults.
 	Timers ppp.Timers
-	// EchoInterval of LCP keepalives; 0: none.
-	EchoInterval time.Duration
 	// OnEvent, if set, hears of each phase change, authentication
 	// outcome and the link's end, on the Call's goroutine; it must not
 	// block.
@@ -95,9 +98,14 @@ type Status struct {
 	Phase       string
 	User        string
 	Local, Peer netip.Addr // IPv4 addresses on the TUN, once IPCP is open
-	Interface   string     // the TUN's name
-	Failure     string     // the last failure, "" if none
-	Dropped     uint64     // control frames dropped with the queue full
+	// Local6 and Peer6 are the IPv6 link-local addresses on the TUN,
+	// once IPv6CP is open.
+	Local6, Peer6 netip.Addr
+	Interface     string // the TUN's name
+	Failure       string // the last failure, "" if none
+	Dropped       uint64 // control frames dropped with the queue full
+	// EchoMissed counts LCP Echo-Requests that had no reply in time.
+	EchoMissed uint64
 }
 
 // Call is PPP on one L2TPv2 call.
@@ -112,6 +120,7 @@ type Call struct {
 	ctl     chan []byte
 	dropped atomic.Uint64
 	ip4     atomic.Bool   // IPCP open and the TUN configured
+	ip6     atomic.Bool   // IPv6CP open and the TUN configured
 	hdr     atomic.Uint32 // 1: ACFC, 2: PFC as negotiated
 	start   chan struct{}
 	quit    chan struct{}
@@ -119,11 +128,13 @@ type Call struct {
 	once    sync.Once
 	reader  sync.WaitGroup
 
-	mu     sync.Mutex // guards st
+	mu     sync.Mutex // guards st, peer4, opened and open6
 	st     Status
 	peer4  netip.Addr // from the pool, released at the end
 	ended  bool
-	opened bool
+	opened bool      // for IPCP
+	open6  bool      // for IPv6CP
+	up     bool      // the TUN is up
 	phase  ppp.Phase // as OnPhase last said, on the Call's goroutine
 }
 
@@ -159,7 +170,7 @@ func New(cfg Config) (*Call, error) {
 // linkConfig is the ppp.Config of the call's role.
 func (c *Call) linkConfig() (ppp.Config, error) {
 	lc := ppp.Config{Timers: c.cfg.Timers, Send: c.send, OnPhase: c.onPhase}
-	lc.LCP.EchoInterval = c.cfg.EchoInterval
+	c.cfg.options().apply(&lc)
 	if s := c.cfg.Server; s != nil {
 		if s.Method != nil {
 			if s.Secrets == nil {
@@ -224,7 +235,10 @@ func (c *Call) Deliver(frame []byte) {
 		return
 	}
 	if proto == encap.PPPIPv6 {
-		return // no IPv6CP yet: the Link protocol-rejects IPv6CP
+		if c.ip6.Load() {
+			c.q.Write(frame[off:])
+		}
+		return
 	}
 	select {
 	case c.ctl <- append([]byte(nil), frame...):
@@ -292,15 +306,18 @@ func (c *Call) settle() {
 	if err := l.Failure(); err != nil {
 		c.st.Failure = err.Error()
 	}
+	c.st.EchoMissed = l.EchoMissed()
 	local, peer := l.IPv4()
-	opened := c.opened
+	opened, open6 := c.opened, c.open6
 	c.mu.Unlock()
 	if !opened && local.IsValid() && peer.IsValid() {
 		c.openTUN(local, peer)
 	}
+	c.settle6(open6)
 	if l.Phase() == ppp.PhaseDead && !c.ended {
 		c.ended = true
 		c.ip4.Store(false)
+		c.ip6.Store(false)
 		err := l.Failure()
 		if err == nil {
 			err = errors.New("PPP link terminated")
@@ -320,26 +337,10 @@ func (c *Call) openTUN(local, peer netip.Addr) {
 	c.opened = true
 	c.st.Local, c.st.Peer = local, peer
 	c.mu.Unlock()
-	h := c.link.Header()
-	var bits uint32
-	if h.ACFC {
-		bits |= 1
-	}
-	if h.PFC {
-		bits |= 2
-	}
-	c.hdr.Store(bits)
 	name := c.dev.Name()
-	mtu := c.link.PeerMRU()
-	if mtu <= 0 {
-		mtu = ppp.DefaultMRU
-	}
 	err := tap.SetPointToPoint4(name, local, peer)
 	if err == nil {
-		err = tap.SetMTU(name, mtu)
-	}
-	if err == nil {
-		err = tap.SetUp(name)
+		err = c.tunUp()
 	}
 	if err != nil {
 		c.log.Error("ppp tun", "tunnel_id", c.cfg.TunnelID, "session_id", c.cfg.SessionID, "interface", name, "err", err)
@@ -348,12 +349,13 @@ func (c *Call) openTUN(local, peer netip.Addr) {
 	}
 	c.ip4.Store(true)
 	c.log.Info("ppp link up", "tunnel_id", c.cfg.TunnelID, "session_id", c.cfg.SessionID, "interface", name,
-		"user", c.link.User(), "local", local.String(), "peer", peer.String(), "mtu", mtu)
+		"user", c.link.User(), "local", local.String(), "peer", peer.String(), "mtu", c.mtu())
 }
 
 // cleanup removes the TUN and gives the peer's address back.
 func (c *Call) cleanup() {
 	c.ip4.Store(false)
+	c.ip6.Store(false)
 	c.dev.Close()
 	c.mu.Lock()
 	c.st.Phase = ppp.PhaseDead.String()

@@ -1,15 +1,22 @@
 package call
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/netip"
 	"os"
 	"runtime"
+	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/ul2tp/ul2tp/control/ppp"
 	"github.com/ul2tp/ul2tp/datapath"
 	"github.com/ul2tp/ul2tp/datapath/tap"
 	"github.com/ul2tp/ul2tp/encap"
@@ -46,16 +53,28 @@ func TestPool(t *testing.T) {
 	}
 }
 
-// benchCall is a Call with a TUN (made in a namespace of its own) and a
-// datapath session to a UDP sink on loopback, ready to pass IPv4 both
-// ways. It skips without root.
-func benchCall(b *testing.B) *Call {
+// rig is a Call with a TUN (made in a namespace of its own) and a
+// datapath session to a UDP sink on loopback, ready to pass IPv4 and IPv6
+// both ways.
+type rig struct {
+	c    *Call
+	sink *net.UDPConn
+	// in runs f on the thread in the TUN's namespace.
+	in func(f func() error) error
+}
+
+// benchCall is newRig's Call.
+func benchCall(b testing.TB) *Call { return newRig(b).c }
+
+// newRig makes a rig. It skips without root.
+func newRig(b testing.TB) *rig {
 	b.Helper()
 	if os.Geteuid() != 0 {
 		b.Skip("needs root for a TUN device")
 	}
 	devc := make(chan *tap.Device)
 	errc := make(chan error)
+	work := make(chan func())
 	go func() {
 		runtime.LockOSThread() // never unlocked: the namespace goes with the thread
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
@@ -64,6 +83,9 @@ func benchCall(b *testing.B) *Call {
 		}
 		d, err := tap.Create(tap.Config{Name: "bppp%d", TUN: true})
 		if err == nil {
+			err = tap.SetNoLinkLocal(d.Name())
+		}
+		if err == nil {
 			err = tap.SetUp(d.Name())
 		}
 		if err != nil {
@@ -71,6 +93,9 @@ func benchCall(b *testing.B) *Call {
 			return
 		}
 		devc <- d
+		for f := range work {
+			f()
+		}
 	}()
 	var dev *tap.Device
 	select {
@@ -78,12 +103,18 @@ func benchCall(b *testing.B) *Call {
 	case err := <-errc:
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { dev.Close() })
+	b.Cleanup(func() { close(work); dev.Close() })
+	r := &rig{in: func(f func() error) error {
+		done := make(chan error)
+		work <- func() { done <- f() }
+		return <-done
+	}}
 	sink, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { sink.Close() })
+	r.sink = sink
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	p := datapath.New(log, datapath.Options{SocketBuffer: -1})
 	b.Cleanup(func() { p.Close() })
@@ -103,8 +134,10 @@ func benchCall(b *testing.B) *Call {
 	}
 	c.sess.Store(s)
 	c.ip4.Store(true)
+	c.ip6.Store(true)
 	c.hdr.Store(3) // ACFC and PFC
-	return c
+	r.c = c
+	return r
 }
 
 // ipv4Packet is a UDP packet from 10.99.0.2 to 10.99.0.1.
@@ -168,5 +201,321 @@ func TestDeliverControlQueue(t *testing.T) {
 	lcp[4] = 9
 	if f[4] != 1 {
 		t.Error("the queued frame shares the pump's buffer")
+	}
+}
+
+var (
+	ll1 = netip.MustParseAddr("fe80::1")
+	ll2 = netip.MustParseAddr("fe80::2")
+)
+
+// ipv6Packet is a UDP packet of n bytes (n >= 48) from src to dst port
+// port, with a correct checksum.
+func ipv6Packet(n int, src, dst netip.Addr, port uint16) []byte {
+	p := make([]byte, n)
+	p[0] = 0x60
+	binary.BigEndian.PutUint16(p[4:], uint16(n-40))
+	p[6], p[7] = unix.IPPROTO_UDP, 64
+	s, d := src.As16(), dst.As16()
+	copy(p[8:], s[:])
+	copy(p[24:], d[:])
+	u := p[40:]
+	binary.BigEndian.PutUint16(u[0:], 9999)
+	binary.BigEndian.PutUint16(u[2:], port)
+	binary.BigEndian.PutUint16(u[4:], uint16(len(u)))
+	for i := 8; i < len(u); i++ {
+		u[i] = byte(i)
+	}
+	// The checksum over the pseudo-header (addresses, length, next
+	// header) and the datagram.
+	var sum uint32
+	add := func(b []byte) {
+		for i := 0; i+1 < len(b); i += 2 {
+			sum += uint32(b[i])<<8 | uint32(b[i+1])
+		}
+		if len(b)%2 == 1 {
+			sum += uint32(b[len(b)-1]) << 8
+		}
+	}
+	add(p[8:40])
+	sum += uint32(len(u)) + unix.IPPROTO_UDP
+	add(u)
+	for sum>>16 != 0 {
+		sum = sum&0xffff + sum>>16
+	}
+	binary.BigEndian.PutUint16(u[6:], ^uint16(sum))
+	return p
+}
+
+// TestDeliverIPv6 passes a PPP frame carrying IPv6 to the TUN once IPv6CP
+// is open: a UDP socket on our link-local address gets the datagram.
+// Before, the frame is dropped (not queued as control).
+func TestDeliverIPv6(t *testing.T) {
+	r := newRig(t)
+	c := r.c
+	var ln *net.UDPConn
+	if err := r.in(func() (err error) {
+		if err = tap.SetPointToPoint6(c.dev.Name(), ll1, ll2); err == nil {
+			ln, err = net.ListenUDP("udp6", &net.UDPAddr{IP: ll1.AsSlice(), Zone: c.dev.Name()})
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := uint16(ln.LocalAddr().(*net.UDPAddr).Port)
+	pkt := ipv6Packet(200, ll2, ll1, port)
+	frame := append([]byte{0xff, 0x03, 0x00, 0x57}, pkt...)
+
+	c.ip6.Store(false)
+	c.Deliver(frame)
+	if len(c.ctl) != 0 {
+		t.Fatal("IPv6 data before IPv6CP is open was queued as control")
+	}
+	c.ip6.Store(true)
+	// The kernel makes a new address routable a moment after adding it
+	// (in a work queue): deliver until one arrives, a bounded number of
+	// times.
+	buf := make([]byte, 2048)
+	var n int
+	var from netip.AddrPort
+	var err error
+	for range 50 {
+		c.Deliver(frame)
+		_ = ln.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		if n, from, err = ln.ReadFromUDPAddrPort(buf); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("no datagram arrived: %v", err)
+	}
+	if !bytes.Equal(buf[:n], pkt[48:]) || from.Addr().WithZone("") != ll2 {
+		t.Errorf("got %d bytes from %v, want %d from %v", n, from, len(pkt)-48, ll2)
+	}
+	if a := testing.AllocsPerRun(100, func() { c.Deliver(frame) }); a != 0 {
+		t.Errorf("Deliver of IPv6 allocates %v times", a)
+	}
+}
+
+// TestSendPacketVersions checks that the TUN reader picks PPP's protocol
+// by the IP version nibble (0x21 IPv4, 0x57 IPv6, as PFC allows here),
+// sends a version only while its NCP is open, and allocates nothing.
+func TestSendPacketVersions(t *testing.T) {
+	r := newRig(t)
+	c := r.c
+	for _, tc := range []struct {
+		name  string
+		pkt   []byte
+		proto byte
+		open  *atomic.Bool
+	}{
+		{"ipv4", ipv4Packet(300), 0x21, &c.ip4},
+		{"ipv6", ipv6Packet(300, ll1, ll2, 9), 0x57, &c.ip6},
+	} {
+		buf := make([]byte, headroom+len(tc.pkt))
+		copy(buf[headroom:], tc.pkt)
+		tc.open.Store(false)
+		c.sendPacket(buf, len(tc.pkt))
+		tc.open.Store(true)
+		c.sendPacket(buf, len(tc.pkt))
+		_ = r.sink.SetReadDeadline(time.Now().Add(5 * time.Second))
+		got := make([]byte, 2048)
+		n, err := r.sink.Read(got)
+		if err != nil {
+			t.Fatalf("%s: nothing sent: %v", tc.name, err)
+		}
+		got = got[:n]
+		if !bytes.HasSuffix(got, tc.pkt) || len(got) <= len(tc.pkt) || got[len(got)-len(tc.pkt)-1] != tc.proto {
+			t.Errorf("%s: sent % x, want the packet behind protocol %#x", tc.name, got, tc.proto)
+		}
+		// The packet sent while its NCP was closed would have come first.
+		_ = r.sink.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		if n, err := r.sink.Read(got[:cap(got)]); err == nil {
+			t.Errorf("%s: a second datagram of %d bytes", tc.name, n)
+		}
+		if a := testing.AllocsPerRun(100, func() { c.sendPacket(buf, len(tc.pkt)) }); a != 0 {
+			t.Errorf("%s: sendPacket allocates %v times", tc.name, a)
+		}
+		for { // drain what AllocsPerRun sent
+			_ = r.sink.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+			if _, err := r.sink.Read(got[:cap(got)]); err != nil {
+				break
+			}
+		}
+	}
+}
+
+// BenchmarkDeliverIPv6 is BenchmarkDeliverIPv4 for IPv6.
+func BenchmarkDeliverIPv6(b *testing.B) {
+	c := benchCall(b)
+	frame := append([]byte{0x57}, ipv6Packet(1400, ll2, ll1, 9)...)
+	b.ReportAllocs()
+	b.SetBytes(1400)
+	for b.Loop() {
+		c.Deliver(frame)
+	}
+}
+
+// BenchmarkSendPacketIPv6 is BenchmarkSendPacket for IPv6.
+func BenchmarkSendPacketIPv6(b *testing.B) {
+	c := benchCall(b)
+	buf := make([]byte, headroom+1400)
+	copy(buf[headroom:], ipv6Packet(1400, ll1, ll2, 9))
+	b.ReportAllocs()
+	b.SetBytes(1400)
+	for b.Loop() {
+		c.sendPacket(buf, 1400)
+	}
+}
+
+// TestLinkConfigOptions checks that a role's Options reach its Link: LCP
+// keepalives, and IPv6CP unless turned off.
+func TestLinkConfigOptions(t *testing.T) {
+	o := Options{IPv6ID: [8]byte{7: 9}, EchoInterval: 5 * time.Second, EchoFailures: 2}
+	for _, cfg := range []Config{{Server: &Server{Options: o}}, {Client: &Client{Options: o}}} {
+		c := &Call{cfg: cfg}
+		lc, err := c.linkConfig()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if lc.LCP.EchoInterval != 5*time.Second || lc.LCP.EchoFailures != 2 || lc.IPv6CP == nil || lc.IPv6CP.Local != o.IPv6ID {
+			t.Errorf("server %v: LCP %+v IPv6CP %+v", cfg.Server != nil, lc.LCP, lc.IPv6CP)
+		}
+	}
+	c := &Call{cfg: Config{Client: &Client{Options: Options{NoIPv6: true}}}}
+	if lc, _ := c.linkConfig(); lc.IPv6CP != nil || lc.LCP.EchoInterval != 0 {
+		t.Errorf("NoIPv6: IPv6CP %+v, echo %v", lc.IPv6CP, lc.LCP.EchoInterval)
+	}
+}
+
+// linked is a rig's Call whose Link runs against a peer Link (an LNS
+// with IPCP and IPv6CP) back to back, frames passed by exchange.
+type linked struct {
+	*rig
+	peer           *ppp.Link
+	toPeer, toCall [][]byte
+	now            time.Time
+	silent         bool // the peer's frames are lost
+	ended          []error
+}
+
+func newLinked(t *testing.T, o Options) *linked {
+	r := newRig(t)
+	l := &linked{rig: r, now: time.Now()}
+	c := r.c
+	c.ip4.Store(false)
+	c.ip6.Store(false)
+	c.cfg.Client = &Client{Options: o}
+	c.cfg.OnEnd = func(err error) { l.ended = append(l.ended, err) }
+	lc, err := c.linkConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lc.Send = func(f []byte) { l.toPeer = append(l.toPeer, bytes.Clone(f)) }
+	if c.link, err = ppp.New(lc); err != nil {
+		t.Fatal(err)
+	}
+	l.peer, err = ppp.New(ppp.Config{
+		IPCP: &ppp.IPCPConfig{Local: netip.MustParseAddr("10.9.0.1"),
+			Assign: func() (netip.Addr, error) { return netip.MustParseAddr("10.9.0.2"), nil }},
+		IPv6CP: &ppp.IPv6CPConfig{Local: [8]byte{7: 0x1}},
+		Send: func(f []byte) {
+			if !l.silent {
+				l.toCall = append(l.toCall, bytes.Clone(f))
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.link.Open(l.now)
+	l.peer.Open(l.now)
+	l.exchange(t)
+	return l
+}
+
+// exchange passes frames until none are left, then settles the Call in
+// its TUN's namespace (settle configures the TUN).
+func (l *linked) exchange(t *testing.T) {
+	t.Helper()
+	for range 100 {
+		if len(l.toPeer) == 0 && len(l.toCall) == 0 {
+			break
+		}
+		a, b := l.toPeer, l.toCall
+		l.toPeer, l.toCall = nil, nil
+		for _, f := range a {
+			l.peer.Receive(l.now, f)
+		}
+		for _, f := range b {
+			l.c.link.Receive(l.now, f)
+		}
+	}
+	if err := l.in(func() error { l.c.settle(); return nil }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCallIPv6CP checks a Call's IPv6: when IPv6CP opens, the TUN gets
+// the link-local addresses and IPv6 data passes; when the peer closes
+// IPv6CP alone (Terminate-Request), IPv6 data stops while IPv4 goes on.
+func TestCallIPv6CP(t *testing.T) {
+	l := newLinked(t, Options{IPv6ID: [8]byte{7: 0xc}})
+	c := l.c
+	st := c.Status()
+	if st.Phase != "open" || st.Local6 != netip.MustParseAddr("fe80::c") || st.Peer6 != netip.MustParseAddr("fe80::1") ||
+		!c.ip6.Load() || !c.ip4.Load() {
+		t.Fatalf("status %+v, ip4 %v ip6 %v: want open with fe80::c and fe80::1", st, c.ip4.Load(), c.ip6.Load())
+	}
+	if err := l.in(func() error {
+		ifi, err := net.InterfaceByName(c.dev.Name())
+		if err != nil {
+			return err
+		}
+		addrs, err := ifi.Addrs()
+		if err != nil {
+			return err
+		}
+		for _, a := range addrs {
+			if strings.HasPrefix(a.String(), "fe80::c/") {
+				return nil
+			}
+		}
+		return fmt.Errorf("addresses %v: no fe80::c", addrs)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// The peer's IPv6CP Terminate-Request.
+	c.link.Receive(l.now, []byte{0xff, 0x03, 0x80, 0x57, 5, 0x42, 0, 4})
+	l.exchange(t)
+	if c.ip6.Load() || !c.ip4.Load() || c.Status().Phase != "open" {
+		t.Errorf("after IPv6CP closed: ip6 %v ip4 %v phase %s; want IPv4 only", c.ip6.Load(), c.ip4.Load(), c.Status().Phase)
+	}
+}
+
+// TestCallEchoLoss checks a Call's keepalives: with the peer gone silent,
+// EchoFailures unanswered Echo-Requests end the link, counted in Status,
+// and OnEnd hears why (the engine's CDN message).
+func TestCallEchoLoss(t *testing.T) {
+	l := newLinked(t, Options{NoIPv6: true, EchoInterval: 5 * time.Second, EchoFailures: 2})
+	c := l.c
+	if st := c.Status(); st.Phase != "open" || st.EchoMissed != 0 {
+		t.Fatalf("status %+v: want open, no echo missed", st)
+	}
+	l.silent = true
+	for range 10 {
+		d := c.link.Deadline()
+		if d.IsZero() || len(l.ended) > 0 {
+			break
+		}
+		l.now = d
+		c.link.Tick(l.now)
+		l.exchange(t)
+	}
+	st := c.Status()
+	if len(l.ended) != 1 || !errors.Is(l.ended[0], ppp.ErrEchoTimeout) || st.EchoMissed != 2 ||
+		!strings.Contains(st.Failure, "no reply to echo requests") {
+		t.Errorf("ended %v, status %+v: want one end by echo timeout, 2 missed", l.ended, st)
 	}
 }

@@ -9,7 +9,8 @@ import (
 const headroom = 4
 
 // readTUN is the TUN reader: each IP packet goes to the peer behind the
-// PPP header the Link negotiated.
+// PPP header the Link negotiated, as IPv4 (0x0021) or IPv6 (0x0057) by its
+// version nibble, once the NCP of that version is open.
 func (c *Call) readTUN() {
 	defer c.reader.Done()
 	bufs := [][]byte{make([]byte, headroom+65535)}
@@ -28,15 +29,23 @@ func (c *Call) readTUN() {
 // sendPacket sends the IP packet at buf[headroom:headroom+n], writing its
 // PPP header into the headroom. It allocates nothing.
 func (c *Call) sendPacket(buf []byte, n int) {
-	if !c.ip4.Load() || n == 0 {
+	if n == 0 {
 		return
 	}
 	var proto uint16
 	switch buf[headroom] >> 4 {
 	case 4:
+		if !c.ip4.Load() {
+			return
+		}
 		proto = encap.PPPIPv4
+	case 6:
+		if !c.ip6.Load() {
+			return
+		}
+		proto = encap.PPPIPv6
 	default:
-		return // IPv6 has no IPv6CP yet
+		return
 	}
 	bits := c.hdr.Load()
 	h := encap.PPPHeader{ACFC: bits&1 != 0, PFC: bits&2 != 0}
