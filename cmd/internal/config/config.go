@@ -196,6 +196,10 @@ type rawSession struct {
 	// L2TPv2 LAC calls: PPP credentials (l2tpv2.go).
 	User     string `toml:"user"`
 	Password string `toml:"password"`
+	// and their hooks (l2tpv2.go: hooks).
+	rawHooks
+	DefaultRoute bool   `toml:"default_route"`
+	ResolvConf   string `toml:"resolv_conf"`
 }
 
 // Load reads and checks the file at path. A mistake in it is an *Error
