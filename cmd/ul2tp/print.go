@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/ul2tp/ul2tp/cmd/internal/api"
 )
@@ -111,6 +112,12 @@ func printSession(w io.Writer, s api.SessionInfo) {
 		}
 		if c.PPPFailure != "" {
 			fmt.Fprintf(w, "  ppp failure: %s\n", c.PPPFailure)
+		}
+		if c.LastFailure != "" {
+			fmt.Fprintf(w, "  last failure (%d since up): %s\n", c.Failures, c.LastFailure)
+		}
+		if c.RedialIn > 0 {
+			fmt.Fprintf(w, "  redial in %v\n", time.Duration(c.RedialIn)*time.Millisecond)
 		}
 	}
 }

@@ -109,10 +109,11 @@ password = "wrong"
 		t.Errorf("show session:\n%s", out)
 	}
 
-	// The wrong password: the call ends with a CDN that says why.
-	until(t, "mallory's call gone", func() bool {
-		_, ok := pppCall(lac, named("mallory"))
-		return !ok
+	// The wrong password: the call ends with a CDN that says why, and
+	// waits to be placed again, its last failure shown.
+	until(t, "mallory's call waiting to redial", func() bool {
+		s, ok := pppCall(lac, named("mallory"))
+		return ok && s.Call.State == "waiting" && strings.Contains(s.Call.LastFailure, "authentication failed")
 	})
 	until(t, "the LAC logs the failure", func() bool {
 		return strings.Contains(lac.log(), "authentication failed")

@@ -159,6 +159,7 @@ type lac struct {
 	lastBy   control.Origin
 	dialled  bool
 	timer    timed
+	calls    map[string]*lacCall // by name: cfg.Calls
 }
 
 type tunEvent struct {
@@ -314,6 +315,7 @@ func (e *Engine) AddLAC(c LACConfig) error {
 		now := e.now()
 		nl := &lac{cfg: c, l: l, redialAt: now, backoff: c.MinBackoff}
 		nl.timer = timed{index: -1, l: nl}
+		newLACCalls(nl)
 		e.lacs[c.Name] = nl
 		e.scheduleRedial(nl)
 	}); derr != nil {
@@ -441,6 +443,10 @@ func (e *Engine) tick(now time.Time) {
 				e.apply(tn, tn.t.Tick(now))
 				e.retransmitted(tn, now)
 			}
+			continue
+		}
+		if t.lc != nil {
+			e.replace(t.lc, now)
 			continue
 		}
 		t.l.redialAt = time.Time{}
