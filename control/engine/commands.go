@@ -151,7 +151,14 @@ func (e *Engine) callDown(tn *tun, ev control.Event) {
 		e.stats.calls.Add(-1)
 	}
 	if c != nil && c.ppp != nil {
-		c.ppp.Stop()
+		p := c.ppp
+		p.Stop()
+		// Shutdown waits for its ip-down and the TUN's removal.
+		e.pppEnding.Add(1)
+		go func() {
+			defer e.pppEnding.Done()
+			p.Wait()
+		}()
 	}
 	// A call ended with its tunnel leaves with the datapath tunnel (one
 	// table rebuild in tunnelDown, not one per call: 10,000 calls took

@@ -89,6 +89,8 @@ type Engine struct {
 	once  sync.Once
 	fwd   sync.WaitGroup
 	stats counters
+	// pppEnding counts the PPP calls stopped and not yet done.
+	pppEnding sync.WaitGroup
 
 	// Owned by the run goroutine.
 	listeners map[netip.AddrPort]*listener
@@ -414,6 +416,7 @@ func (e *Engine) shutdown() {
 	for _, p := range ppps {
 		p.Wait() // their TUNs are gone
 	}
+	e.pppEnding.Wait()
 	e.stats.tunnels.Store(0)
 	e.stats.calls.Store(0)
 	seen := make(map[*listener]bool)
