@@ -356,8 +356,8 @@ func (e *Engine) Status() []TunnelStatus {
 				s.Calls = append(s.Calls, cs)
 			}
 			slices.SortFunc(s.Calls, func(a, b CallStatus) int { return int(a.LocalID) - int(b.LocalID) })
-			if l := tn.lac; l != nil && l.cur == tn {
-				l.callStatus(&s, true)
+			if l := tn.lac; l != nil && l.cur == tn && tn.up {
+				l.callStatus(&s)
 			}
 			st = append(st, s)
 		}
@@ -371,7 +371,6 @@ func (e *Engine) Status() []TunnelStatus {
 			if l.dialled {
 				s.Control.State = control.StateClosed
 			}
-			l.callStatus(&s, false)
 			st = append(st, s)
 		}
 	})

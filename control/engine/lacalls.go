@@ -165,13 +165,14 @@ func (e *Engine) hold(tn *tun, sid uint32) {
 	}
 }
 
-// callStatus adds what the engine knows of configured LAC calls to a
-// tunnel's status: the history of the live ones, and the ones waiting.
-func (l *lac) callStatus(s *TunnelStatus, placed bool) {
+// callStatus adds what the engine knows of configured LAC calls to its
+// established tunnel's status: the history of the placed ones, and the
+// ones waiting. (Between dials, the tunnel's last result says why.)
+func (l *lac) callStatus(s *TunnelStatus) {
 	for _, name := range l.cfg.Calls {
 		lc := l.calls[name]
 		h := CallHistory{LastFailure: lc.last, LastFailureAt: lc.lastAt, Failures: lc.failures}
-		if placed && lc.sid != 0 {
+		if lc.sid != 0 {
 			for i := range s.Calls {
 				if s.Calls[i].LocalID == lc.sid {
 					s.Calls[i].History = h
