@@ -1,6 +1,7 @@
 // Package engine runs L2TPv2 control connections (RFC 2661) on a
 // datapath.Plane: the LNS role, answering SCCRQs on a listening socket,
-// and LAC tunnels, dialled to an LNS and redialled with backoff. It
+// and LAC tunnels, dialled to an LNS and redialled with backoff, their
+// configured calls placed again with backoff when they end (lacalls.go). It
 // ties the control package's state machines to the sockets and the data
 // sessions: a tunnel that comes up gets an L2TPv2 datapath tunnel, a call
 // that comes up a datapath session whose frames go to a

@@ -370,3 +370,24 @@ func setUpLo() error {
 	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
 	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
 }
+
+// FuzzParseAttrs: the route attribute parser never panics, and what it
+// returns lies inside its input.
+func FuzzParseAttrs(f *testing.F) {
+	r := rtRequest(unix.RTM_NEWROUTE, 0, route{Dst: netip.MustParsePrefix("10.0.0.0/8"),
+		Gateway: netip.MustParseAddr("10.0.0.1"), Dev: 3})
+	f.Add(r[unix.SizeofNlMsghdr+unix.SizeofRtMsg:])
+	f.Add([]byte{4, 0, 1, 0})
+	f.Add([]byte{3, 0, 1, 0, 0})
+	f.Add([]byte{255, 255, 1, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		as, err := parseAttrs(b)
+		n := 0
+		for _, a := range as {
+			n += len(a.val)
+		}
+		if err == nil && n > len(b) {
+			t.Fatalf("attributes of %d bytes from %d", n, len(b))
+		}
+	})
+}
