@@ -264,13 +264,22 @@ func TestTeardown(t *testing.T) {
 	if w := established(lac.e, 2)[0].Waiting; len(w) != 1 || w[0].Name != "a" || !w[0].Wait.RedialAt.IsZero() {
 		t.Errorf("LAC waiting calls %+v, want a, with no redial", w)
 	}
+	// Opening it by name places it at once.
+	if _, err := lac.e.OpenCall(ls.ID, "a"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a placed again", func() bool {
+		up := established(lac.e, 3)
+		return len(up) == 1 && len(up[0].Waiting) == 0
+	})
+	waitFor(t, "LNS with 3 calls", upWith(lns.e, 3))
 	// CDN from the LNS: the LAC places the call again after its backoff,
 	// and keeps why it ended.
-	if err := lns.e.CloseCall(ns.ID, established(lns.e, 2)[0].Calls[0].LocalID); err != nil {
+	if err := lns.e.CloseCall(ns.ID, established(lns.e, 3)[0].Calls[0].LocalID); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the LAC's call placed again", func() bool {
-		up := established(lac.e, 2)
+		up := established(lac.e, 3)
 		if len(up) != 1 {
 			return false
 		}
@@ -282,7 +291,7 @@ func TestTeardown(t *testing.T) {
 		return false
 	})
 	waitFor(t, "datapath sessions", func() bool {
-		return len(lac.plane.Sessions(0)) == 2 && len(lns.plane.Sessions(0)) == 2
+		return len(lac.plane.Sessions(0)) == 3 && len(lns.plane.Sessions(0)) == 3
 	})
 	if err := lac.e.CloseCall(ls.ID, 999); err == nil {
 		t.Error("CloseCall of no call succeeded")
@@ -291,7 +300,7 @@ func TestTeardown(t *testing.T) {
 	if _, err := lac.e.OpenCall(ls.ID, "d"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "LNS with 3 calls", upWith(lns.e, 3))
+	waitFor(t, "LNS with 4 calls", upWith(lns.e, 4))
 
 	// StopCCN from the LNS: the LAC redials and gets its calls back.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

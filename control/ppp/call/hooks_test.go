@@ -74,8 +74,7 @@ func readFields(t *testing.T, path string, sep string) []string {
 // authenticated peer, the LAC's the DNS servers.
 func TestHooksArgsEnv(t *testing.T) {
 	dir := t.TempDir()
-	os.Setenv("UL2TP_TEST_LEAK", "1") // not passed on: pppd clears the environment
-	defer os.Unsetenv("UL2TP_TEST_LEAK")
+	t.Setenv("UL2TP_TEST_LEAK", "1") // not passed on: pppd clears the environment
 	dump := `for a in "$@"; do printf '%s\n' "$a"; done > "$0.args"; env | sort > "$0.env"` + "\n"
 	for _, server := range []bool{true, false} {
 		up, down := script(t, dir, "ip-up", dump), script(t, dir, "ip-down", dump)
