@@ -155,12 +155,18 @@ func (r *hookRun) down(stats func() (sent, rcvd uint64), then func()) {
 		if r.resolv != nil {
 			r.restoreResolv()
 		}
-		for i := len(r.routes) - 1; i >= 0; i-- {
-			if err := routeDel(r.routes[i]); err != nil && !errors.Is(err, unix.ESRCH) {
-				r.warn("default route", err)
-			}
-		}
+		r.delRoutes()
 	}()
+}
+
+// delRoutes deletes the routes addRoutes added, last first.
+func (r *hookRun) delRoutes() {
+	for i := len(r.routes) - 1; i >= 0; i-- {
+		if err := routeDel(r.routes[i]); err != nil && !errors.Is(err, unix.ESRCH) {
+			r.warn("default route", err)
+		}
+	}
+	r.routes = nil
 }
 
 func (r *hookRun) wait() {

@@ -3,7 +3,9 @@ package call
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -16,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ul2tp/ul2tp/datapath/tap"
 	"golang.org/x/sys/unix"
 )
 
@@ -389,4 +392,87 @@ func FuzzParseAttrs(f *testing.F) {
 			t.Fatalf("attributes of %d bytes from %d", n, len(b))
 		}
 	})
+}
+
+// TestDefaultRoute: with a default route in place, DefaultRoute routes
+// the two halves of IPv4 through the TUN and the LNS through its old
+// path, and takes both away again; without one, 0.0.0.0/0 (root only:
+// a network namespace and a TUN of its own).
+func TestDefaultRoute(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for a network namespace and a TUN")
+	}
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the namespace goes with the thread
+		errc <- defaultRouteInNetns()
+	}()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func defaultRouteInNetns() error {
+	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+		return err
+	}
+	if err := setUpLo(); err != nil {
+		return err
+	}
+	d, err := tap.Create(tap.Config{Name: "uht%d", TUN: true})
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	local, peer := netip.MustParseAddr("10.99.0.10"), netip.MustParseAddr("10.99.0.1")
+	if err := tap.SetPointToPoint4(d.Name(), local, peer); err != nil {
+		return err
+	}
+	if err := tap.SetUp(d.Name()); err != nil {
+		return err
+	}
+	tun, err := net.InterfaceByName(d.Name())
+	if err != nil {
+		return err
+	}
+	lns, far := netip.MustParseAddr("10.1.2.3"), netip.MustParseAddr("192.0.2.9")
+	dev := func(a netip.Addr) int {
+		r, err := routeGet(a)
+		if err != nil {
+			return -1
+		}
+		return r.Dev
+	}
+	for _, existing := range []bool{true, false} {
+		oldDef := route{Dst: netip.MustParsePrefix("0.0.0.0/0"), Dev: 1} // via lo
+		if existing {
+			if err := routeAdd(oldDef); err != nil {
+				return err
+			}
+		} else if err := routeAdd(route{Dst: netip.MustParsePrefix("10.1.0.0/16"), Dev: 1}); err != nil {
+			return err
+		}
+		var lb logBuffer
+		r := &hookRun{h: Hooks{DefaultRoute: true}, log: slog.New(slog.NewTextHandler(&lb, nil)), lns: lns,
+			info: upInfo{iface: d.Name(), local: local, peer: peer}}
+		r.addRoutes()
+		want := 2 // the LNS's host route, 0.0.0.0/0
+		if existing {
+			want = 3 // and the halves
+		}
+		if len(r.routes) != want || dev(far) != tun.Index || dev(lns) != 1 {
+			return fmt.Errorf("existing default %v: routes %v, %s via #%d, the LNS via #%d; want %d routes, %s via the TUN #%d, the LNS via lo\n%s",
+				existing, r.routes, far, dev(far), dev(lns), want, far, tun.Index, lb.String())
+		}
+		r.delRoutes()
+		if existing && dev(far) != 1 || !existing && dev(far) != -1 {
+			return fmt.Errorf("existing default %v: after the call %s goes via #%d", existing, far, dev(far))
+		}
+		if existing {
+			if err := routeDel(oldDef); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
