@@ -90,8 +90,6 @@ type Engine struct {
 	once  sync.Once
 	fwd   sync.WaitGroup
 	stats counters
-	// pppEnding counts the PPP calls stopped and not yet done.
-	pppEnding sync.WaitGroup
 
 	// Owned by the run goroutine.
 	listeners map[netip.AddrPort]*listener
@@ -106,6 +104,10 @@ type Engine struct {
 	events    []tunEvent
 	timers    timers   // tunnel Deadlines and LAC redials
 	dueBuf    []*timed // tick's scratch
+
+	// pppEnding counts the PPP calls stopped and not yet done: shutdown
+	// waits for their ip-down and their TUN's removal.
+	pppEnding sync.WaitGroup
 }
 
 type inPacket struct {

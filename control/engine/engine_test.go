@@ -588,3 +588,20 @@ func TestLACCallRedial(t *testing.T) {
 		t.Errorf("LNS stats %+v: its call or tunnel went down", st)
 	}
 }
+
+// TestLACCallNoRedial: with NoRedial a refused call is not placed again:
+// it waits with its failure and no redial due.
+func TestLACCallNoRedial(t *testing.T) {
+	p := fast
+	p.MaxCalls = 1
+	lns, addr := startLNS(t, LNSConfig{Params: p})
+	lac := startLAC(t, addr, LACConfig{Params: fast, Calls: []string{"a", "b"}, NoRedial: true})
+	waitFor(t, "LNS up with 1 call", upWith(lns.e, 1))
+	waitFor(t, "the refused call waiting", func() bool {
+		st := lac.e.Status()
+		return len(st) == 1 && len(st[0].Waiting) == 1 && st[0].Waiting[0].History.Failures == 1
+	})
+	if w := lac.e.Status()[0].Waiting[0]; !w.Wait.RedialAt.IsZero() || !strings.Contains(w.History.LastFailure, "call limit") {
+		t.Errorf("waiting call %+v %+v: want its failure and no redial", w, w.Wait)
+	}
+}

@@ -19,7 +19,7 @@ import (
 // each wait jittered by ±25% so that many LACs refused together do not
 // come back together; a placement that stayed up for MaxBackoff resets
 // it. A call the administrator ends (CloseCall) is not placed again
-// until the tunnel is dialled again.
+// until the tunnel is dialled again; with NoRedial none is.
 type lacCall struct {
 	name     string
 	l        *lac
@@ -116,7 +116,7 @@ func (e *Engine) lacCallDown(tn *tun, ev control.Event, c *call, now time.Time) 
 		lc.backoff, lc.failures = tn.lac.cfg.MinBackoff, 0
 	}
 	lc.failures++
-	if st := tn.t.State(); st != control.StateEstablished || lc.held || tn.lac.stopped {
+	if st := tn.t.State(); st != control.StateEstablished || lc.held || tn.lac.stopped || tn.lac.cfg.NoRedial {
 		return
 	}
 	e.replaceLater(lc, now)
