@@ -110,14 +110,14 @@ func printSession(w io.Writer, s api.SessionInfo) {
 		if c.PPPInterface != "" {
 			fmt.Fprintf(w, "  ppp interface %s user %q local %s peer %s\n", c.PPPInterface, c.PPPUser, orDash(c.PPPLocal), orDash(c.PPPPeer))
 		}
-		if c.PPPFailure != "" {
-			fmt.Fprintf(w, "  ppp failure: %s\n", c.PPPFailure)
-		}
 		if c.LastFailure != "" {
 			fmt.Fprintf(w, "  last failure (%d since up): %s\n", c.Failures, c.LastFailure)
 		}
 		if c.RedialIn > 0 {
 			fmt.Fprintf(w, "  redial in %v\n", time.Duration(c.RedialIn)*time.Millisecond)
+		}
+		if c.PPPFailure != "" {
+			fmt.Fprintf(w, "  ppp failure: %s\n", c.PPPFailure)
 		}
 	}
 }
