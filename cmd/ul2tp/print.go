@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/ul2tp/ul2tp/cmd/internal/api"
 )
@@ -114,6 +115,12 @@ func printSession(w io.Writer, s api.SessionInfo) {
 		}
 		if c.PPPEchoMissed != 0 {
 			fmt.Fprintf(w, "  ppp lcp echo missed %d\n", c.PPPEchoMissed)
+		}
+		if c.LastFailure != "" {
+			fmt.Fprintf(w, "  last failure (%d since up): %s\n", c.Failures, c.LastFailure)
+		}
+		if c.RedialIn > 0 {
+			fmt.Fprintf(w, "  redial in %v\n", time.Duration(c.RedialIn)*time.Millisecond)
 		}
 		if c.PPPFailure != "" {
 			fmt.Fprintf(w, "  ppp failure: %s\n", c.PPPFailure)

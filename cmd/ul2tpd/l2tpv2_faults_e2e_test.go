@@ -82,8 +82,9 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 // 10% and swapping every fifth with the next: the tunnel and its five
 // calls come up, retransmitting; a StopCCN from the LNS ("del tunnel"
 // there) takes the tunnel down on the LAC, which redials and brings the
-// calls back; a CDN from the LNS ends one call on both sides; and "del
-// tunnel" on the LAC ends the tunnel on both sides for good.
+// calls back; a CDN from the LNS ends one call on both sides, which the
+// LAC places again; and "del tunnel" on the LAC ends the tunnel on both
+// sides for good.
 func TestE2EL2TPv2Relay(t *testing.T) {
 	re := newRelayNet(t, 50*time.Millisecond)
 	e := re.env
@@ -148,14 +149,25 @@ func TestE2EL2TPv2Relay(t *testing.T) {
 		t.Errorf("LNS tunnels after the redial: %+v", ts)
 	}
 
-	// del session on the LNS: a CDN from the LNS ends the call on both sides.
+	// del session on the LNS: a CDN from the LNS ends the call on both
+	// sides, and the LAC places its configured call again.
 	var sid uint32
 	for _, c := range lns.v2Calls() {
 		sid = c.SessionID
 	}
 	lns.mustCLI("del", "session", "tunnel_id", fmt.Sprint(nt2.TunnelID), "session_id", fmt.Sprint(sid))
-	until(t, "4 calls left on the LAC", func() bool { _, ok := upTunnel(lac, "lac1", 4); return ok })
-	until(t, "4 calls left on the LNS", func() bool { _, ok := upTunnel(lns, "", 4); return ok })
+	until(t, "the LAC's call placed again", func() bool {
+		if _, ok := upTunnel(lac, "lac1", 5); !ok {
+			return false
+		}
+		for _, c := range lac.v2Calls() {
+			if c.Call.Failures == 1 && strings.Contains(c.Call.LastFailure, "CDN by peer") {
+				return true
+			}
+		}
+		return false
+	})
+	until(t, "5 calls on the LNS again", func() bool { _, ok := upTunnel(lns, "", 5); return ok })
 
 	// del tunnel on the LAC: gone on both sides, not redialled.
 	lac.mustCLI("del", "tunnel", "tunnel_id", fmt.Sprint(lt2.TunnelID))

@@ -97,7 +97,8 @@ password = "wrong"
 		var ok1, ok2 bool
 		alice, ok1 = pppCall(lac, named("alice"))
 		bob, ok2 = pppCall(lac, named("bob"))
-		return ok1 && ok2 && alice.Call.PPP == "open" && bob.Call.PPP == "open"
+		return ok1 && ok2 && alice.Call.PPP == "open" && bob.Call.PPP == "open" &&
+			alice.Call.PPPLocal != "" && bob.Call.PPPLocal != ""
 	})
 	if a, err := netip.ParseAddr(alice.Call.PPPLocal); err != nil || a.Less(netip.MustParseAddr("10.99.0.10")) ||
 		netip.MustParseAddr("10.99.0.250").Less(a) || alice.Call.PPPPeer != "10.99.0.1" || alice.Call.PPPUser != "alice" ||
@@ -166,10 +167,11 @@ password = "wrong"
 		t.Errorf("IPv6 addresses of %s:\n%s", lacIf, out)
 	}
 
-	// The wrong password: the call ends with a CDN that says why.
-	until(t, "mallory's call gone", func() bool {
-		_, ok := pppCall(lac, named("mallory"))
-		return !ok
+	// The wrong password: the call ends with a CDN that says why, and
+	// waits to be placed again, its last failure shown.
+	until(t, "mallory's call waiting to redial", func() bool {
+		s, ok := pppCall(lac, named("mallory"))
+		return ok && s.Call.State == "waiting" && strings.Contains(s.Call.LastFailure, "authentication failed")
 	})
 	until(t, "the LAC logs the failure", func() bool {
 		return strings.Contains(lac.log(), "authentication failed")

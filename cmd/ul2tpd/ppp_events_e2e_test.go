@@ -69,6 +69,7 @@ tun_name = "uelns%%d"
 version = "l2tpv2"
 peer = "%s:1701"
 tun_name = "uelac%%d"
+redial = false # mallory's call once: the counts below are of one refusal
 %s
 [tunnel.lac1.session.alice]
 pseudowire = "ppp"

@@ -96,6 +96,7 @@ func (e *Engine) tunnelDown(tn *tun, ev control.Event, now time.Time) {
 		l.last, l.lastBy = ev.Result, ev.By
 		if l.cur == tn {
 			l.cur = nil
+			e.lacTunnelDown(l)
 		}
 		e.redial(l, now)
 	}
@@ -112,6 +113,7 @@ func (e *Engine) callUp(tn *tun, ev control.Event) {
 		c.up = true
 		e.stats.calls.Add(1)
 	}
+	e.lacCallUp(tn, ev.Call.LocalID, e.now())
 	var payload datapath.Payload
 	if c.ppp = e.newPPP(tn, c, ev.Call.LocalID); c.ppp != nil {
 		payload = c.ppp
@@ -143,12 +145,20 @@ func (e *Engine) callUp(tn *tun, ev control.Event) {
 func (e *Engine) callDown(tn *tun, ev control.Event) {
 	e.stats.callsDown.Add(1)
 	c := tn.calls[ev.Call.LocalID]
+	e.lacCallDown(tn, ev, c, e.now())
 	delete(tn.calls, ev.Call.LocalID)
 	if c != nil && c.up {
 		e.stats.calls.Add(-1)
 	}
 	if c != nil && c.ppp != nil {
-		c.ppp.Stop()
+		p := c.ppp
+		p.Stop()
+		// Shutdown waits for its ip-down and the TUN's removal.
+		e.pppEnding.Add(1)
+		go func() {
+			defer e.pppEnding.Done()
+			p.Wait()
+		}()
 	}
 	// A call ended with its tunnel leaves with the datapath tunnel (one
 	// table rebuild in tunnelDown, not one per call: 10,000 calls took
@@ -181,6 +191,7 @@ func (e *Engine) openCall(tn *tun, name string, now time.Time) (uint32, error) {
 	id, out, err := tn.t.OpenCall(control.CallParams{Kind: kind}, now)
 	if err == nil {
 		tn.calls[id] = &call{name: name}
+		e.placed(tn, name, id)
 	}
 	e.apply(tn, out)
 	if err != nil {
@@ -216,6 +227,7 @@ func (e *Engine) CloseTunnel(ctx context.Context, id uint32) error {
 				l.stopped, found = true, true
 				delete(e.lacs, name)
 				e.timers.set(&l.timer, time.Time{}, false)
+				e.lacTunnelDown(l)
 			}
 		}
 		if tn == nil {
@@ -241,13 +253,15 @@ func (e *Engine) CloseTunnel(ctx context.Context, id uint32) error {
 	}
 }
 
-// CloseCall ends a call with a CDN.
+// CloseCall ends a call with a CDN. A LAC's configured call so ended
+// is not placed again until its tunnel is dialled again.
 func (e *Engine) CloseCall(tunnelID, sessionID uint32) error {
-	return e.closeCall(tunnelID, sessionID, control.Result{})
+	return e.closeCall(tunnelID, sessionID, control.Result{}, true)
 }
 
-// closeCall ends a call with a CDN carrying r.
-func (e *Engine) closeCall(tunnelID, sessionID uint32, r control.Result) error {
+// closeCall ends a call with a CDN carrying r; hold: by the
+// administrator.
+func (e *Engine) closeCall(tunnelID, sessionID uint32, r control.Result, hold bool) error {
 	var err error
 	if derr := e.do(func() {
 		now := e.now()
@@ -255,6 +269,9 @@ func (e *Engine) closeCall(tunnelID, sessionID uint32, r control.Result) error {
 		if tn == nil {
 			err = fmt.Errorf("tunnel %d: %w", tunnelID, ErrNotFound)
 			return
+		}
+		if hold {
+			e.hold(tn, sessionID)
 		}
 		var out control.TunnelOutput
 		out, err = tn.t.CloseCall(sessionID, r, now)
@@ -298,6 +315,9 @@ type TunnelStatus struct {
 	Local, Peer netip.AddrPort
 	Control     control.TunnelStatus
 	Calls       []CallStatus
+	// Waiting are a LAC's configured calls with no placement now (their
+	// Wait set): redialling after a failure, or waiting for the tunnel.
+	Waiting []CallStatus
 }
 
 // CallStatus describes one call.
@@ -307,6 +327,11 @@ type CallStatus struct {
 	Frames uint64 // received PPP frames (recorded: no PPP on the call)
 	// PPP is the call's PPP state when PPP runs on it; nil: "ppp none".
 	PPP *pppcall.Status
+	// History is a LAC's configured call's past placements.
+	History CallHistory
+	// Wait is set for a configured LAC call not placed now (in
+	// TunnelStatus.Waiting).
+	Wait *CallWait
 }
 
 // Status returns every tunnel, by id.
@@ -331,6 +356,9 @@ func (e *Engine) Status() []TunnelStatus {
 				s.Calls = append(s.Calls, cs)
 			}
 			slices.SortFunc(s.Calls, func(a, b CallStatus) int { return int(a.LocalID) - int(b.LocalID) })
+			if l := tn.lac; l != nil && l.cur == tn && tn.up {
+				l.callStatus(&s)
+			}
 			st = append(st, s)
 		}
 		for _, l := range e.lacs {
@@ -372,7 +400,7 @@ func (e *Engine) Owns(id uint32) bool {
 // runs PPP (nil otherwise, or when the TUN cannot be made: the call then
 // records its frames, and the failure is logged).
 func (e *Engine) newPPP(tn *tun, c *call, sid uint32) *pppcall.Call {
-	cfg := pppcall.Config{TunnelID: tn.id, SessionID: sid, Log: e.log}
+	cfg := pppcall.Config{TunnelID: tn.id, SessionID: sid, Log: e.log, Peer: tn.peer.Addr().Unmap()}
 	if l := tn.lac; l != nil {
 		cfg.Client, cfg.Name = l.cfg.PPP[c.name], l.cfg.TUNName
 	} else if e.lns != nil {
@@ -387,7 +415,7 @@ func (e *Engine) newPPP(tn *tun, c *call, sid uint32) *pppcall.Call {
 	cfg.OnEnd = func(err error) {
 		// On the call's goroutine: the engine's goroutine may be busy.
 		r := control.Result{Code: control.CDNResultGeneralError, HasError: true, Message: "ppp: " + err.Error()}
-		if err := e.closeCall(tid, sid, r); err != nil {
+		if err := e.closeCall(tid, sid, r, false); err != nil {
 			e.log.Debug("l2tpv2 ppp close call", "tunnel_id", tid, "session_id", sid, "err", err)
 		}
 	}

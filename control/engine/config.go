@@ -145,7 +145,8 @@ type LACConfig struct {
 	PPP map[string]*pppcall.Client
 	// TUNName is the calls' TUN name pattern; "": pppcall.DefaultName.
 	TUNName string
-	// NoRedial leaves the tunnel down when it drops.
+	// NoRedial leaves the tunnel down when it drops, and a call that
+	// ends not placed again.
 	NoRedial bool
 	// MinBackoff and MaxBackoff bound the redial delay, doubling from
 	// the first to the second; 0: DefaultMinBackoff, DefaultMaxBackoff.

@@ -1,6 +1,7 @@
 // Package engine runs L2TPv2 control connections (RFC 2661) on a
 // datapath.Plane: the LNS role, answering SCCRQs on a listening socket,
-// and LAC tunnels, dialled to an LNS and redialled with backoff. It
+// and LAC tunnels, dialled to an LNS and redialled with backoff, their
+// configured calls placed again with backoff when they end (lacalls.go). It
 // ties the control package's state machines to the sockets and the data
 // sessions: a tunnel that comes up gets an L2TPv2 datapath tunnel, a call
 // that comes up a datapath session whose frames go to a
@@ -105,6 +106,10 @@ type Engine struct {
 	events    []tunEvent
 	timers    timers   // tunnel Deadlines and LAC redials
 	dueBuf    []*timed // tick's scratch
+
+	// pppEnding counts the PPP calls stopped and not yet done: shutdown
+	// waits for their ip-down and their TUN's removal.
+	pppEnding sync.WaitGroup
 }
 
 type inPacket struct {
@@ -161,6 +166,7 @@ type lac struct {
 	lastBy   control.Origin
 	dialled  bool
 	timer    timed
+	calls    map[string]*lacCall // by name: cfg.Calls
 }
 
 type tunEvent struct {
@@ -316,6 +322,7 @@ func (e *Engine) AddLAC(c LACConfig) error {
 		now := e.now()
 		nl := &lac{cfg: c, l: l, redialAt: now, backoff: c.MinBackoff}
 		nl.timer = timed{index: -1, l: nl}
+		newLACCalls(nl)
 		e.lacs[c.Name] = nl
 		e.scheduleRedial(nl)
 	}); derr != nil {
@@ -414,6 +421,7 @@ func (e *Engine) shutdown() {
 	for _, p := range ppps {
 		p.Wait() // their TUNs are gone
 	}
+	e.pppEnding.Wait()
 	e.stats.tunnels.Store(0)
 	e.stats.calls.Store(0)
 	seen := make(map[*listener]bool)
@@ -443,6 +451,10 @@ func (e *Engine) tick(now time.Time) {
 				e.apply(tn, tn.t.Tick(now))
 				e.retransmitted(tn, now)
 			}
+			continue
+		}
+		if t.lc != nil {
+			e.replace(t.lc, now)
 			continue
 		}
 		t.l.redialAt = time.Time{}

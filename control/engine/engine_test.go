@@ -260,13 +260,38 @@ func TestTeardown(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "LNS down to 2 calls", upWith(lns.e, 2))
-	// CDN from the LNS.
-	if err := lns.e.CloseCall(ns.ID, established(lns.e, 2)[0].Calls[0].LocalID); err != nil {
+	// The call the administrator ended waits, not to be placed again.
+	if w := established(lac.e, 2)[0].Waiting; len(w) != 1 || w[0].Name != "a" || !w[0].Wait.RedialAt.IsZero() {
+		t.Errorf("LAC waiting calls %+v, want a, with no redial", w)
+	}
+	// Opening it by name places it at once.
+	if _, err := lac.e.OpenCall(ls.ID, "a"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "LAC down to 1 call", upWith(lac.e, 1))
+	waitFor(t, "a placed again", func() bool {
+		up := established(lac.e, 3)
+		return len(up) == 1 && len(up[0].Waiting) == 0
+	})
+	waitFor(t, "LNS with 3 calls", upWith(lns.e, 3))
+	// CDN from the LNS: the LAC places the call again after its backoff,
+	// and keeps why it ended.
+	if err := lns.e.CloseCall(ns.ID, established(lns.e, 3)[0].Calls[0].LocalID); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the LAC's call placed again", func() bool {
+		up := established(lac.e, 3)
+		if len(up) != 1 {
+			return false
+		}
+		for _, c := range up[0].Calls {
+			if c.History.Failures == 1 && strings.Contains(c.History.LastFailure, "CDN by peer") {
+				return true
+			}
+		}
+		return false
+	})
 	waitFor(t, "datapath sessions", func() bool {
-		return len(lac.plane.Sessions(0)) == 1 && len(lns.plane.Sessions(0)) == 1
+		return len(lac.plane.Sessions(0)) == 3 && len(lns.plane.Sessions(0)) == 3
 	})
 	if err := lac.e.CloseCall(ls.ID, 999); err == nil {
 		t.Error("CloseCall of no call succeeded")
@@ -275,7 +300,7 @@ func TestTeardown(t *testing.T) {
 	if _, err := lac.e.OpenCall(ls.ID, "d"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "LNS with 2 calls", upWith(lns.e, 2))
+	waitFor(t, "LNS with 4 calls", upWith(lns.e, 4))
 
 	// StopCCN from the LNS: the LAC redials and gets its calls back.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -504,5 +529,79 @@ func TestLACRestartSamePort(t *testing.T) {
 			t.Fatalf("the restarted LAC is not up after 2 s; LNS: %+v", lns.e.Status())
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestLACCallRedial: a configured call the LNS refuses (its call limit)
+// is placed again and again, each wait longer than the one before up to
+// MaxBackoff; the last failure stays visible between placements; the
+// LAC's other call and the LNS's tunnel are not disturbed.
+func TestLACCallRedial(t *testing.T) {
+	p := fast
+	p.MaxCalls = 1
+	lns, addr := startLNS(t, LNSConfig{Params: p})
+	lac := startLAC(t, addr, LACConfig{Params: fast, Calls: []string{"a", "b"},
+		MinBackoff: 40 * time.Millisecond, MaxBackoff: 1280 * time.Millisecond})
+	waitFor(t, "LNS up with 1 call", upWith(lns.e, 1))
+	first := established(lns.e, 1)[0]
+	delays := map[int]time.Duration{} // by failure count
+	var last string
+	waitFor(t, "5 refusals of the second call", func() bool {
+		st := lac.e.Status()
+		if len(st) != 1 || len(st[0].Waiting) != 1 {
+			return false
+		}
+		w := st[0].Waiting[0]
+		if !w.Wait.RedialAt.IsZero() && w.History.Failures > 0 {
+			delays[w.History.Failures] = w.Wait.RedialAt.Sub(w.History.LastFailureAt)
+			last = w.History.LastFailure
+		}
+		return w.History.Failures >= 5
+	})
+	if !strings.Contains(last, "CDN by peer result 4") || !strings.Contains(last, "call limit 1") {
+		t.Errorf("last failure %q, want the LNS's CDN (result 4, call limit)", last)
+	}
+	// Waits grow: with ±25% jitter a doubled wait is still longer.
+	prev, prevN := time.Duration(0), 0
+	for n := 1; n < 5; n++ {
+		d, ok := delays[n]
+		if !ok {
+			continue
+		}
+		if d <= prev {
+			t.Errorf("wait after failure %d: %v, not longer than %v after failure %d", n, d, prev, prevN)
+		}
+		prev, prevN = d, n
+	}
+	if len(delays) < 2 {
+		t.Errorf("saw the waits after %d failures only: %v", len(delays), delays)
+	}
+	if st := lac.e.Stats(); st.CallsDown < 5 {
+		t.Errorf("LAC calls down %d, want the refused call ended 5 times", st.CallsDown)
+	}
+	// The LNS keeps its tunnel and its one call throughout.
+	now := established(lns.e, 1)
+	if len(now) != 1 || now[0].ID != first.ID || now[0].Calls[0].LocalID != first.Calls[0].LocalID {
+		t.Errorf("LNS now %+v, was %+v", now, first)
+	}
+	if st := lns.e.Stats(); st.CallsDown != 0 || st.TunnelsDown != 0 {
+		t.Errorf("LNS stats %+v: its call or tunnel went down", st)
+	}
+}
+
+// TestLACCallNoRedial: with NoRedial a refused call is not placed again:
+// it waits with its failure and no redial due.
+func TestLACCallNoRedial(t *testing.T) {
+	p := fast
+	p.MaxCalls = 1
+	lns, addr := startLNS(t, LNSConfig{Params: p})
+	lac := startLAC(t, addr, LACConfig{Params: fast, Calls: []string{"a", "b"}, NoRedial: true})
+	waitFor(t, "LNS up with 1 call", upWith(lns.e, 1))
+	waitFor(t, "the refused call waiting", func() bool {
+		st := lac.e.Status()
+		return len(st) == 1 && len(st[0].Waiting) == 1 && st[0].Waiting[0].History.Failures == 1
+	})
+	if w := lac.e.Status()[0].Waiting[0]; !w.Wait.RedialAt.IsZero() || !strings.Contains(w.History.LastFailure, "call limit") {
+		t.Errorf("waiting call %+v %+v: want its failure and no redial", w, w.Wait)
 	}
 }

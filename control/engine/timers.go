@@ -5,14 +5,15 @@ import (
 	"time"
 )
 
-// timed is an entry of the engine's timer heap: a tunnel's Deadline or
-// a LAC's redial. Each tunnel and LAC embeds one; index is its place in
-// the heap, -1 when it is not in it.
+// timed is an entry of the engine's timer heap: a tunnel's Deadline, a
+// LAC's redial or a LAC call's. Each tunnel, LAC and LAC call embeds one;
+// index is its place in the heap, -1 when it is not in it.
 type timed struct {
 	at    time.Time
 	index int
-	tn    *tun // one of tn and l is set
+	tn    *tun // one of tn, l and lc is set
 	l     *lac
+	lc    *lacCall
 }
 
 // timers is a min-heap of deadlines (container/heap), so that running

@@ -268,6 +268,15 @@ type CallInfo struct {
 	PPPLocal6     string `json:"ppp_local6,omitempty"`
 	PPPPeer6      string `json:"ppp_peer6,omitempty"`
 	PPPEchoMissed uint64 `json:"ppp_echo_missed,omitempty"`
+	// A LAC's configured call, across its placements: why the last one
+	// ended (kept after the call is gone) and how many have ended since
+	// one stayed up. A call with no placement now is listed with session
+	// id 0 and State "waiting"; RedialIn is the milliseconds until it is
+	// placed again (absent: when its tunnel is up again, or never after
+	// "del session").
+	LastFailure string `json:"last_failure,omitempty"`
+	Failures    int    `json:"failures,omitempty"`
+	RedialIn    int64  `json:"redial_in,omitempty"`
 }
 
 // SessionDetails is what the kernel's /sys/kernel/debug/l2tp/tunnels

@@ -132,10 +132,31 @@ func (h *Handler) sessionsV2(tid, sid uint32, stats bool) []api.SessionInfo {
 				ci.PPPEchoMissed = p.EchoMissed
 				si.Interface = p.Interface
 			}
+			history(si.Call, c)
+			out = append(out, si)
+		}
+		if sid != 0 {
+			continue
+		}
+		for _, c := range t.Waiting {
+			si := api.SessionInfo{TunnelID: t.ID, PeerTunnelID: t.PeerID, L2SpecType: "none", State: "down", Version: 2,
+				Call: &api.CallInfo{State: "waiting", Kind: "incoming", PPP: "none", Name: c.Name}}
+			if c.PPP != nil {
+				si.Call.PPP = c.PPP.Phase
+			}
+			history(si.Call, c)
+			if w := c.Wait; w != nil && !w.RedialAt.IsZero() {
+				si.Call.RedialIn = max(time.Until(w.RedialAt).Milliseconds(), 1)
+			}
 			out = append(out, si)
 		}
 	}
 	return out
+}
+
+// history adds what the engine keeps of a LAC call's past placements.
+func history(ci *api.CallInfo, c engine.CallStatus) {
+	ci.LastFailure, ci.Failures = c.History.LastFailure, c.History.Failures
 }
 
 // session finds a datapath session.

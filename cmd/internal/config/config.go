@@ -197,6 +197,10 @@ type rawSession struct {
 	User     string `toml:"user"`
 	Password string `toml:"password"`
 	rawPPPOptions
+	// and their hooks (l2tpv2.go: hooks).
+	rawHooks
+	DefaultRoute bool   `toml:"default_route"`
+	ResolvConf   string `toml:"resolv_conf"`
 }
 
 // Load reads and checks the file at path. A mistake in it is an *Error

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -363,6 +365,81 @@ func TestParsePPPOptions(t *testing.T) {
 	} {
 		if _, err := Parse(tc.text); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: error %v, want %q", tc.text, err, tc.want)
+		}
+	}
+}
+
+// TestParsePPPHooks reads ip_up, ip_down, ipparam and hook_timeout in
+// [lns] and a LAC call, with the call's default_route and resolv_conf,
+// and refuses them where they cannot work.
+func TestParsePPPHooks(t *testing.T) {
+	dir := t.TempDir()
+	up, down, plain := filepath.Join(dir, "ip-up"), filepath.Join(dir, "ip-down"), filepath.Join(dir, "plain")
+	for p, mode := range map[string]os.FileMode{up: 0o755, down: 0o700, plain: 0o644} {
+		if err := os.WriteFile(p, []byte("#!/bin/sh\n"), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resolv := filepath.Join(dir, "resolv.conf")
+	text := fmt.Sprintf(`[lns]
+listen = "10.203.0.2:1701"
+local_ip = "10.99.0.1"
+pool = "10.99.0.10-10.99.0.20"
+ip_up = %q
+ip_down = %q
+ipparam = "lns"
+
+[tunnel.lac1]
+version = "l2tpv2"
+peer = "10.203.0.2"
+
+[tunnel.lac1.session.home]
+user = "alice"
+password = "pw"
+ip_up = %q
+hook_timeout = 5000
+default_route = true
+resolv_conf = %q
+
+[tunnel.lac1.session.bare]
+user = "bob"
+password = "pw"
+`, up, down, up, resolv)
+	f, err := Parse(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := f.LNS.Config.PPP.Hooks; h == nil || h.IPUp != up || h.IPDown != down || h.IPParam != "lns" || h.DefaultRoute {
+		t.Errorf("lns hooks %+v", h)
+	}
+	ppp := f.LACs[0].Config.PPP
+	if h := ppp["home"].Hooks; h == nil || h.IPUp != up || h.IPDown != "" || h.Timeout != 5*time.Second ||
+		!h.DefaultRoute || h.ResolvConf != resolv {
+		t.Errorf("lac call hooks %+v", h)
+	}
+	if ppp["bare"].Hooks != nil {
+		t.Errorf("a call without hook keys has hooks %+v", ppp["bare"].Hooks)
+	}
+	g, err := Parse(strings.Replace(text, `ipparam = "lns"`, `ipparam = "x"`, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := SameL2TPv2(f, g); err == nil {
+		t.Error("a changed ipparam is not a change of the L2TPv2 settings")
+	}
+	for _, bad := range []struct{ from, to, key string }{
+		{"ip_up = \"" + up + "\"\nip_down", "ip_up = \"ip-up\"\nip_down", "ip_up"},
+		{"ip_down = \"" + down, "ip_down = \"" + plain, "ip_down"},
+		{"ip_down = \"" + down, "ip_down = \"" + dir + "/none", "ip_down"},
+		{"hook_timeout = 5000", "hook_timeout = -1", "hook_timeout"},
+		{"resolv_conf = \"" + resolv, "resolv_conf = \"" + dir + "/no/resolv.conf", "resolv_conf"},
+		{"user = \"bob\"\npassword = \"pw\"", "default_route = true", "default_route"},
+		{"local_ip = \"10.99.0.1\"\npool = \"10.99.0.10-10.99.0.20\"\n", "", "ip_up"},
+	} {
+		_, err := Parse(strings.Replace(text, bad.from, bad.to, 1))
+		var ce *Error
+		if !errors.As(err, &ce) || !strings.Contains(err.Error(), bad.key) {
+			t.Errorf("%q -> %q: %v, want an error naming %s", bad.from, bad.to, err, bad.key)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"sort"
 	"time"
 
@@ -52,6 +53,7 @@ type rawLNS struct {
 	Pool        string   `toml:"pool"`
 	DNS         []string `toml:"dns"`
 	TUNName     string   `toml:"tun_name"`
+	rawHooks
 	rawPPPOptions
 }
 
@@ -131,6 +133,14 @@ func convertOptions(r rawPPPOptions) (pppcall.Options, error) {
 	}
 	o.EchoInterval, o.EchoFailures = time.Duration(iv)*time.Second, int(fl)
 	return o, nil
+}
+
+// rawHooks are the ip-up and ip-down keys of [lns] and of a LAC's call.
+type rawHooks struct {
+	IPUp        string `toml:"ip_up"`
+	IPDown      string `toml:"ip_down"`
+	IPParam     string `toml:"ipparam"`
+	HookTimeout int64  `toml:"hook_timeout"`
 }
 
 // params reads the control connection keys LNS and LAC share.
@@ -218,8 +228,15 @@ func convertLNS(r rawLNS) (*LNS, error) {
 	if c.PPP, err = convertPPP(r); err != nil {
 		return nil, err
 	}
+	h, err := hooks(r.rawHooks, false, "", c.PPP != nil)
+	if err != nil {
+		return nil, err
+	}
+	if c.PPP != nil {
+		c.PPP.Hooks = h
+	}
 	c.TUNName = r.TUNName
-	return &LNS{Config: c, ppp: fmt.Sprintf("%q %q %q %q %q %q %q %v", r.PPPAuth, r.PPPName, r.ChapSecrets, r.LocalIP, r.Pool, r.DNS, r.TUNName, r.rawPPPOptions)}, nil
+	return &LNS{Config: c, ppp: fmt.Sprintf("%q %q %q %q %q %q %q %v %+v", r.PPPAuth, r.PPPName, r.ChapSecrets, r.LocalIP, r.Pool, r.DNS, r.TUNName, r.rawPPPOptions, r.rawHooks)}, nil
 }
 
 // convertPPP reads the [lns] keys of PPP: nil when neither local_ip nor
@@ -290,6 +307,56 @@ func convertPPP(r rawLNS) (*pppcall.Server, error) {
 	return s, nil
 }
 
+// hooks reads the ip-up/ip-down keys, and a LAC call's default_route
+// and resolv_conf: nil when none is set. They need PPP on the calls.
+func hooks(r rawHooks, defRoute bool, resolv string, isPPP bool) (*pppcall.Hooks, error) {
+	h := &pppcall.Hooks{IPUp: r.IPUp, IPDown: r.IPDown, IPParam: r.IPParam, DefaultRoute: defRoute, ResolvConf: resolv}
+	set := ""
+	for _, k := range []struct {
+		key string
+		on  bool
+	}{{"ip_up", r.IPUp != ""}, {"ip_down", r.IPDown != ""}, {"ipparam", r.IPParam != ""},
+		{"hook_timeout", r.HookTimeout != 0}, {"default_route", defRoute}, {"resolv_conf", resolv != ""}} {
+		if k.on && set == "" {
+			set = k.key
+		}
+	}
+	if set == "" {
+		return nil, nil
+	}
+	if !isPPP {
+		return nil, keyErrorf(set, "%s: needs PPP on the call (user and password; for [lns], local_ip and pool)", set)
+	}
+	for _, k := range []struct{ key, path string }{{"ip_up", r.IPUp}, {"ip_down", r.IPDown}} {
+		if k.path == "" {
+			continue
+		}
+		if !filepath.IsAbs(k.path) {
+			return nil, keyErrorf(k.key, "%s %q: want an absolute path", k.key, k.path)
+		}
+		fi, err := os.Stat(k.path)
+		if err != nil {
+			return nil, keyErrorf(k.key, "%s: %v", k.key, err)
+		}
+		if fi.IsDir() || fi.Mode().Perm()&0o111 == 0 {
+			return nil, keyErrorf(k.key, "%s %q: not an executable file", k.key, k.path)
+		}
+	}
+	if r.HookTimeout < 0 || r.HookTimeout > 3600_000 {
+		return nil, keyErrorf("hook_timeout", "hook_timeout %d: want 0..3600000 ms", r.HookTimeout)
+	}
+	h.Timeout = time.Duration(r.HookTimeout) * time.Millisecond
+	if resolv != "" {
+		if !filepath.IsAbs(resolv) {
+			return nil, keyErrorf("resolv_conf", "resolv_conf %q: want an absolute path", resolv)
+		}
+		if fi, err := os.Stat(filepath.Dir(resolv)); err != nil || !fi.IsDir() {
+			return nil, keyErrorf("resolv_conf", "resolv_conf %q: no directory %s", resolv, filepath.Dir(resolv))
+		}
+	}
+	return h, nil
+}
+
 func checkFraming(caps []string) error {
 	for _, f := range caps {
 		if f != "sync" && f != "async" {
@@ -342,7 +409,12 @@ func convertLAC(name string, r rawTunnel) (LAC, error) {
 			return l, &sessionError{n, err}
 		}
 		c.Calls = append(c.Calls, n)
-		if rs.User != "" || rs.Password != "" {
+		isPPP := rs.User != "" || rs.Password != ""
+		h, err := hooks(rs.rawHooks, rs.DefaultRoute, rs.ResolvConf, isPPP)
+		if err != nil {
+			return l, &sessionError{n, err}
+		}
+		if isPPP {
 			if c.PPP == nil {
 				c.PPP = make(map[string]*pppcall.Client)
 			}
@@ -350,8 +422,8 @@ func convertLAC(name string, r rawTunnel) (LAC, error) {
 			if err != nil {
 				return l, &sessionError{n, err}
 			}
-			c.PPP[n] = &pppcall.Client{User: rs.User, Password: rs.Password, Options: o}
-			l.ppp += fmt.Sprintf("%q %q %q %v;", n, rs.User, rs.Password, rs.rawPPPOptions)
+			c.PPP[n] = &pppcall.Client{User: rs.User, Password: rs.Password, Options: o, Hooks: h}
+			l.ppp += fmt.Sprintf("%q %q %q %v %+v %v %q;", n, rs.User, rs.Password, rs.rawPPPOptions, rs.rawHooks, rs.DefaultRoute, rs.ResolvConf)
 		} else if k := rs.rawPPPOptions.set(); k != "" {
 			return l, &sessionError{n, keyErrorf(k, "%s: PPP runs on a call only with user and password", k)}
 		}

@@ -60,6 +60,7 @@ type Server struct {
 	Pool    *Pool
 	DNS     [2]netip.Addr
 	Options
+	Hooks *Hooks // ip-up and ip-down; nil: none
 }
 
 // Client is the LAC side: our credentials. The address is the one IPCP
@@ -67,11 +68,15 @@ type Server struct {
 type Client struct {
 	User, Password string
 	Options
+	Hooks *Hooks // nil: none
 }
 
 // Config sets up a Call.
 type Config struct {
 	TunnelID, SessionID uint32
+	// Peer is the address of the tunnel's peer (the LNS, for a LAC's
+	// Hooks.DefaultRoute).
+	Peer netip.Addr
 	// Name is the TUN name pattern; "": DefaultName.
 	Name string
 	// Exactly one of Server and Client is set.
@@ -127,6 +132,7 @@ type Call struct {
 	done    chan struct{}
 	once    sync.Once
 	reader  sync.WaitGroup
+	hooks   *hookRun
 
 	mu     sync.Mutex // guards st, peer4, opened and open6
 	st     Status
@@ -162,6 +168,7 @@ func New(cfg Config) (*Call, error) {
 		return nil, fmt.Errorf("ppp call %d/%d: %w", cfg.TunnelID, cfg.SessionID, err)
 	}
 	c.q = c.dev.Queues()[0]
+	c.hooks = newHookRun(&cfg, c.log)
 	c.st = Status{Phase: ppp.PhaseDead.String(), Interface: c.dev.Name()}
 	go c.run()
 	return c, nil
@@ -209,6 +216,7 @@ func (c *Call) Stop() {
 // Wait waits for a stopped Call's goroutines to end.
 func (c *Call) Wait() {
 	<-c.done
+	c.hooks.wait()
 	c.reader.Wait()
 }
 
@@ -348,23 +356,27 @@ func (c *Call) openTUN(local, peer netip.Addr) {
 		return
 	}
 	c.ip4.Store(true)
+	c.hooks.up(c.hookInfo(name, local, peer))
 	c.log.Info("ppp link up", "tunnel_id", c.cfg.TunnelID, "session_id", c.cfg.SessionID, "interface", name,
 		"user", c.link.User(), "local", local.String(), "peer", peer.String(), "mtu", c.mtu())
 }
 
-// cleanup removes the TUN and gives the peer's address back.
+// cleanup runs the down hooks, then removes the TUN and gives the peer's
+// address back.
 func (c *Call) cleanup() {
 	c.ip4.Store(false)
 	c.ip6.Store(false)
-	c.dev.Close()
 	c.mu.Lock()
 	c.st.Phase = ppp.PhaseDead.String()
 	a := c.peer4
 	c.peer4 = netip.Addr{}
 	c.mu.Unlock()
-	if s := c.cfg.Server; s != nil && s.Pool != nil && a.IsValid() {
-		s.Pool.Put(a)
-	}
+	c.hooks.down(c.sessionBytes, func() {
+		c.dev.Close()
+		if s := c.cfg.Server; s != nil && s.Pool != nil && a.IsValid() {
+			s.Pool.Put(a)
+		}
+	})
 }
 
 // assign is IPCP's Assign on the LNS: the user's fixed address from the
