@@ -150,7 +150,7 @@ password = "wrong"
 	until(t, "carol's PPP link open", func() bool {
 		var ok bool
 		carol, ok = pppCall(lac, named("carol"))
-		return ok && carol.Call.PPP == "open"
+		return ok && carol.Call.PPP == "open" && carol.Call.PPPLocal != ""
 	})
 	var lnsCarol api.SessionInfo
 	until(t, "carol's call open at the LNS", func() bool {

@@ -48,6 +48,13 @@ const DefaultName = "ppp%d"
 // QueueLen bounds the control frames waiting for a Call's goroutine.
 const QueueLen = 64
 
+// LACOpenWait is how long a LAC's Call waits for the LNS's first PPP
+// frame before it opens LCP itself. An LNS sets its session up only once
+// it has processed the LAC's ICCN, so a Configure-Request sent at once
+// is often lost and costs the restart timer (3 s); an LNS that waits
+// for the LAC (pppd's "passive") still hears from it after this.
+const LACOpenWait = time.Second
+
 // Server is the LNS side of PPP: how peers are authenticated and what
 // addresses they get. One Server serves every call of an LNS.
 type Server struct {
@@ -122,17 +129,18 @@ type Call struct {
 	sess atomic.Pointer[datapath.Session]
 	link *ppp.Link
 
-	ctl     chan []byte
-	dropped atomic.Uint64
-	ip4     atomic.Bool   // IPCP open and the TUN configured
-	ip6     atomic.Bool   // IPv6CP open and the TUN configured
-	hdr     atomic.Uint32 // 1: ACFC, 2: PFC as negotiated
-	start   chan struct{}
-	quit    chan struct{}
-	done    chan struct{}
-	once    sync.Once
-	reader  sync.WaitGroup
-	hooks   *hookRun
+	ctl      chan []byte
+	openWait time.Duration // before a LAC opens LCP unprompted
+	dropped  atomic.Uint64
+	ip4      atomic.Bool   // IPCP open and the TUN configured
+	ip6      atomic.Bool   // IPv6CP open and the TUN configured
+	hdr      atomic.Uint32 // 1: ACFC, 2: PFC as negotiated
+	start    chan struct{}
+	quit     chan struct{}
+	done     chan struct{}
+	once     sync.Once
+	reader   sync.WaitGroup
+	hooks    *hookRun
 
 	mu     sync.Mutex // guards st, peer4, opened and open6
 	st     Status
@@ -154,6 +162,9 @@ func New(cfg Config) (*Call, error) {
 	}
 	c := &Call{cfg: cfg, log: cfg.Log, ctl: make(chan []byte, QueueLen),
 		start: make(chan struct{}), quit: make(chan struct{}), done: make(chan struct{})}
+	if cfg.Client != nil {
+		c.openWait = LACOpenWait
+	}
 	if c.log == nil {
 		c.log = slog.Default()
 	}
@@ -276,7 +287,22 @@ func (c *Call) run() {
 	case <-c.quit:
 		return
 	}
+	var first []byte
+	if c.openWait > 0 {
+		wait := time.NewTimer(c.openWait)
+		select {
+		case first = <-c.ctl:
+		case <-wait.C:
+		case <-c.quit:
+			wait.Stop()
+			return
+		}
+		wait.Stop()
+	}
 	c.link.Open(time.Now())
+	if first != nil {
+		c.link.Receive(time.Now(), first)
+	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {

@@ -519,3 +519,77 @@ func TestCallEchoLoss(t *testing.T) {
 		t.Errorf("ended %v, status %+v: want one end by echo timeout, 2 missed", l.ended, st)
 	}
 }
+
+// startedLAC runs a rig's Call as a LAC, its goroutine waiting up to
+// wait for the LNS's first frame before it opens LCP.
+func startedLAC(t *testing.T, wait time.Duration) *rig {
+	r := newRig(t)
+	c := r.c
+	c.cfg.Client = &Client{User: "alice", Password: "pw"}
+	c.openWait = wait
+	lc, err := c.linkConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.link, err = ppp.New(lc); err != nil {
+		t.Fatal(err)
+	}
+	c.start, c.quit, c.done = make(chan struct{}), make(chan struct{}), make(chan struct{})
+	go c.run()
+	close(c.start)
+	t.Cleanup(func() { c.Stop(); <-c.done })
+	return r
+}
+
+// readLCP reads the next LCP packet code the Call sent, or 0 when none
+// came within d.
+func readLCP(t *testing.T, sink *net.UDPConn, d time.Duration) byte {
+	t.Helper()
+	buf := make([]byte, 2048)
+	sink.SetReadDeadline(time.Now().Add(d))
+	for {
+		n, err := sink.Read(buf)
+		if err != nil {
+			return 0
+		}
+		h, err := encap.ParseV2(buf[:n])
+		if err != nil {
+			t.Fatalf("from the call: %v", err)
+		}
+		pl := buf[h.PayloadOffset:n]
+		proto, off, err := encap.ParsePPP(pl)
+		if err == nil && proto == encap.PPPLCP && off < len(pl) {
+			return pl[off]
+		}
+	}
+}
+
+// TestLACOpensOnLNSFrame: a LAC's first Configure-Request would be lost
+// while the LNS still sets the call up (its session exists only once it
+// has processed the ICCN), costing a 3 s restart timeout; so the LAC
+// sends nothing until the LNS's first frame arrives, then answers it
+// with its own request and the Ack.
+func TestLACOpensOnLNSFrame(t *testing.T) {
+	r := startedLAC(t, time.Hour)
+	if code := readLCP(t, r.sink, 300*time.Millisecond); code != 0 {
+		t.Fatalf("the LAC sent LCP code %d before the LNS's first frame", code)
+	}
+	// The LNS's Configure-Request: MRU 1400, magic number.
+	r.c.Deliver([]byte{0xff, 0x03, 0xc0, 0x21, ppp.ConfReq, 1, 0, 14, 1, 4, 0x05, 0x78, 5, 6, 1, 2, 3, 4})
+	var got []byte
+	for range 2 {
+		got = append(got, readLCP(t, r.sink, 5*time.Second))
+	}
+	if !bytes.Equal(got, []byte{ppp.ConfReq, ppp.ConfAck}) {
+		t.Fatalf("LAC sent LCP codes %v, want its Configure-Request and the Ack", got)
+	}
+}
+
+// TestLACOpensAfterWait: an LNS that waits for the LAC (pppd "passive")
+// still gets the LAC's Configure-Request once the wait is over.
+func TestLACOpensAfterWait(t *testing.T) {
+	r := startedLAC(t, 10*time.Millisecond)
+	if code := readLCP(t, r.sink, 5*time.Second); code != ppp.ConfReq {
+		t.Fatalf("LAC sent LCP code %d, want a Configure-Request", code)
+	}
+}
