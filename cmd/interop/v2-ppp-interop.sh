@@ -201,6 +201,11 @@ while off + 16 <= len(data):
     print("peer" if ip[12:16] == peer else "ul2tp", f.hex())
 PY
 }
+# avp_senders TYPE: how many addresses sent a control message with AVP TYPE (so far)
+avp_senders() {
+	tshark -r "$OUT/$CASE.pcap" -d udp.port==1701,l2tp -Y 'l2tp.type == 1' -T fields -e ip.src -e l2tp.avp.type 2>/dev/null |
+		awk -v t="$1" '{n = split($2, a, ","); for (i = 1; i <= n; i++) if (a[i] == t) print $1}' | sort -u | wc -l
+}
 # lcp_codes: "CODE:SENDER" of every LCP packet in CASE.ppp.txt (p = peer, u = us)
 lcp_codes() { awk '{h=$2; sub(/^ff03/, "", h); if (substr(h,1,4) == "c021") print substr(h,5,2) ":" substr($1,1,1)}' "$OUT/$CASE.ppp.txt" | tr '\n' ' '; }
 daemon_log_clean() {
@@ -270,6 +275,10 @@ kcase() {
 		kend "$t0"; return
 	fi
 	ul show session | sed 's/^/      /'
+	if [ "$sec" = s ]; then
+		check "tunnel authentication: both sides sent a Challenge (AVP 11) and a Challenge Response (AVP 13)" \
+			eval "[ \"\$(avp_senders 11)\" = 2 ] && [ \"\$(avp_senders 13)\" = 2 ]"
+	fi
 	local ifc loc peer user gaddr
 	ifc=$(ses -r .call.ppp_interface) loc=$(ses -r .call.ppp_local) peer=$(ses -r .call.ppp_peer) user=$(ses -r '.call.ppp_user // ""')
 	if [ "$backend" = lns ]; then
