@@ -30,6 +30,8 @@
 #                     pings us; ping and TCP back; pppd killed: LCP
 #                     Terminate, the call goes, the address returns
 #   lac-mschap-secret as lac-mschap with the tunnel secret
+#   lac-badpass       MS-CHAPv2, the guest's password wrong: we refuse
+#                     (E=691) with our CDN, each redial too
 #   l2tpns-pap l2tpns-chap   our LAC against l2tpns (RADIUS user test/test):
 #                     address 10.203.1.x by IPCP, ping 10.203.2.1, l2tpns'
 #                     LCP Echo-Requests answered (tshark), our HELLO after
@@ -238,6 +240,7 @@ kcase() {
 	args=(up "$vm" --netns "$KNS" --backend "$backend" --ppp-auth "$method" --timeout 240)
 	[ "$backend" = lac ] && args+=(--lac-lns "$HOST")
 	[ "$sec" = s ] && args+=(--l2tp-secret "$SECRET")
+	[ "$backend" = lac ] && [ "$pass" != - ] && args+=(--ppp-pass "$pass")
 	if [ "$backend" = lns ]; then
 		cfg=$(printf '[tunnel.kp]\nversion = "l2tpv2"\npeer = "%s:1701"\nlocal = "%s:1701"\nhost_name = "ul2tp-lac"\nredial = false\nhello_timeout = 60000\ntun_name = "ulppp%%d"\n' "$GUEST" "$HOST")
 		[ "$sec" = s ] && cfg+=$'\n'"secret = \"$SECRET\""
@@ -266,6 +269,7 @@ kcase() {
 	[ "$backend" = lns ] && { start_daemon "$KNS" "$cfg" || { kend "$t0"; return; }; }
 
 	if [ "$backend" = lns ] && [ "$pass" != kppass ]; then kbadpass; kend "$t0"; return; fi
+	if [ "$backend" = lac ] && [ "$pass" != - ]; then klacbadpass; kend "$t0"; return; fi
 
 	check "tunnel established$([ "$sec" = s ] && echo ' with the tunnel secret') and the call's PPP open (call.ppp open)" wait_until 90 ppp_open
 	if ! ppp_open; then
@@ -339,6 +343,22 @@ kbadpass() {
 	check "the guest's pppd refused kpuser (its log)" \
 		eval "G 'cat /run/pppd.log' | grep -qiE 'peer authentication failed|Peer kpuser failed|failed CHAP|E=691'"
 	G 'grep -iE "fail|E=691|Terminat" /run/pppd.log | head -6' | sed 's/^/      pppd: /'
+}
+
+# klacbadpass: the guest's LAC with a wrong password against our LNS; its
+# xl2tpd redials every 5 s
+klacbadpass() {
+	check "we refuse it: log 'ppp link down ... user=kpuser ... authentication failed'" \
+		wait_until 90 logged 'ppp link down.*user=kpuser.*authentication failed'
+	grep -m1 'ppp link down' "$DLOG" | sed 's/.*msg=/      ul2tpd: /' | cut -c1-260
+	check "and end the call with our CDN, result 2 'ppp: ...'" wait_until 10 logged 'l2tpv2 call down.*by=local result_code=2.*ppp: authentication failed'
+	check "the guest's pppd got our Failure (its log: rcvd [CHAP Failure or [PAP AuthNak)" \
+		eval "G 'cat /run/pppd.log' | grep -qE 'rcvd \\[(CHAP Failure|PAP AuthNak)'"
+	G 'grep -E "rcvd \[(CHAP Failure|PAP AuthNak)|authentication failed" /run/pppd.log | head -3' | sed 's/^/      pppd: /'
+	printf '   ... 15 s of the guest redialling every 5 s\n'
+	sleep 15
+	check "each redial refused the same way, no address handed out: $(grep -c 'ppp link down' "$DLOG") refusals, $(grep -c 'ppp link up' "$DLOG") links up" \
+		eval "[ $(grep -c 'ppp link down' "$DLOG") -ge 2 ] && ! logged 'ppp link up'"
 }
 
 kend() {
@@ -441,6 +461,7 @@ KCASES=(
 	"lac-chap          lac  chap      -  -      pa-chap"
 	"lac-mschap        lac  mschap-v2 -  -      pa-ms"
 	"lac-mschap-secret lac  mschap-v2 s  -      pa-sec"
+	"lac-badpass       lac  mschap-v2 -  wrong  pa-bad"
 )
 LCASES=(
 	"l2tpns-pap     pap  test"
