@@ -191,3 +191,20 @@ func TestGoldenPPPDPAP(t *testing.T) {
 		t.Fatalf("after pppd's Ack %x: %+v", pppdAck, r)
 	}
 }
+
+// TestGoldenL2TPNSCHAPPeer: our CHAP-MD5 peer's Response to l2tpns'
+// Challenge (../testdata/l2tpns-chap-ul2tp.txt, ul2tpd's LAC against
+// l2tpns 2.4.1 with RADIUS user test/test) is the one l2tpns accepted.
+func TestGoldenL2TPNSCHAPPeer(t *testing.T) {
+	x := readPPPDAuth(t, "l2tpns-chap-ul2tp.txt", 0xc223)
+	chal, resp, success := x.first(t, true, chapChallenge), x.first(t, false, chapResponse), x.first(t, true, chapSuccess)
+	p := NewPeer(CHAPMD5, PeerConfig{User: "test", Password: "test"})
+	p.Start(t0)
+	if out := p.Receive(chal, t0); len(out) != 1 || !bytes.Equal(out[0], resp) {
+		t.Fatalf("Response %x, want the captured %x", out, resp)
+	}
+	p.Receive(success, t0)
+	if r := p.Result(); !r.Done || !r.OK {
+		t.Fatalf("after l2tpns' Success: %+v", r)
+	}
+}
