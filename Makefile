@@ -5,7 +5,7 @@ export KP_CACHE ?= /var/tmp/ul2tp-kp
 export KP_RUN   ?= /tmp/kp
 HARNESS ?= $(abspath ../shared/harness)
 
-.PHONY: all build deps test unit demo interop interop-v2 interop-v2-kernel interop-ppp bench scale scale-v2 fuzz lint bigendian cross rss help clean
+.PHONY: all build deps test unit demo interop interop-v2 interop-v2-kernel bench scale scale-v2 fuzz lint bigendian cross rss help clean
 
 all: build
 
@@ -58,6 +58,7 @@ interop-v2-kernel: build
 
 # PPP on L2TPv2 calls against pppd (kernel-peer VM) and l2tpns (v2-peers);
 # docs/interop.md "PPP against real peers".
+.PHONY: interop-ppp
 interop-ppp: build
 	bash cmd/interop/v2-ppp-interop.sh $(BIN) "$(HARNESS)"
 
