@@ -14,9 +14,10 @@ help:
 	@echo "make demo     (root) two namespaces, a pseudowire, ping + iperf3 through it"
 	@echo "make test     unit tests, fuzz seeds, and (as root) netns end-to-end tests"
 	@echo "make unit     unit tests only (no root needed)"
-	@echo "make interop  (root) against the Linux kernel and QEMU in ../shared/harness, then interop-v2"
+	@echo "make interop  (root) against the Linux kernel and QEMU in ../shared/harness, then interop-v2 and interop-ppp"
 	@echo "make interop-v2  (root) L2TPv2 LNS and LAC against xl2tpd and l2tpns (harness v2-peers)"
 	@echo "make interop-v2-kernel  (root) L2TPv2 LAC/LNS against xl2tpd + pppd + kernel PPPoL2TP in the harness's VM"
+	@echo "make interop-ppp  (root) PPP on L2TPv2 calls (PAP, CHAP, MS-CHAPv2) against pppd in the VM and l2tpns"
 	@echo "make bench    (root) throughput and packet-rate table"
 	@echo "make scale    (root) 10,000 sessions on one daemon: RSS, fds, goroutines, create/delete rates"
 	@echo "make scale-v2 (root) one L2TPv2 LNS daemon with 1,000 tunnels and 10,000 calls: setup rate, memory, idle CPU"
@@ -44,10 +45,11 @@ test: deps build
 unit:
 	$(GO) test -count=1 -short ./...
 
-# Both runs, whatever the first's result; fails if either failed.
+# All three run, whatever the earlier results; fails if any failed.
 interop: build
 	bash cmd/interop/interop.sh $(BIN) "$(HARNESS)"; l2tpv3=$$?; \
-	bash cmd/interop/v2-interop.sh $(BIN) "$(HARNESS)" && exit $$l2tpv3
+	bash cmd/interop/v2-interop.sh $(BIN) "$(HARNESS)"; v2=$$?; \
+	bash cmd/interop/v2-ppp-interop.sh $(BIN) "$(HARNESS)" && exit $$((l2tpv3 | v2))
 
 # L2TPv2 control plane against xl2tpd and l2tpns (shared/harness/v2-peers).
 interop-v2: build
@@ -55,6 +57,12 @@ interop-v2: build
 
 interop-v2-kernel: build
 	bash cmd/interop/v2-kernel-interop.sh $(BIN) "$(HARNESS)"
+
+# PPP on L2TPv2 calls against pppd (kernel-peer VM) and l2tpns (v2-peers);
+# docs/interop.md "PPP against real peers".
+.PHONY: interop-ppp
+interop-ppp: build
+	bash cmd/interop/v2-ppp-interop.sh $(BIN) "$(HARNESS)"
 
 bench: deps build
 	bash bench/bench.sh $(BIN)

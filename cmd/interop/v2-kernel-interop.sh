@@ -29,7 +29,8 @@
 #   tunnel established on our side (ul2tp -j show tunnel: version 2,
 #     control.state established, control.role, peer_host_name = guest's name),
 #   call established (call.state established, ppp none),
-#   the guest's pppd gets no LCP answer (we have no PPP yet, issue 14): noted,
+#   the guest's pppd gets no LCP answer (these calls run without PPP; PPP is
+#     v2-ppp-interop.sh's): noted,
 #     not checked (xl2tpd starts pppd "passive", so it waits and never hangs up),
 #   CDN from the guest (we kill its pppd): our call is removed ("l2tpv2 call
 #     down" by=peer, result code noted), the tunnel stays established,

@@ -18,7 +18,9 @@ type goldenFrame struct {
 	frame    []byte
 }
 
-// readGolden reads a capture written by testdata/capture-l2tpns.sh.
+// readGolden reads a capture written by testdata/capture-l2tpns.sh or
+// cmd/interop/v2-ppp-interop.sh: "peer HEX" for the peer's frames, any
+// other word for ours; lines starting with # are comments.
 func readGolden(t *testing.T, name string) []goldenFrame {
 	t.Helper()
 	f, err := os.Open(name)
@@ -29,6 +31,9 @@ func readGolden(t *testing.T, name string) []goldenFrame {
 	var frames []goldenFrame
 	s := bufio.NewScanner(f)
 	for s.Scan() {
+		if s.Text() == "" || strings.HasPrefix(s.Text(), "#") {
+			continue
+		}
 		dir, h, ok := strings.Cut(s.Text(), " ")
 		b, err := hex.DecodeString(h)
 		if !ok || err != nil {

@@ -190,7 +190,8 @@ func (l *Link) Phase() Phase { return l.phase }
 func (l *Link) Failure() error { return l.fail }
 
 // User is the authenticated name: the peer's when we authenticate it, ours
-// when it authenticates us.
+// when it authenticates us; after a failed authentication, the name that
+// was refused.
 func (l *Link) User() string { return l.user }
 
 // LCPState is the state of LCP's automaton.
@@ -427,6 +428,9 @@ func (l *Link) authProgress() {
 		if !ok {
 			if err == nil {
 				err = errors.New("rejected")
+			}
+			if l.user == "" {
+				l.user = user // the name refused, for the failure's report
 			}
 			l.failWith(fmt.Errorf("%w: %w", ErrAuthFailed, err))
 			return

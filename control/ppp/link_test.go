@@ -336,6 +336,11 @@ func TestLinkAuthWrongPassword(t *testing.T) {
 		if l.Phase() != PhaseDead || !errors.Is(l.Failure(), ErrAuthFailed) {
 			t.Errorf("phase %v failure %v, want dead with %v", l.Phase(), l.Failure(), ErrAuthFailed)
 		}
+		// The name that was refused is reported with the failure (the
+		// LNS's log and `ul2tp show session` say who failed).
+		if l.User() != "alice" {
+			t.Errorf("user %q after the refusal, want alice", l.User())
+		}
 	}
 }
 
