@@ -49,7 +49,7 @@ func TestPool(t *testing.T) {
 // benchCall is a Call with a TUN (made in a namespace of its own) and a
 // datapath session to a UDP sink on loopback, ready to pass IPv4 both
 // ways. It skips without root.
-func benchCall(b *testing.B) *Call {
+func benchCall(b testing.TB) *Call {
 	b.Helper()
 	if os.Geteuid() != 0 {
 		b.Skip("needs root for a TUN device")
@@ -138,6 +138,22 @@ func BenchmarkDeliverIPv4(b *testing.B) {
 	b.SetBytes(1400)
 	for b.Loop() {
 		c.Deliver(frame)
+	}
+}
+
+// TestDataPathAllocs checks that neither data direction allocates per
+// packet: Deliver of an IPv4 frame to the TUN, and an IPv4 packet from
+// the TUN getting its PPP header and going out with Session.Send.
+func TestDataPathAllocs(t *testing.T) {
+	c := benchCall(t)
+	frame := append([]byte{0x21}, ipv4Packet(1400)...)
+	if n := testing.AllocsPerRun(1000, func() { c.Deliver(frame) }); n != 0 {
+		t.Errorf("Deliver: %v allocs per IPv4 frame, want 0", n)
+	}
+	buf := make([]byte, headroom+1400)
+	copy(buf[headroom:], ipv4Packet(1400))
+	if n := testing.AllocsPerRun(1000, func() { c.sendPacket(buf, 1400) }); n != 0 {
+		t.Errorf("sendPacket: %v allocs per IPv4 packet, want 0", n)
 	}
 }
 
