@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -19,7 +21,9 @@ import (
 )
 
 // PPP scale test size: LAC tunnels to one LNS and PPP calls per tunnel.
-// UL2TP_SCALE_PPP_TUNNELS and UL2TP_SCALE_PPP_CALLS make smaller runs.
+// UL2TP_SCALE_PPP_TUNNELS and UL2TP_SCALE_PPP_CALLS make smaller runs,
+// UL2TP_SCALE_PPP_IDLE (seconds) a shorter idle time, and
+// UL2TP_SCALE_PPP_HEAP=FILE saves the LNS's heap profile at the end.
 const (
 	scalePPPTunnels = 100
 	scalePPPCalls   = 10
@@ -79,6 +83,7 @@ pool = "10.98.0.10-10.98.7.250"
 	lns := e.startDaemon(e.nsB, "--config", lnsFile, "--log-level", "warn",
 		"--debug-addr", debugAddr, "--metrics-listen", metricsAddr)
 	pid := lns.cmd.Process.Pid
+	waitListening(t, e.nsB, debugAddr)
 	report := func(when string) (heap, rss int) {
 		heap, rss = heapInuse(t, e.nsB, debugAddr), procStatus(t, pid, "VmRSS")
 		t.Logf("LNS %-22s heap %7.2f MiB  RSS %6.1f MiB  fds %5d  goroutines %5d  threads %3d", when,
@@ -135,11 +140,12 @@ pool = "10.98.0.10-10.98.7.250"
 	t.Logf("a UDP echo through each of the %d calls (LAC namespace to %s and back) in %v", n, local,
 		time.Since(start).Round(time.Millisecond))
 
+	idle := time.Duration(scaleV2Size(t, "UL2TP_SCALE_PPP_IDLE", int(scalePPPIdle/time.Second))) * time.Second
 	t0, lt0 := cpuTicks(t, pid), cpuTicks(t, lac.cmd.Process.Pid)
-	time.Sleep(scalePPPIdle)
+	time.Sleep(idle)
 	t1, lt1 := cpuTicks(t, pid), cpuTicks(t, lac.cmd.Process.Pid)
 	t.Logf("idle %v (no LCP echo: not configurable yet; HELLO every 60 s): LNS CPU %d ms (%.3f%% of a core), LAC CPU %d ms",
-		scalePPPIdle, (t1-t0)*10, float64((t1-t0)*10)/float64(scalePPPIdle.Milliseconds())*100, (lt1-lt0)*10)
+		idle, (t1-t0)*10, float64((t1-t0)*10)/float64(idle.Milliseconds())*100, (lt1-lt0)*10)
 	report("after idle")
 
 	// Teardown: the LAC daemon stops (a StopCCN per tunnel, its TUNs
@@ -161,6 +167,26 @@ pool = "10.98.0.10-10.98.7.250"
 	}
 	t.Logf("LNS back to 0 calls and 0 TUNs %v after the LAC was told to stop", time.Since(start).Round(time.Millisecond))
 	report("after teardown")
+	// The LNS keeps a stopped tunnel a while (to ack a retransmitted
+	// StopCCN); the memory of its calls goes with it.
+	for i := 0; ; i++ {
+		tn, _ := metricValue(t, scrape(t, e.nsB, metricsAddr), "ul2tp_l2tpv2_tunnels")
+		if tn == 0 {
+			break
+		}
+		if i == 240 {
+			t.Errorf("LNS: %v tunnels 2 minutes after its calls ended", tn)
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Logf("LNS back to 0 tunnels %v after the LAC was told to stop", time.Since(start).Round(time.Millisecond))
+	report("tunnels gone")
+	time.Sleep(30 * time.Second)
+	report("30 s later")
+	if f := os.Getenv("UL2TP_SCALE_PPP_HEAP"); f != "" {
+		saveHeapProfile(t, e.nsB, debugAddr, f)
+	}
 	t.Logf("LNS daemon exited in %v", stopWithin(t, lns, 5*time.Minute).Round(time.Millisecond))
 }
 
@@ -349,6 +375,57 @@ func meminfo(t *testing.T, field string) int {
 	}
 	t.Fatalf("/proc/meminfo has no %s", field)
 	return 0
+}
+
+// waitListening waits up to 10 s for addr in ns to take a TCP connection
+// (the daemon's debug server starts after its API socket answers).
+func waitListening(t *testing.T, ns, addr string) {
+	t.Helper()
+	var err error
+	for range 100 {
+		if err = inNetns(ns, func() error {
+			c, err := net.DialTimeout("tcp", addr, time.Second)
+			if err == nil {
+				c.Close()
+			}
+			return err
+		}); err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s in %s: %v", addr, ns, err)
+}
+
+// saveHeapProfile writes the heap profile (after a GC) of the daemon's
+// pprof server at addr in ns to file, for go tool pprof.
+func saveHeapProfile(t *testing.T, ns, addr, file string) {
+	t.Helper()
+	err := inNetns(ns, func() error {
+		c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+		if _, err := fmt.Fprintf(c, "GET /debug/pprof/heap?gc=1 HTTP/1.0\r\nHost: %s\r\n\r\n", addr); err != nil {
+			return err
+		}
+		b, err := io.ReadAll(c)
+		if err != nil {
+			return err
+		}
+		_, body, ok := bytes.Cut(b, []byte("\r\n\r\n"))
+		if !ok {
+			return fmt.Errorf("no HTTP body from %s", addr)
+		}
+		return os.WriteFile(file, body, 0o644)
+	})
+	if err != nil {
+		t.Errorf("heap profile: %v", err)
+		return
+	}
+	t.Logf("LNS heap profile in %s", file)
 }
 
 // countLinks counts the interfaces in ns whose name starts with prefix.
