@@ -39,7 +39,8 @@ const (
 // local address, and the echo back through the same call. It logs the
 // setup rate (calls with PPP open per second), the LNS's live heap
 // (after a GC), RSS, goroutines and fds per call, the kernel's slab
-// growth, the LNS's CPU time over 60 s idle, and the teardown time (the
+// growth, the LNS's CPU time over 60 s idle (with the daemons' default
+// HELLO and LCP echo timers), and the teardown time (the
 // LAC daemon stopping: StopCCNs, 1,000 TUNs removed at each end). It
 // runs only with UL2TP_SCALE=1 (make scale-ppp).
 func TestE2EScalePPP(t *testing.T) {
@@ -144,7 +145,7 @@ pool = "10.98.0.10-10.98.7.250"
 	t0, lt0 := cpuTicks(t, pid), cpuTicks(t, lac.cmd.Process.Pid)
 	time.Sleep(idle)
 	t1, lt1 := cpuTicks(t, pid), cpuTicks(t, lac.cmd.Process.Pid)
-	t.Logf("idle %v (no LCP echo: not configurable yet; HELLO every 60 s): LNS CPU %d ms (%.3f%% of a core), LAC CPU %d ms",
+	t.Logf("idle %v (the daemons' default HELLO and LCP echo timers): LNS CPU %d ms (%.3f%% of a core), LAC CPU %d ms",
 		idle, (t1-t0)*10, float64((t1-t0)*10)/float64(idle.Milliseconds())*100, (lt1-lt0)*10)
 	report("after idle")
 
