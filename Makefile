@@ -5,7 +5,7 @@ export KP_CACHE ?= /var/tmp/ul2tp-kp
 export KP_RUN   ?= /tmp/kp
 HARNESS ?= $(abspath ../shared/harness)
 
-.PHONY: all build deps test unit demo interop interop-v2 interop-v2-kernel bench scale scale-v2 fuzz lint bigendian cross rss container container-test help clean
+.PHONY: all build deps test unit demo interop interop-v2 interop-v2-kernel bench scale scale-v2 scale-ppp fuzz lint bigendian cross rss container container-test help clean
 
 all: build
 
@@ -21,6 +21,7 @@ help:
 	@echo "make bench    (root) throughput and packet-rate table"
 	@echo "make scale    (root) 10,000 sessions on one daemon: RSS, fds, goroutines, create/delete rates"
 	@echo "make scale-v2 (root) one L2TPv2 LNS daemon with 1,000 tunnels and 10,000 calls: setup rate, memory, idle CPU"
+	@echo "make scale-ppp (root) one LNS daemon with 1,000 PPP calls (100 tunnels x 10) from our LAC, traffic through each: setup rate, memory, idle CPU, teardown"
 	@echo "make fuzz     run every fuzz target for FUZZTIME (default 20s) each"
 	@echo "make lint     gofmt, go vet, staticcheck"
 	@echo "make bigendian  vet for MIPS; run the offload and TAP tests under qemu-mips"
@@ -73,6 +74,9 @@ scale: build
 
 scale-v2: build
 	UL2TP_SCALE=1 $(GO) test -count=1 -timeout 30m -run '^TestE2EScaleL2TPv2$$' -v ./cmd/ul2tpd
+
+scale-ppp: build
+	UL2TP_SCALE=1 $(GO) test -count=1 -timeout 30m -run '^TestE2EScalePPP$$' -v ./cmd/ul2tpd
 
 FUZZTIME ?= 20s
 fuzz:

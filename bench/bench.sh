@@ -9,14 +9,23 @@
 #   DURATION=3     seconds per iperf3 measurement
 #   REPEAT=3       measurements per (setup, test); the report uses the median
 #   ROWS=all       or a space-separated subset of: veth vxlan openvpn fastd
-#                  ul2tp-udp ul2tp-ip ul2tp-udp-seq ul2tp-udp-scrape, and
-#                  the step rows
+#                  ul2tp-udp ul2tp-ip ul2tp-udp-seq ul2tp-udp-scrape
+#                  ul2tp-ppp, and the step rows
 #                  ul2tp-step0 ul2tp-step1 ul2tp-q2 ul2tp-gmp1 ul2tp-pin
 #                  ul2tp-sockbuf
 #   SEQ=1          include the "ul2tp udp + seq both" row (SEQ=0 leaves it out)
 #   SCRAPE=1       include the "ul2tp udp + scraper 1/s" row: the UDP row
 #                  with both daemons' /metrics scraped every second
 #                  (SCRAPE=0 leaves it out)
+#   PPP=1          include the "ul2tp L2TPv2 PPP" row: a PPP call from our
+#                  LAC (a) to our LNS (b), PAP, no seq, TCP and UDP through
+#                  the calls' TUN devices (PPP=0 leaves it out)
+#   PPP_MTU=1462   the MTU the PPP row sets on both TUNs once IPCP is open:
+#                  the underlay's 1500 - 20 (IP) - 8 (UDP) - 6 (L2TPv2
+#                  data header, no seq) - 4 (the longest PPP header), so
+#                  that no outer packet is fragmented (the daemon sets the
+#                  peer's MRU, 1500 unless negotiated); 0 keeps the
+#                  daemon's
 #   STEPS=1        include the step rows (STEPS=0 leaves them out): the UDP
 #                  row without offloads and without UDP checksums (step 0),
 #                  with TAP offloads but no UDP GSO (step 1), and the
@@ -41,6 +50,8 @@ DURATION=${DURATION:-3}
 REPEAT=${REPEAT:-3}
 SEQ=${SEQ:-1}
 SCRAPE=${SCRAPE:-1}
+PPP=${PPP:-1}
+PPP_MTU=${PPP_MTU:-1462}
 STEPS=${STEPS:-1}
 GOBENCH=${GOBENCH:-1}
 KEEP_RAW=${KEEP_RAW:-0}
@@ -51,10 +62,12 @@ if [ "$ROWS" = all ]; then
 	ROWS="veth vxlan openvpn fastd ul2tp-udp ul2tp-ip"
 	[ "$SEQ" = 1 ] && ROWS="$ROWS ul2tp-udp-seq"
 	[ "$SCRAPE" = 1 ] && ROWS="$ROWS ul2tp-udp-scrape"
+	[ "$PPP" = 1 ] && ROWS="$ROWS ul2tp-ppp"
 	[ "$STEPS" = 1 ] && ROWS="$ROWS ul2tp-step0 ul2tp-step1 ul2tp-q2 ul2tp-gmp1 ul2tp-pin ul2tp-sockbuf"
 fi
 case $DURATION in ''|*[!0-9]*|0) echo "bench: DURATION must be a whole number of seconds >= 1" >&2; exit 1;; esac
 case $REPEAT in ''|*[!0-9]*|0) echo "bench: REPEAT must be a whole number >= 1" >&2; exit 1;; esac
+case $PPP_MTU in ''|*[!0-9]*) echo "bench: PPP_MTU must be a whole number (0: the daemon's)" >&2; exit 1;; esac
 
 A=ul2tpb-a B=ul2tpb-b VA=ul2tpb-va VB=ul2tpb-vb
 UA=10.220.0.1 UB=10.220.0.2 # underlay (veth)
@@ -274,6 +287,56 @@ setup_ul2tp() {
 	UL2TP_ROW=1
 }
 
+
+# setup_ppp: L2TPv2 with PPP, both ends ours: the LNS in b (PAP against a
+# chap-secrets file, local_ip IB, a pool of the one address IA), the LAC
+# in a dialling it with one call. No sequencing (the LNS does not ask for
+# it). Each end's TUN is ul2tpb-ppp0, made and addressed by the daemon.
+setup_ppp() {
+	local ns i
+	printf 'bench * "bench pass" *\n' >"$RUN/chap-secrets"
+	cat >"$RUN/lns.toml" <<-EOF
+		[lns]
+		listen = "$UB:1701"
+		ppp_auth = "pap"
+		chap_secrets = "$RUN/chap-secrets"
+		ppp_name = "lns"
+		local_ip = "$IB"
+		pool = "$IA-$IA"
+		tun_name = "ul2tpb-ppp%d"
+	EOF
+	cat >"$RUN/lac.toml" <<-EOF
+		[tunnel.lac]
+		version = "l2tpv2"
+		peer = "$UB:1701"
+		local = "$UA:1701"
+		tun_name = "ul2tpb-ppp%d"
+		[tunnel.lac.session.bench]
+		pseudowire = "ppp"
+		user = "bench"
+		password = "bench pass"
+	EOF
+	bg ul2tpd-$B ip netns exec $B "$BIN/ul2tpd" --socket "$RUN/$B.sock" --config "$RUN/lns.toml"
+	tunpids+=("$LASTPID")
+	for i in $(seq 50); do [ -S "$RUN/$B.sock" ] && break; sleep 0.1; done
+	bg ul2tpd-$A ip netns exec $A "$BIN/ul2tpd" --socket "$RUN/$A.sock" --config "$RUN/lac.toml"
+	tunpids=("$LASTPID" "${tunpids[@]}") # a first, as in the other ul2tp rows
+	wait_link $A ul2tpb-ppp0
+	wait_link $B ul2tpb-ppp0
+	# IPCP open: the daemon addresses the TUN, sets its MTU, then sets it up
+	for ns in $A $B; do
+		for i in $(seq 100); do
+			ip -n $ns link show dev ul2tpb-ppp0 2>/dev/null | grep -q '[<,]UP[,>]' && break
+			sleep 0.1
+		done
+		[ "$PPP_MTU" != 0 ] && ip -n $ns link set ul2tpb-ppp0 mtu "$PPP_MTU"
+	done
+	TARGET=$IB IFACE=ul2tpb-ppp0
+	LABEL="ul2tp L2TPv2/UDP PPP call, PAP, no seq"
+	[ "$PPP_MTU" != 0 ] && LABEL="$LABEL, TUN MTU $PPP_MTU"
+	UL2TP_ROW=1
+}
+
 # METRICS is where each ul2tpd of the scraper row serves /metrics, on the
 # loopback of its own namespace.
 METRICS=127.0.0.1:9700
@@ -404,6 +467,7 @@ run_row() {
 	ul2tp-gmp1) setup_ul2tp udp "" "" "" gmp1 ;;
 	ul2tp-pin) setup_ul2tp udp "" "" "" pin ;;
 	ul2tp-sockbuf) setup_ul2tp udp "" "" "--sockbuf 0" ;;
+	ul2tp-ppp) setup_ppp ;;
 	*) echo "bench: unknown row $row" >&2; return 1 ;;
 	esac
 	if ! wait_ping "$TARGET"; then
@@ -462,8 +526,8 @@ log "background CPU load (2 s, nothing of ours running)"
 { snap B; sleep 2; snap A; } >"$RAW/baseline-start.cpu"
 
 if [ "$GOBENCH" = 1 ]; then
-	log "Go micro-benchmarks (datapath, encap)"
-	(cd "$ROOT" && go test -run '^$' -bench . -benchmem ./datapath/... ./encap/...) >"$RAW/gobench.txt" 2>&1 ||
+	log "Go micro-benchmarks (datapath, encap, PPP)"
+	(cd "$ROOT" && go test -run '^$' -bench . -benchmem ./datapath/... ./encap/... ./control/ppp ./control/ppp/call) >"$RAW/gobench.txt" 2>&1 ||
 		echo "bench: go test -bench failed, see the report" >&2
 fi
 

@@ -14,3 +14,11 @@ require (
 	golang.org/x/image v0.30.0 // indirect
 	golang.org/x/text v0.28.0 // indirect
 )
+
+require (
+	github.com/ul2tp/ul2tp v0.0.0
+	golang.org/x/sys v0.50.0
+)
+
+// tunshare uses the daemon's own TUN code (datapath/tap).
+replace github.com/ul2tp/ul2tp => ../

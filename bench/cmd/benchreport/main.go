@@ -644,7 +644,7 @@ func ratios(rows []Row) {
 
 func parseGoBench(out string) *GoBench {
 	g := &GoBench{
-		Command:    "go test -run '^$' -bench . -benchmem ./datapath/... ./encap/...",
+		Command:    "go test -run '^$' -bench . -benchmem ./datapath/... ./encap/... ./control/ppp ./control/ppp/call",
 		ZeroAllocs: true,
 	}
 	pkg := ""
@@ -868,6 +868,8 @@ func short(r Row) string {
 		return "ul2tp pinned"
 	case "ul2tp-sockbuf":
 		return "ul2tp sockbuf 0"
+	case "ul2tp-ppp":
+		return "ul2tp PPP"
 	}
 	return r.ID
 }

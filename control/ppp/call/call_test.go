@@ -174,6 +174,22 @@ func BenchmarkDeliverIPv4(b *testing.B) {
 	}
 }
 
+// TestDataPathAllocs checks that neither data direction allocates per
+// packet: Deliver of an IPv4 frame to the TUN, and an IPv4 packet from
+// the TUN getting its PPP header and going out with Session.Send.
+func TestDataPathAllocs(t *testing.T) {
+	c := benchCall(t)
+	frame := append([]byte{0x21}, ipv4Packet(1400)...)
+	if n := testing.AllocsPerRun(1000, func() { c.Deliver(frame) }); n != 0 {
+		t.Errorf("Deliver: %v allocs per IPv4 frame, want 0", n)
+	}
+	buf := make([]byte, headroom+1400)
+	copy(buf[headroom:], ipv4Packet(1400))
+	if n := testing.AllocsPerRun(1000, func() { c.sendPacket(buf, 1400) }); n != 0 {
+		t.Errorf("sendPacket: %v allocs per IPv4 packet, want 0", n)
+	}
+}
+
 func FuzzParsePool(f *testing.F) {
 	f.Add("10.0.0.1-10.0.0.3")
 	f.Add("10.0.0.1-")
