@@ -110,6 +110,9 @@ type Engine struct {
 	// pppEnding counts the PPP calls stopped and not yet done: shutdown
 	// waits for their ip-down and their TUN's removal.
 	pppEnding sync.WaitGroup
+	// sent, if set (tests), sees each control packet after it is sent,
+	// on the engine's goroutine.
+	sent func(tn *tun, p []byte)
 }
 
 type inPacket struct {
@@ -492,14 +495,28 @@ func (e *Engine) settle(now time.Time) {
 }
 
 // apply sends a tunnel's packets and queues its events.
+//
+// When a call comes up, the events are handled first: the call gets its
+// datapath session before the ICCN (a LAC's) or the ack of the ICCN (an
+// LNS's) goes out, since the peer may send data as soon as it has that,
+// and a frame arriving before the session would be dropped (PPP's first
+// Configure-Request, costing its 3 s restart timer).
 func (e *Engine) apply(tn *tun, out control.TunnelOutput) {
+	up := false
+	for _, ev := range out.Events {
+		e.events = append(e.events, tunEvent{tn, ev})
+		up = up || ev.Kind == control.EventCallUp
+	}
+	if up {
+		e.settle(e.now())
+	}
 	for _, p := range out.Transmit {
 		if err := tn.l.l.Send(tn.peer, p); err != nil {
 			e.log.Debug("l2tpv2 send", "tunnel_id", tn.id, "err", err)
 		}
-	}
-	for _, ev := range out.Events {
-		e.events = append(e.events, tunEvent{tn, ev})
+		if e.sent != nil {
+			e.sent(tn, p)
+		}
 	}
 	if tn.t.Done() {
 		e.forget(tn)

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -603,5 +604,30 @@ func TestLACCallNoRedial(t *testing.T) {
 	})
 	if w := lac.e.Status()[0].Waiting[0]; !w.Wait.RedialAt.IsZero() || !strings.Contains(w.History.LastFailure, "call limit") {
 		t.Errorf("waiting call %+v %+v: want its failure and no redial", w, w.Wait)
+	}
+}
+
+// TestCallSessionBeforeICCN: a LAC's call has its datapath session
+// before its ICCN goes out, so data the LNS sends as soon as it has the
+// ICCN (PPP's first Configure-Request) is not dropped.
+func TestCallSessionBeforeICCN(t *testing.T) {
+	_, addr := startLNS(t, LNSConfig{Params: fast, Peers: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+	lac := newSide(t)
+	var iccn, withSession atomic.Int32
+	lac.e.sent = func(tn *tun, p []byte) {
+		if m, err := control.Parse(p); err == nil && !m.IsZLB() && m.Type() == control.MsgICCN {
+			iccn.Add(1)
+			if len(lac.plane.Sessions(tn.id)) > 0 {
+				withSession.Add(1)
+			}
+		}
+	}
+	if err := lac.e.AddLAC(LACConfig{Name: "lac1", Peer: addr, Local: loopback, Params: fast,
+		MinBackoff: 50 * time.Millisecond, Calls: []string{"a"}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "LAC up with its call", upWith(lac.e, 1))
+	if iccn.Load() != 1 || withSession.Load() != 1 {
+		t.Fatalf("%d ICCNs sent, %d with the call's datapath session in place; want 1 and 1", iccn.Load(), withSession.Load())
 	}
 }
