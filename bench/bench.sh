@@ -20,12 +20,11 @@
 #   PPP=1          include the "ul2tp L2TPv2 PPP" row: a PPP call from our
 #                  LAC (a) to our LNS (b), PAP, no seq, TCP and UDP through
 #                  the calls' TUN devices (PPP=0 leaves it out)
-#   PPP_MTU=1462   the MTU the PPP row sets on both TUNs once IPCP is open:
-#                  the underlay's 1500 - 20 (IP) - 8 (UDP) - 6 (L2TPv2
-#                  data header, no seq) - 4 (the longest PPP header), so
-#                  that no outer packet is fragmented (the daemon sets the
-#                  peer's MRU, 1500 unless negotiated); 0 keeps the
-#                  daemon's
+#   PPP_MTU=1462   the PPP row's mtu and mru keys at both ends: the
+#                  underlay's 1500 - 20 (IP) - 8 (UDP) - 6 (L2TPv2 data
+#                  header, no seq) - 4 (the longest PPP header), the most
+#                  that is not fragmented; 0 keeps the daemon's default
+#                  (1400, room for IPsec too)
 #   STEPS=1        include the step rows (STEPS=0 leaves them out): the UDP
 #                  row without offloads and without UDP checksums (step 0),
 #                  with TAP offloads but no UDP GSO (step 1), and the
@@ -295,6 +294,9 @@ setup_ul2tp() {
 setup_ppp() {
 	local ns i
 	printf 'bench * "bench pass" *\n' >"$RUN/chap-secrets"
+	local mtu=
+	[ "$PPP_MTU" != 0 ] && mtu="mtu = $PPP_MTU
+mru = $PPP_MTU"
 	cat >"$RUN/lns.toml" <<-EOF
 		[lns]
 		listen = "$UB:1701"
@@ -304,6 +306,7 @@ setup_ppp() {
 		local_ip = "$IB"
 		pool = "$IA-$IA"
 		tun_name = "ul2tpb-ppp%d"
+		$mtu
 	EOF
 	cat >"$RUN/lac.toml" <<-EOF
 		[tunnel.lac]
@@ -315,6 +318,7 @@ setup_ppp() {
 		pseudowire = "ppp"
 		user = "bench"
 		password = "bench pass"
+		$mtu
 	EOF
 	bg ul2tpd-$B ip netns exec $B "$BIN/ul2tpd" --socket "$RUN/$B.sock" --config "$RUN/lns.toml"
 	tunpids+=("$LASTPID")
@@ -323,13 +327,13 @@ setup_ppp() {
 	tunpids=("$LASTPID" "${tunpids[@]}") # a first, as in the other ul2tp rows
 	wait_link $A ul2tpb-ppp0
 	wait_link $B ul2tpb-ppp0
-	# IPCP open: the daemon addresses the TUN, sets its MTU, then sets it up
+	# IPCP open: the daemon addresses the TUN, sets its MTU (mtu, capped by
+	# the peer's mru), then sets it up
 	for ns in $A $B; do
 		for i in $(seq 100); do
 			ip -n $ns link show dev ul2tpb-ppp0 2>/dev/null | grep -q '[<,]UP[,>]' && break
 			sleep 0.1
 		done
-		[ "$PPP_MTU" != 0 ] && ip -n $ns link set ul2tpb-ppp0 mtu "$PPP_MTU"
 	done
 	TARGET=$IB IFACE=ul2tpb-ppp0
 	LABEL="ul2tp L2TPv2/UDP PPP call, PAP, no seq"

@@ -324,23 +324,23 @@ func TestParsePPPOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := pppcall.Options{EchoInterval: 30 * time.Second, EchoFailures: 4}
+	want := pppcall.Options{EchoInterval: 30 * time.Second, EchoFailures: 4, MTU: 1400, MRU: 1400}
 	if o := f.LNS.Config.PPP.Options; o != want {
 		t.Errorf("lns defaults %+v, want %+v", o, want)
 	}
 	if o := f.LACs[0].Config.PPP["c"].Options; o != want {
 		t.Errorf("lac call defaults %+v, want %+v", o, want)
 	}
-	f, err = Parse(lns + "ipv6_local_id = \"::1:2:3:4\"\nlcp_echo_interval = 10\nlcp_echo_failure = 2\n" +
+	f, err = Parse(lns + "ipv6_local_id = \"::1:2:3:4\"\nlcp_echo_interval = 10\nlcp_echo_failure = 2\nmtu = 1460\nmru = 1500\n" +
 		lac + "ipv6 = false\nlcp_echo_interval = 0\n")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want = pppcall.Options{IPv6ID: [8]byte{0, 1, 0, 2, 0, 3, 0, 4}, EchoInterval: 10 * time.Second, EchoFailures: 2}
+	want = pppcall.Options{IPv6ID: [8]byte{0, 1, 0, 2, 0, 3, 0, 4}, EchoInterval: 10 * time.Second, EchoFailures: 2, MTU: 1460, MRU: 1500}
 	if o := f.LNS.Config.PPP.Options; o != want {
 		t.Errorf("lns %+v, want %+v", o, want)
 	}
-	want = pppcall.Options{NoIPv6: true, EchoFailures: 4}
+	want = pppcall.Options{NoIPv6: true, EchoFailures: 4, MTU: 1400, MRU: 1400}
 	if o := f.LACs[0].Config.PPP["c"].Options; o != want {
 		t.Errorf("lac call %+v, want %+v", o, want)
 	}
@@ -360,6 +360,8 @@ func TestParsePPPOptions(t *testing.T) {
 		{lns + "lcp_echo_failure = 0\n", "lcp_echo_failure 0: want 1..100"},
 		{"[lns]\nlcp_echo_interval = 5\n", "lcp_echo_interval: PPP runs only with local_ip and pool"},
 		{lac + "lcp_echo_failure = 101\n", "lcp_echo_failure 101"},
+		{lns + "mtu = 100\n", "mtu 100: want 128..65535 bytes"},
+		{lac + "mru = 70000\n", "mru 70000: want 128..65535 bytes"},
 		{"[tunnel.l]\nversion = \"l2tpv2\"\npeer = \"10.9.0.1\"\n[tunnel.l.session.c]\nipv6 = false\n",
 			"ipv6: PPP runs on a call only with user and password"},
 	} {

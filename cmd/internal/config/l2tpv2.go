@@ -63,6 +63,8 @@ type rawPPPOptions struct {
 	IPv6LocalID     string `toml:"ipv6_local_id"`
 	LCPEchoInterval *int64 `toml:"lcp_echo_interval"`
 	LCPEchoFailure  *int64 `toml:"lcp_echo_failure"`
+	MTU             *int64 `toml:"mtu"`
+	MRU             *int64 `toml:"mru"`
 }
 
 // The LCP keepalive defaults: an Echo-Request every 30 seconds, the call
@@ -71,6 +73,14 @@ type rawPPPOptions struct {
 const (
 	DefaultLCPEchoInterval = 30
 	DefaultLCPEchoFailure  = 4
+)
+
+// DefaultMTU and DefaultMRU of a PPP call (pppd's mtu and mru): 1400, so
+// that a frame and its L2TP, UDP, IP (v4 or v6) and IPsec ESP headers fit
+// a 1500-byte path without fragments. PPP's own default, 1500, does not.
+const (
+	DefaultMTU = 1400
+	DefaultMRU = 1400
 )
 
 // set reports whether any key is set.
@@ -84,6 +94,10 @@ func (r rawPPPOptions) set() string {
 		return "lcp_echo_interval"
 	case r.LCPEchoFailure != nil:
 		return "lcp_echo_failure"
+	case r.MTU != nil:
+		return "mtu"
+	case r.MRU != nil:
+		return "mru"
 	}
 	return ""
 }
@@ -100,7 +114,7 @@ func (r rawPPPOptions) String() string {
 	if r.IPv6 != nil {
 		ip6 = fmt.Sprint(*r.IPv6)
 	}
-	return fmt.Sprintf("%s %q %s %s", ip6, r.IPv6LocalID, f(r.LCPEchoInterval), f(r.LCPEchoFailure))
+	return fmt.Sprintf("%s %q %s %s %s %s", ip6, r.IPv6LocalID, f(r.LCPEchoInterval), f(r.LCPEchoFailure), f(r.MTU), f(r.MRU))
 }
 
 // convertOptions reads the PPP keys of [lns] or a LAC's call.
@@ -132,6 +146,21 @@ func convertOptions(r rawPPPOptions) (pppcall.Options, error) {
 		return o, keyErrorf("lcp_echo_failure", "lcp_echo_failure %d: want 1..100 (lcp_echo_interval = 0 turns keepalives off)", fl)
 	}
 	o.EchoInterval, o.EchoFailures = time.Duration(iv)*time.Second, int(fl)
+	for _, k := range []struct {
+		key string
+		v   *int64
+		def int64
+		to  *int
+	}{{"mtu", r.MTU, DefaultMTU, &o.MTU}, {"mru", r.MRU, DefaultMRU, &o.MRU}} {
+		n := k.def
+		if k.v != nil {
+			n = *k.v
+		}
+		if n < ppp.MinMRU || n > 65535 {
+			return o, keyErrorf(k.key, "%s %d: want %d..65535 bytes", k.key, n, ppp.MinMRU)
+		}
+		*k.to = int(n)
+	}
 	return o, nil
 }
 

@@ -609,3 +609,30 @@ func TestLACOpensAfterWait(t *testing.T) {
 		t.Fatalf("LAC sent LCP code %d, want a Configure-Request", code)
 	}
 }
+
+// TestMTUAndMRU: a call announces Options.MRU, and its TUN's MTU is the
+// smaller of the peer's MRU and Options.MTU, so a peer that announces
+// PPP's 1500 does not make us send frames the underlay must fragment.
+func TestMTUAndMRU(t *testing.T) {
+	for _, tc := range []struct {
+		mtu, mru, peerMRU, want int
+	}{
+		{1400, 1400, 1500, 1400},
+		{1400, 1400, 1300, 1300},
+		{0, 0, 1500, 1500},
+		{0, 0, 1460, 1460},
+	} {
+		o := Options{MTU: tc.mtu, MRU: tc.mru}
+		c := &Call{cfg: Config{Client: &Client{Options: o}}}
+		lc, err := c.linkConfig()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if lc.LCP.MRU != tc.mru {
+			t.Errorf("%+v: LCP MRU %d, want %d", tc, lc.LCP.MRU, tc.mru)
+		}
+		if got := c.tunMTU(tc.peerMRU); got != tc.want {
+			t.Errorf("%+v: TUN MTU %d, want %d", tc, got, tc.want)
+		}
+	}
+}

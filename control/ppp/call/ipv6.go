@@ -12,12 +12,20 @@ import (
 // the kernel turns IPv6 off on the interface.
 const minIPv6MTU = 1280
 
-// mtu is the TUN's MTU: the largest frame the peer takes.
-func (c *Call) mtu() int {
-	if m := c.link.PeerMRU(); m > 0 {
-		return m
+// mtu is the TUN's MTU: the largest frame the peer takes, capped by
+// Options.MTU.
+func (c *Call) mtu() int { return c.tunMTU(c.link.PeerMRU()) }
+
+// tunMTU is the TUN's MTU for a peer's MRU.
+func (c *Call) tunMTU(peerMRU int) int {
+	m := peerMRU
+	if m <= 0 {
+		m = ppp.DefaultMRU
 	}
-	return ppp.DefaultMRU
+	if o := c.cfg.options(); o.MTU > 0 && o.MTU < m {
+		m = o.MTU
+	}
+	return m
 }
 
 // tunUp brings the TUN up when the first NCP opens: the PPP header the

@@ -24,6 +24,12 @@ type Options struct {
 	// EchoFailures is how many Echo-Requests in a row may go unanswered
 	// before the link, and the call, is ended; 0 means 3.
 	EchoFailures int
+	// MRU is the Maximum-Receive-Unit we announce (pppd's mru); 0: PPP's
+	// default, 1500, not announced.
+	MRU int
+	// MTU caps the TUN's MTU (pppd's mtu): the smaller of it and the
+	// peer's MRU; 0: the peer's MRU alone.
+	MTU int
 }
 
 // options are the Options of the call's role.
@@ -40,6 +46,7 @@ func (c *Config) options() Options {
 // apply sets what o decides in a Link's configuration.
 func (o Options) apply(lc *ppp.Config) {
 	lc.LCP.EchoInterval, lc.LCP.EchoFailures = o.EchoInterval, o.EchoFailures
+	lc.LCP.MRU = o.MRU
 	if !o.NoIPv6 {
 		lc.IPv6CP = &ppp.IPv6CPConfig{Local: o.IPv6ID}
 	}
