@@ -412,6 +412,7 @@ func (e *Engine) newPPP(tn *tun, c *call, sid uint32) *pppcall.Call {
 	tid := tn.id
 	cfg.OnEvent = func(ev pppcall.Event) { e.pppEvent(tid, sid, ev) }
 	cfg.Dropped = &e.ppp.dropped
+	cfg.CloseSlots = e.pppClosing
 	cfg.OnEnd = func(err error) {
 		// On the call's goroutine: the engine's goroutine may be busy.
 		r := control.Result{Code: control.CDNResultGeneralError, HasError: true, Message: "ppp: " + err.Error()}

@@ -110,6 +110,8 @@ type Engine struct {
 	// pppEnding counts the PPP calls stopped and not yet done: shutdown
 	// waits for their ip-down and their TUN's removal.
 	pppEnding sync.WaitGroup
+	// pppClosing bounds the PPP calls' TUN closes in progress.
+	pppClosing chan struct{}
 	// sent, if set (tests), sees each control packet after it is sent,
 	// on the engine's goroutine.
 	sent func(tn *tun, p []byte)
@@ -193,6 +195,8 @@ func New(o Options) *Engine {
 		setups:    make(map[setupKey]*tun),
 		lacs:      make(map[string]*lac),
 		nextID:    1,
+		// As many as the datapath closes sessions at once.
+		pppClosing: make(chan struct{}, 128),
 	}
 	if e.log == nil {
 		e.log = slog.Default()

@@ -103,6 +103,11 @@ type Config struct {
 	// Dropped, if set, also counts the control frames dropped with the
 	// queue full (one counter for all of the owner's calls).
 	Dropped *atomic.Uint64
+	// CloseSlots, if set, bounds the TUN closes in progress across the
+	// owner's calls: a close holds an OS thread while the kernel
+	// unregisters the device, so ending many calls at once would start
+	// as many threads. nil: no bound.
+	CloseSlots chan struct{}
 }
 
 // Status describes a Call.
@@ -398,7 +403,13 @@ func (c *Call) cleanup() {
 	c.peer4 = netip.Addr{}
 	c.mu.Unlock()
 	c.hooks.down(c.sessionBytes, func() {
-		c.dev.Close()
+		if sl := c.cfg.CloseSlots; sl != nil {
+			sl <- struct{}{}
+			c.dev.Close()
+			<-sl
+		} else {
+			c.dev.Close()
+		}
 		if s := c.cfg.Server; s != nil && s.Pool != nil && a.IsValid() {
 			s.Pool.Put(a)
 		}

@@ -636,3 +636,48 @@ func TestMTUAndMRU(t *testing.T) {
 		}
 	}
 }
+
+// TestCloseSlots: a Call's TUN is closed only with a slot of
+// Config.CloseSlots, so an owner ending a thousand calls at once has at
+// most that many closes (each holding an OS thread in the kernel's
+// unregister) in progress.
+func TestCloseSlots(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for a TUN device")
+	}
+	slots := make(chan struct{}, 1)
+	slots <- struct{}{} // the only slot is taken
+	c, err := New(Config{Client: &Client{User: "u", Password: "p"}, Name: "ucs%d", CloseSlots: slots,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := c.Interface()
+	c.Stop()
+	exists := func() bool { _, err := net.InterfaceByName(name); return err == nil }
+	time.Sleep(200 * time.Millisecond)
+	if !exists() {
+		<-slots
+		c.Wait()
+		t.Fatalf("%s closed without a close slot", name)
+	}
+	<-slots // free it: the close goes ahead
+	c.Wait()
+	if exists() {
+		t.Fatalf("%s still there after Wait", name)
+	}
+	if len(slots) != 0 {
+		t.Fatalf("the close kept its slot")
+	}
+}
+
+// TestReadSize: the TUN reader's buffer fits the TUN's MTU, not 64 KiB
+// per call, when Options.MTU caps it.
+func TestReadSize(t *testing.T) {
+	for _, tc := range []struct{ mtu, want int }{{1400, 1500}, {9000, 9000}, {0, 65535}} {
+		c := &Call{cfg: Config{Server: &Server{Options: Options{MTU: tc.mtu}}}}
+		if got := c.readSize(); got != tc.want {
+			t.Errorf("mtu %d: read size %d, want %d", tc.mtu, got, tc.want)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package call
 
 import (
+	"github.com/ul2tp/ul2tp/control/ppp"
 	"github.com/ul2tp/ul2tp/encap"
 )
 
@@ -13,7 +14,7 @@ const headroom = 4
 // version nibble, once the NCP of that version is open.
 func (c *Call) readTUN() {
 	defer c.reader.Done()
-	bufs := [][]byte{make([]byte, headroom+65535)}
+	bufs := [][]byte{make([]byte, headroom+c.readSize())}
 	sizes := []int{0}
 	for {
 		n, err := c.q.Read(bufs, sizes, headroom)
@@ -56,4 +57,15 @@ func (c *Call) sendPacket(buf []byte, n int) {
 	if s := c.sess.Load(); s != nil {
 		s.Send(buf[headroom-hl : headroom+n])
 	}
+}
+
+// readSize is the largest packet the TUN reader takes: the TUN's MTU is
+// at most Options.MTU, so an MTU-sized buffer does (not less than PPP's
+// default MRU, should the MTU be raised by hand); without one, the most
+// an MRU can announce.
+func (c *Call) readSize() int {
+	if m := c.cfg.options().MTU; m > 0 {
+		return max(m, ppp.DefaultMRU)
+	}
+	return 65535
 }
