@@ -766,3 +766,14 @@ func skipOrFail(t *testing.T, format string, args ...any) {
 	}
 	t.Skipf(format, args...)
 }
+
+// writeFile writes text to name in the test's directory (mode 0600, as
+// secrets want) and returns its path.
+func (e *env) writeFile(name, text string) string {
+	e.t.Helper()
+	f := filepath.Join(e.dir, name)
+	if err := os.WriteFile(f, []byte(text), 0o600); err != nil {
+		e.t.Fatal(err)
+	}
+	return f
+}

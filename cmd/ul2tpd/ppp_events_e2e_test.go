@@ -81,12 +81,7 @@ pseudowire = "ppp"
 user = "alice"
 password = "wrong"
 `, lnsAddr, timers)
-	lnsFile, lacFile := filepath.Join(e.dir, "lns.toml"), filepath.Join(e.dir, "lac.toml")
-	for f, text := range map[string]string{lnsFile: lnsConf, lacFile: lacConf} {
-		if err := os.WriteFile(f, []byte(text), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	lnsFile, lacFile := e.writeFile("lns.toml", lnsConf), e.writeFile("lac.toml", lacConf)
 	lns := e.startDaemon(e.nsB, "--config", lnsFile, "--metrics-listen", metricsAddr)
 	mon := lns.startMonitor() // before the LAC dials: it sees every call
 	lac := e.startDaemon(e.nsA, "--config", lacFile, "--metrics-listen", metricsAddr)
