@@ -141,7 +141,11 @@ tun() {
 	ul -j show tunnel 2>/dev/null | jq "${o[@]}" "[.[] | select(.version == 2 and .control.state == \"established\")] | .[0] | $1"
 }
 ppp_open() { ses '.call.state == "established" and .call.ppp == "open" and .call.ppp_peer != null' >/dev/null; }
-no_call() { ul -j show session 2>/dev/null | jq -e '[.[] | select(.version == 2 and .call != null)] | length == 0' >/dev/null; }
+# no_call: no L2TPv2 call with a session (a configured LAC call that
+# failed stays listed with session_id 0, its last_failure and no redial
+# when redial = false)
+no_call() { ul -j show session 2>/dev/null | jq -e '[.[] | select(.version == 2 and .call != null and .session_id != 0)] | length == 0' >/dev/null; }
+failure_kept() { ul -j show session 2>/dev/null | jq -e '[.[] | select(.call != null and .session_id == 0 and ((.call.last_failure // "") | test("authentication")))] | length == 1' >/dev/null; }
 logged() { grep -qE "$1" "$DLOG"; }
 in_pool() { # ADDR FIRST LAST (same /24)
 	python3 -c 'import ipaddress as i,sys; a,f,l=(int(i.ip_address(x)) for x in sys.argv[1:]); sys.exit(not f <= a <= l)' "$@" 2>/dev/null
@@ -340,6 +344,7 @@ kbadpass() {
 	check "the call ends by our CDN result 2 'ppp: ...' or the guest's CDN" \
 		eval "grep -m1 'l2tpv2 call down' '$DLOG' | grep -qE 'by=(local|peer)'"
 	check "no call left, no address taken" wait_until 10 no_call
+	check "the failure stays in show session (the call waits, last_failure)" failure_kept
 	check "the guest's pppd refused kpuser (its log)" \
 		eval "G 'cat /run/pppd.log' | grep -qiE 'peer authentication failed|Peer kpuser failed|failed CHAP|E=691'"
 	G 'grep -iE "fail|E=691|Terminat" /run/pppd.log | head -6' | sed 's/^/      pppd: /'
