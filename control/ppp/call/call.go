@@ -48,12 +48,20 @@ const DefaultName = "ppp%d"
 // QueueLen bounds the control frames waiting for a Call's goroutine.
 const QueueLen = 64
 
-// LACOpenWait is how long a LAC's Call waits for the LNS's first PPP
-// frame before it opens LCP itself. An LNS sets its session up only once
-// it has processed the LAC's ICCN, so a Configure-Request sent at once
-// is often lost and costs the restart timer (3 s); an LNS that waits
-// for the LAC (pppd's "passive") still hears from it after this.
-const LACOpenWait = time.Second
+// Each end's first Configure-Request is easily lost: an L2TP peer sets
+// its session up only once the ICCN has gone through (xl2tpd's LAC after
+// sending it, an LNS such as ours after processing it), and a frame that
+// arrives before is dropped, costing the sender's 3 s restart timer. So a
+// Call waits for the peer's first PPP frame before it opens LCP, at most:
+//
+//   - LNSOpenWait on the LNS, long enough for any LAC, which starts PPP
+//     as soon as its call is connected;
+//   - LACOpenWait on the LAC, short: an LNS that waits for the LAC (pppd's
+//     "passive", or ours) hears from it then, with its session in place.
+const (
+	LNSOpenWait = time.Second
+	LACOpenWait = 100 * time.Millisecond
+)
 
 // Server is the LNS side of PPP: how peers are authenticated and what
 // addresses they get. One Server serves every call of an LNS.
@@ -135,7 +143,7 @@ type Call struct {
 	link *ppp.Link
 
 	ctl      chan []byte
-	openWait time.Duration // before a LAC opens LCP unprompted
+	openWait time.Duration // before it opens LCP unprompted
 	dropped  atomic.Uint64
 	ip4      atomic.Bool   // IPCP open and the TUN configured
 	ip6      atomic.Bool   // IPv6CP open and the TUN configured
@@ -167,9 +175,7 @@ func New(cfg Config) (*Call, error) {
 	}
 	c := &Call{cfg: cfg, log: cfg.Log, ctl: make(chan []byte, QueueLen),
 		start: make(chan struct{}), quit: make(chan struct{}), done: make(chan struct{})}
-	if cfg.Client != nil {
-		c.openWait = LACOpenWait
-	}
+	c.openWait = openWait(cfg)
 	if c.log == nil {
 		c.log = slog.Default()
 	}
@@ -188,6 +194,15 @@ func New(cfg Config) (*Call, error) {
 	c.st = Status{Phase: ppp.PhaseDead.String(), Interface: c.dev.Name()}
 	go c.run()
 	return c, nil
+}
+
+// openWait is how long a Call of cfg's role waits for the peer's first
+// frame before it opens LCP.
+func openWait(cfg Config) time.Duration {
+	if cfg.Client != nil {
+		return LACOpenWait
+	}
+	return LNSOpenWait
 }
 
 // linkConfig is the ppp.Config of the call's role.

@@ -601,8 +601,8 @@ func TestLACOpensOnLNSFrame(t *testing.T) {
 	}
 }
 
-// TestLACOpensAfterWait: an LNS that waits for the LAC (pppd "passive")
-// still gets the LAC's Configure-Request once the wait is over.
+// TestLACOpensAfterWait: an LNS that waits for the LAC (pppd "passive",
+// ours) still gets the LAC's Configure-Request once the wait is over.
 func TestLACOpensAfterWait(t *testing.T) {
 	r := startedLAC(t, 10*time.Millisecond)
 	if code := readLCP(t, r.sink, 5*time.Second); code != ppp.ConfReq {
@@ -679,5 +679,14 @@ func TestReadSize(t *testing.T) {
 		if got := c.readSize(); got != tc.want {
 			t.Errorf("mtu %d: read size %d, want %d", tc.mtu, got, tc.want)
 		}
+	}
+}
+
+// TestOpenWaits: the LNS waits for the LAC longer than the LAC waits for
+// it, so two that both wait open after the LAC's short wait, not the LNS's.
+func TestOpenWaits(t *testing.T) {
+	lns, lac := openWait(Config{Server: &Server{}}), openWait(Config{Client: &Client{}})
+	if lac <= 0 || lns <= lac {
+		t.Fatalf("LNS waits %v, LAC %v: want 0 < LAC < LNS", lns, lac)
 	}
 }
