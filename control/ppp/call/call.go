@@ -52,15 +52,14 @@ const QueueLen = 64
 // its session up only once the ICCN has gone through (xl2tpd's LAC after
 // sending it, an LNS such as ours after processing it), and a frame that
 // arrives before is dropped, costing the sender's 3 s restart timer. So a
-// Call waits for the peer's first PPP frame before it opens LCP, at most:
-//
-//   - LNSOpenWait on the LNS, long enough for any LAC, which starts PPP
-//     as soon as its call is connected;
-//   - LACOpenWait on the LAC, short: an LNS that waits for the LAC (pppd's
-//     "passive", or ours) hears from it then, with its session in place.
+// Call waits for the peer's first PPP frame before it opens LCP, at most
+// LNSOpenWait on the LNS and LACOpenWait on the LAC. The LAC waits longer
+// (an LNS on a slow machine may take most of a second to set its session
+// up); an LNS that waits for the LAC (pppd's "passive") hears from it
+// after that; two of ours open when the LNS's wait is over.
 const (
-	LNSOpenWait = time.Second
-	LACOpenWait = 100 * time.Millisecond
+	LNSOpenWait = 500 * time.Millisecond
+	LACOpenWait = time.Second
 )
 
 // Server is the LNS side of PPP: how peers are authenticated and what

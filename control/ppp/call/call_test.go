@@ -682,11 +682,11 @@ func TestReadSize(t *testing.T) {
 	}
 }
 
-// TestOpenWaits: the LNS waits for the LAC longer than the LAC waits for
-// it, so two that both wait open after the LAC's short wait, not the LNS's.
+// TestOpenWaits: both roles wait for the peer's first frame, the LAC the
+// longer (a slow LNS's session), so two of ours open after the LNS's.
 func TestOpenWaits(t *testing.T) {
 	lns, lac := openWait(Config{Server: &Server{}}), openWait(Config{Client: &Client{}})
-	if lac <= 0 || lns <= lac {
-		t.Fatalf("LNS waits %v, LAC %v: want 0 < LAC < LNS", lns, lac)
+	if lns <= 0 || lac <= lns {
+		t.Fatalf("LNS waits %v, LAC %v: want 0 < LNS < LAC", lns, lac)
 	}
 }
