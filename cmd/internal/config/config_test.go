@@ -332,7 +332,7 @@ func TestParsePPPOptions(t *testing.T) {
 		t.Errorf("lac call defaults %+v, want %+v", o, want)
 	}
 	f, err = Parse(lns + "ipv6_local_id = \"::1:2:3:4\"\nlcp_echo_interval = 10\nlcp_echo_failure = 2\nmtu = 1460\nmru = 1500\n" +
-		lac + "ipv6 = false\nlcp_echo_interval = 0\n")
+		lac + "ipv6 = false\nlcp_echo_interval = 0\nmtu = 1462\nmru = 1300\n")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -340,7 +340,7 @@ func TestParsePPPOptions(t *testing.T) {
 	if o := f.LNS.Config.PPP.Options; o != want {
 		t.Errorf("lns %+v, want %+v", o, want)
 	}
-	want = pppcall.Options{NoIPv6: true, EchoFailures: 4, MTU: 1400, MRU: 1400}
+	want = pppcall.Options{NoIPv6: true, EchoFailures: 4, MTU: 1462, MRU: 1300}
 	if o := f.LACs[0].Config.PPP["c"].Options; o != want {
 		t.Errorf("lac call %+v, want %+v", o, want)
 	}

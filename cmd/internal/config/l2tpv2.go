@@ -447,6 +447,12 @@ func convertLAC(name string, r rawTunnel) (LAC, error) {
 			if c.PPP == nil {
 				c.PPP = make(map[string]*pppcall.Client)
 			}
+			if rs.MTU != 0 {
+				// A session's mtu key (an L2TPv3 session's TAP MTU)
+				// is the PPP call's mtu here.
+				v := int64(rs.MTU)
+				rs.rawPPPOptions.MTU = &v
+			}
 			o, err := convertOptions(rs.rawPPPOptions)
 			if err != nil {
 				return l, &sessionError{n, err}
