@@ -182,7 +182,7 @@ func (r *hookRun) begin(s *hookStage, info upInfo, first func()) {
 // down runs the down hooks, then then (the TUN's removal), off the
 // caller's goroutine when there is anything to run; wait waits for it.
 // IPv4's come first: ip-down, the resolv.conf restored, the routes
-// deleted; then ipv6-down. Each family's wait for its up work to end.
+// deleted; then ipv6-down. Each family waits for its up work to end.
 func (r *hookRun) down(stats func() (sent, rcvd uint64), then func()) {
 	if r == nil || r.v4.done == nil && r.v6.done == nil {
 		then()
