@@ -1,7 +1,9 @@
 package main
 
 import (
+	"encoding/binary"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -53,8 +55,21 @@ func envMap(path string) map[string]string {
 	return m
 }
 
-// TestE2EPPPHooks: our LNS (B) and LAC (A) run ip-up and ip-down with
-// pppd's arguments and environment; the LAC's call also gets a default
+// pppdLL writes a link-local address as pppd gives it to ipv6-up: fe80::
+// and the interface identifier's four groups in full.
+func pppdLL(t *testing.T, s string) string {
+	t.Helper()
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		t.Fatalf("link-local address %q: %v", s, err)
+	}
+	b := a.As16()
+	return fmt.Sprintf("fe80::%04x:%04x:%04x:%04x", binary.BigEndian.Uint16(b[8:]), binary.BigEndian.Uint16(b[10:]),
+		binary.BigEndian.Uint16(b[12:]), binary.BigEndian.Uint16(b[14:]))
+}
+
+// TestE2EPPPHooks: our LNS (B) and LAC (A) run ip-up and ip-down, and
+// ipv6-up and ipv6-down, with pppd's arguments and environment; the LAC's call also gets a default
 // route through its TUN, a host route to the LNS through the veth, and
 // the LNS's DNS servers in a resolv.conf, all undone when it stops. A
 // second LAC call with a wrong password is placed again and again, with
@@ -69,6 +84,9 @@ func TestE2EPPPHooks(t *testing.T) {
 	lnsTrace, lacTrace := filepath.Join(e.dir, "lns.trace"), filepath.Join(e.dir, "lac.trace")
 	lnsUp, lnsDown := hookScript(t, e.dir, "lns-ip-up", lnsTrace), hookScript(t, e.dir, "lns-ip-down", lnsTrace)
 	lacUp, lacDown := hookScript(t, e.dir, "lac-ip-up", lacTrace), hookScript(t, e.dir, "lac-ip-down", lacTrace)
+	lns6Trace, lac6Trace := filepath.Join(e.dir, "lns6.trace"), filepath.Join(e.dir, "lac6.trace")
+	lnsUp6, lnsDown6 := hookScript(t, e.dir, "lns-ipv6-up", lns6Trace), hookScript(t, e.dir, "lns-ipv6-down", lns6Trace)
+	lacUp6, lacDown6 := hookScript(t, e.dir, "lac-ipv6-up", lac6Trace), hookScript(t, e.dir, "lac-ipv6-down", lac6Trace)
 	resolv := filepath.Join(e.dir, "resolv.conf")
 	const oldResolv = "nameserver 192.0.2.1\n"
 	if err := os.WriteFile(resolv, []byte(oldResolv), 0o644); err != nil {
@@ -87,8 +105,10 @@ dns = ["10.99.0.53", "10.99.0.54"]
 tun_name = "uhs%%d"
 ip_up = %q
 ip_down = %q
+ipv6_up = %q
+ipv6_down = %q
 ipparam = "lns-param"
-`, lnsAddr, timers, secrets, lnsUp, lnsDown)
+`, lnsAddr, timers, secrets, lnsUp, lnsDown, lnsUp6, lnsDown6)
 	lacConf := fmt.Sprintf(`[tunnel.lac1]
 version = "l2tpv2"
 peer = "%s:1701"
@@ -100,6 +120,8 @@ user = "alice"
 password = "alice pass"
 ip_up = %q
 ip_down = %q
+ipv6_up = %q
+ipv6_down = %q
 default_route = true
 resolv_conf = %q
 
@@ -107,7 +129,7 @@ resolv_conf = %q
 pseudowire = "ppp"
 user = "alice"
 password = "wrong"
-`, lnsAddr, timers, lacUp, lacDown, resolv)
+`, lnsAddr, timers, lacUp, lacDown, lacUp6, lacDown6, resolv)
 	lnsFile, lacFile := e.writeFile("lns.toml", lnsConf), e.writeFile("lac.toml", lacConf)
 	lns := e.startDaemon(e.nsB, "--config", lnsFile)
 	lac := e.startDaemon(e.nsA, "--config", lacFile)
@@ -116,10 +138,11 @@ password = "wrong"
 	}
 
 	var alice api.SessionInfo
-	until(t, "alice's PPP link open and both ip-up scripts run", func() bool {
+	until(t, "alice's PPP link open and both ends' ip-up and ipv6-up scripts run", func() bool {
 		var ok bool
 		alice, ok = pppCall(lac, named("alice"))
-		return ok && alice.Call.PPP == "open" && len(lines(lacTrace)) == 1 && len(lines(lnsTrace)) == 1
+		return ok && alice.Call.PPP == "open" && len(lines(lacTrace)) == 1 && len(lines(lnsTrace)) == 1 &&
+			len(lines(lac6Trace)) == 1 && len(lines(lns6Trace)) == 1
 	})
 	local, iface := alice.Call.PPPLocal, alice.Call.PPPInterface
 	lnsCall, ok := pppCall(lns, func(c *api.CallInfo) bool { return c.PPPUser == "alice" && c.PPP == "open" })
@@ -165,6 +188,47 @@ password = "wrong"
 		t.Errorf("LAC's TUN during ip-up: %q", l)
 	}
 	until(t, "the LAC logs ip-up's output", func() bool { return strings.Contains(lac.log(), "hook lac-ip-up ran") })
+
+	// ipv6-up: pppd's arguments with the link-local addresses IPv6CP
+	// agreed (as pppd writes them), LLLOCAL and LLREMOTE for IPLOCAL and
+	// IPREMOTE.
+	if alice.Call.PPPLocal6 == "" || alice.Call.PPPPeer6 == "" || lnsCall.Call.PPPLocal6 != alice.Call.PPPPeer6 {
+		t.Fatalf("IPv6 link-local addresses: LAC %q %q, LNS %q %q", alice.Call.PPPLocal6, alice.Call.PPPPeer6,
+			lnsCall.Call.PPPLocal6, lnsCall.Call.PPPPeer6)
+	}
+	lacLL, lnsLL := pppdLL(t, alice.Call.PPPLocal6), pppdLL(t, alice.Call.PPPPeer6)
+	if got, want := lines(lacUp6+".args"), []string{iface, "/dev/net/tun", "0", lacLL, lnsLL, ""}; !slices.Equal(got, want) {
+		t.Errorf("LAC ipv6-up args %q, want %q", got, want)
+	}
+	if got, want := lines(lnsUp6+".args"), []string{lnsIface, "/dev/net/tun", "0", lnsLL, lacLL, "lns-param"}; !slices.Equal(got, want) {
+		t.Errorf("LNS ipv6-up args %q, want %q", got, want)
+	}
+	lacEnv6, lnsEnv6 := envMap(lacUp6+".env"), envMap(lnsUp6+".env")
+	for _, c := range []struct {
+		who  string
+		env  map[string]string
+		want map[string]string
+	}{
+		{"LAC", lacEnv6, map[string]string{"IFNAME": iface, "LLLOCAL": lacLL, "LLREMOTE": lnsLL, "DEVICE": "/dev/net/tun",
+			"SPEED": "0", "ORIG_UID": "0", "PPPLOGNAME": "root"}},
+		{"LNS", lnsEnv6, map[string]string{"IFNAME": lnsIface, "LLLOCAL": lnsLL, "LLREMOTE": lacLL, "PEERNAME": "alice"}},
+	} {
+		for k, v := range c.want {
+			if c.env[k] != v {
+				t.Errorf("%s ipv6-up %s=%q, want %q (env %v)", c.who, k, c.env[k], v, c.env)
+			}
+		}
+		for _, k := range []string{"IPLOCAL", "IPREMOTE", "HOME", "CI", "GOPATH", "TERM"} {
+			if v, ok := c.env[k]; ok {
+				t.Errorf("%s ipv6-up got %s=%q", c.who, k, v)
+			}
+		}
+	}
+	for _, p := range []string{lacUp6, lnsUp6} {
+		if l := lines(p + ".iface"); !slices.Equal(l, []string{"present"}) {
+			t.Errorf("%s: the TUN during ipv6-up: %q, want present", filepath.Base(p), l)
+		}
+	}
 
 	// The LAC's routes and resolv.conf while the call is up.
 	routes := e.ip("-n", e.nsA, "-4", "route", "show")
@@ -225,16 +289,22 @@ password = "wrong"
 	// The LAC stops: ip-down ran at both ends after ip-up, with the
 	// interface still there; routes and resolv.conf are undone.
 	lac.stop(true)
-	until(t, "the LNS's ip-down", func() bool { return len(lines(lnsTrace)) == 2 })
-	for _, c := range []struct{ trace, up, down string }{{lacTrace, "lac-ip-up", "lac-ip-down"}, {lnsTrace, "lns-ip-up", "lns-ip-down"}} {
+	until(t, "the LNS's ip-down and ipv6-down", func() bool { return len(lines(lnsTrace)) == 2 && len(lines(lns6Trace)) == 2 })
+	for _, c := range []struct{ trace, up, down string }{{lacTrace, "lac-ip-up", "lac-ip-down"}, {lnsTrace, "lns-ip-up", "lns-ip-down"},
+		{lac6Trace, "lac-ipv6-up", "lac-ipv6-down"}, {lns6Trace, "lns-ipv6-up", "lns-ipv6-down"}} {
 		if got := lines(c.trace); !slices.Equal(got, []string{c.up, c.down}) {
 			t.Errorf("hooks ran %q, want %s then %s", got, c.up, c.down)
 		}
 	}
-	if got, want := lines(lacDown+".args"), lines(lacUp+".args"); !slices.Equal(got, want) {
-		t.Errorf("LAC ip-down args %q, want ip-up's %q", got, want)
+	for _, c := range [][2]string{{lacUp, lacDown}, {lnsUp, lnsDown}, {lacUp6, lacDown6}, {lnsUp6, lnsDown6}} {
+		if got, want := lines(c[1]+".args"), lines(c[0]+".args"); !slices.Equal(got, want) {
+			t.Errorf("%s args %q, want %s's %q", filepath.Base(c[1]), got, filepath.Base(c[0]), want)
+		}
 	}
-	for _, p := range []string{lacDown, lnsDown} {
+	if env := envMap(lacDown6 + ".env"); env["LLLOCAL"] != lacLL || env["LLREMOTE"] != lnsLL {
+		t.Errorf("LAC ipv6-down env %v: want LLLOCAL=%s LLREMOTE=%s", env, lacLL, lnsLL)
+	}
+	for _, p := range []string{lacDown, lnsDown, lacDown6, lnsDown6} {
 		if l := lines(p + ".iface"); !slices.Equal(l, []string{"present"}) {
 			t.Errorf("%s: the TUN during ip-down: %q, want present", filepath.Base(p), l)
 		}

@@ -371,13 +371,14 @@ func TestParsePPPOptions(t *testing.T) {
 	}
 }
 
-// TestParsePPPHooks reads ip_up, ip_down, ipparam and hook_timeout in
-// [lns] and a LAC call, with the call's default_route and resolv_conf,
+// TestParsePPPHooks reads ip_up, ip_down, ipv6_up, ipv6_down, ipparam
+// and hook_timeout in [lns] and a LAC call, with the call's default_route and resolv_conf,
 // and refuses them where they cannot work.
 func TestParsePPPHooks(t *testing.T) {
 	dir := t.TempDir()
 	up, down, plain := filepath.Join(dir, "ip-up"), filepath.Join(dir, "ip-down"), filepath.Join(dir, "plain")
-	for p, mode := range map[string]os.FileMode{up: 0o755, down: 0o700, plain: 0o644} {
+	up6, down6 := filepath.Join(dir, "ipv6-up"), filepath.Join(dir, "ipv6-down")
+	for p, mode := range map[string]os.FileMode{up: 0o755, down: 0o700, plain: 0o644, up6: 0o755, down6: 0o750} {
 		if err := os.WriteFile(p, []byte("#!/bin/sh\n"), mode); err != nil {
 			t.Fatal(err)
 		}
@@ -389,6 +390,8 @@ local_ip = "10.99.0.1"
 pool = "10.99.0.10-10.99.0.20"
 ip_up = %q
 ip_down = %q
+ipv6_up = %q
+ipv6_down = %q
 ipparam = "lns"
 
 [tunnel.lac1]
@@ -399,6 +402,7 @@ peer = "10.203.0.2"
 user = "alice"
 password = "pw"
 ip_up = %q
+ipv6_down = %q
 hook_timeout = 5000
 default_route = true
 resolv_conf = %q
@@ -406,16 +410,17 @@ resolv_conf = %q
 [tunnel.lac1.session.bare]
 user = "bob"
 password = "pw"
-`, up, down, up, resolv)
+`, up, down, up6, down6, up, down6, resolv)
 	f, err := Parse(text)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h := f.LNS.Config.PPP.Hooks; h == nil || h.IPUp != up || h.IPDown != down || h.IPParam != "lns" || h.DefaultRoute {
+	if h := f.LNS.Config.PPP.Hooks; h == nil || h.IPUp != up || h.IPDown != down || h.IPv6Up != up6 || h.IPv6Down != down6 ||
+		h.IPParam != "lns" || h.DefaultRoute {
 		t.Errorf("lns hooks %+v", h)
 	}
 	ppp := f.LACs[0].Config.PPP
-	if h := ppp["home"].Hooks; h == nil || h.IPUp != up || h.IPDown != "" || h.Timeout != 5*time.Second ||
+	if h := ppp["home"].Hooks; h == nil || h.IPUp != up || h.IPDown != "" || h.IPv6Up != "" || h.IPv6Down != down6 || h.Timeout != 5*time.Second ||
 		!h.DefaultRoute || h.ResolvConf != resolv {
 		t.Errorf("lac call hooks %+v", h)
 	}
@@ -429,10 +434,22 @@ password = "pw"
 	if err := SameL2TPv2(f, g); err == nil {
 		t.Error("a changed ipparam is not a change of the L2TPv2 settings")
 	}
+	g, err = Parse(strings.Replace(text, "ipv6_up = \""+up6+"\"\n", "", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := SameL2TPv2(f, g); err == nil {
+		t.Error("a removed ipv6_up is not a change of the L2TPv2 settings")
+	}
 	for _, bad := range []struct{ from, to, key string }{
 		{"ip_up = \"" + up + "\"\nip_down", "ip_up = \"ip-up\"\nip_down", "ip_up"},
 		{"ip_down = \"" + down, "ip_down = \"" + plain, "ip_down"},
 		{"ip_down = \"" + down, "ip_down = \"" + dir + "/none", "ip_down"},
+		{"ipv6_up = \"" + up6, "ipv6_up = \"ipv6-up", "ipv6_up"},
+		{"ipv6_up = \"" + up6, "ipv6_up = \"" + dir, "ipv6_up"},
+		{"ipv6_down = \"" + down6 + "\"\nipparam", "ipv6_down = \"" + plain + "\"\nipparam", "ipv6_down"},
+		{"ipv6_down = \"" + down6 + "\"\nhook_timeout", "ipv6_down = \"" + dir + "/none\"\nhook_timeout", "ipv6_down"},
+		{"user = \"bob\"\npassword = \"pw\"", "ipv6_up = \"" + up6 + "\"", "ipv6_up"},
 		{"hook_timeout = 5000", "hook_timeout = -1", "hook_timeout"},
 		{"resolv_conf = \"" + resolv, "resolv_conf = \"" + dir + "/no/resolv.conf", "resolv_conf"},
 		{"user = \"bob\"\npassword = \"pw\"", "default_route = true", "default_route"},

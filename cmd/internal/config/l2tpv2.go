@@ -164,10 +164,13 @@ func convertOptions(r rawPPPOptions) (pppcall.Options, error) {
 	return o, nil
 }
 
-// rawHooks are the ip-up and ip-down keys of [lns] and of a LAC's call.
+// rawHooks are the ip-up, ip-down, ipv6-up and ipv6-down keys of [lns]
+// and of a LAC's call.
 type rawHooks struct {
 	IPUp        string `toml:"ip_up"`
 	IPDown      string `toml:"ip_down"`
+	IPv6Up      string `toml:"ipv6_up"`
+	IPv6Down    string `toml:"ipv6_down"`
 	IPParam     string `toml:"ipparam"`
 	HookTimeout int64  `toml:"hook_timeout"`
 }
@@ -336,16 +339,18 @@ func convertPPP(r rawLNS) (*pppcall.Server, error) {
 	return s, nil
 }
 
-// hooks reads the ip-up/ip-down keys, and a LAC call's default_route
-// and resolv_conf: nil when none is set. They need PPP on the calls.
+// hooks reads the ip-up/ip-down and ipv6-up/ipv6-down keys, and a LAC
+// call's default_route and resolv_conf: nil when none is set. They need
+// PPP on the calls.
 func hooks(r rawHooks, defRoute bool, resolv string, isPPP bool) (*pppcall.Hooks, error) {
-	h := &pppcall.Hooks{IPUp: r.IPUp, IPDown: r.IPDown, IPParam: r.IPParam, DefaultRoute: defRoute, ResolvConf: resolv}
+	h := &pppcall.Hooks{IPUp: r.IPUp, IPDown: r.IPDown, IPv6Up: r.IPv6Up, IPv6Down: r.IPv6Down, IPParam: r.IPParam,
+		DefaultRoute: defRoute, ResolvConf: resolv}
 	set := ""
 	for _, k := range []struct {
 		key string
 		on  bool
-	}{{"ip_up", r.IPUp != ""}, {"ip_down", r.IPDown != ""}, {"ipparam", r.IPParam != ""},
-		{"hook_timeout", r.HookTimeout != 0}, {"default_route", defRoute}, {"resolv_conf", resolv != ""}} {
+	}{{"ip_up", r.IPUp != ""}, {"ip_down", r.IPDown != ""}, {"ipv6_up", r.IPv6Up != ""}, {"ipv6_down", r.IPv6Down != ""},
+		{"ipparam", r.IPParam != ""}, {"hook_timeout", r.HookTimeout != 0}, {"default_route", defRoute}, {"resolv_conf", resolv != ""}} {
 		if k.on && set == "" {
 			set = k.key
 		}
@@ -356,7 +361,9 @@ func hooks(r rawHooks, defRoute bool, resolv string, isPPP bool) (*pppcall.Hooks
 	if !isPPP {
 		return nil, keyErrorf(set, "%s: needs PPP on the call (user and password; for [lns], local_ip and pool)", set)
 	}
-	for _, k := range []struct{ key, path string }{{"ip_up", r.IPUp}, {"ip_down", r.IPDown}} {
+	for _, k := range []struct{ key, path string }{
+		{"ip_up", r.IPUp}, {"ip_down", r.IPDown}, {"ipv6_up", r.IPv6Up}, {"ipv6_down", r.IPv6Down},
+	} {
 		if k.path == "" {
 			continue
 		}

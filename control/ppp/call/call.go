@@ -74,7 +74,7 @@ type Server struct {
 	Pool    *Pool
 	DNS     [2]netip.Addr
 	Options
-	Hooks *Hooks // ip-up and ip-down; nil: none
+	Hooks *Hooks // ip-up, ip-down, ipv6-up and ipv6-down; nil: none
 }
 
 // Client is the LAC side: our credentials. The address is the one IPCP

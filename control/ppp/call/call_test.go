@@ -10,7 +10,9 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -416,13 +418,17 @@ type linked struct {
 	ended          []error
 }
 
-func newLinked(t *testing.T, o Options) *linked {
+func newLinked(t *testing.T, o Options) *linked { return newLinkedHooks(t, o, nil) }
+
+// newLinkedHooks is newLinked with the Call's hooks h.
+func newLinkedHooks(t *testing.T, o Options, h *Hooks) *linked {
 	r := newRig(t)
 	l := &linked{rig: r, now: time.Now()}
 	c := r.c
 	c.ip4.Store(false)
 	c.ip6.Store(false)
-	c.cfg.Client = &Client{Options: o}
+	c.cfg.Client = &Client{Options: o, Hooks: h}
+	c.hooks = newHookRun(&c.cfg, c.log)
 	c.cfg.OnEnd = func(err error) { l.ended = append(l.ended, err) }
 	lc, err := c.linkConfig()
 	if err != nil {
@@ -507,6 +513,50 @@ func TestCallIPv6CP(t *testing.T) {
 	l.exchange(t)
 	if c.ip6.Load() || !c.ip4.Load() || c.Status().Phase != "open" {
 		t.Errorf("after IPv6CP closed: ip6 %v ip4 %v phase %s; want IPv4 only", c.ip6.Load(), c.ip4.Load(), c.Status().Phase)
+	}
+}
+
+// TestCallIPv6Hooks: a Call runs ipv6-up once IPv6CP has opened and the
+// TUN has the link-local addresses, with those addresses, and ipv6-down
+// at its end; a call whose TUN cannot carry IPv6 (an MTU below 1280) or
+// without IPv6CP runs neither, and ip-up as before.
+func TestCallIPv6Hooks(t *testing.T) {
+	id := [8]byte{7: 0xc}
+	for _, tc := range []struct {
+		name string
+		o    Options
+		v6   bool
+	}{
+		{"ipv6", Options{IPv6ID: id}, true},
+		{"mtu below 1280", Options{IPv6ID: id, MTU: 1200}, false},
+		{"no ipv6", Options{NoIPv6: true}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			trace := filepath.Join(dir, "trace")
+			rec := `echo "${0##*/} $*" >> ` + trace + "\n"
+			h := &Hooks{IPUp: script(t, dir, "ip-up", rec), IPv6Up: script(t, dir, "ipv6-up", rec),
+				IPv6Down: script(t, dir, "ipv6-down", rec), IPParam: "p"}
+			l := newLinkedHooks(t, tc.o, h)
+			c := l.c
+			if c.ip6.Load() != tc.v6 || !c.ip4.Load() {
+				t.Fatalf("ip4 %v ip6 %v, want IPv4 and IPv6 %v", c.ip4.Load(), c.ip6.Load(), tc.v6)
+			}
+			c.hooks.down(c.sessionBytes, func() {})
+			c.hooks.wait()
+			name := c.dev.Name()
+			want := []string{"ip-up " + name + " /dev/net/tun 0 10.9.0.2 10.9.0.1 p"}
+			if tc.v6 {
+				ll := " /dev/net/tun 0 fe80::0000:0000:0000:000c fe80::0000:0000:0000:0001 p"
+				want = append(want, "ipv6-up "+name+ll, "ipv6-down "+name+ll)
+			}
+			got := readFields(t, trace, "\n")
+			slices.Sort(got) // ip-up and ipv6-up run side by side
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				t.Errorf("hooks ran\n%q\nwant\n%q", got, want)
+			}
+		})
 	}
 }
 

@@ -20,8 +20,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// DefaultHookTimeout bounds an ip-up or ip-down program: its process
-// group is killed after it.
+// DefaultHookTimeout bounds an ip-up, ip-down, ipv6-up or ipv6-down
+// program: its process group is killed after it.
 const DefaultHookTimeout = 30 * time.Second
 
 // hookPath is the PATH the programs get: pppd clears the environment;
@@ -31,8 +31,8 @@ const hookPath = "/usr/local/sbin:/usr/sbin:/sbin:/usr/local/bin:/usr/bin:/bin"
 // hookOutputMax bounds the output of a program that is logged.
 const hookOutputMax = 4096
 
-// Hooks are what a call does as its IPv4 link comes up and goes down,
-// beyond configuring the TUN.
+// Hooks are what a call does as its IPv4 and IPv6 links come up and go
+// down, beyond configuring the TUN.
 //
 // IPUp and IPDown are run as pppd runs /etc/ppp/ip-up and ip-down, with
 // the arguments interface-name tty-device speed local-IP-address
@@ -44,15 +44,27 @@ const hookOutputMax = 4096
 // no serial line. ip-up runs once the TUN has its addresses and is up;
 // ip-down when the call ends, before the TUN is removed (as pppd runs it
 // while the interface still exists), and never before ip-up has ended.
-// Neither blocks PPP: they run on a goroutine of their own, stdin from
+//
+// IPv6Up and IPv6Down are run likewise, as pppd runs /etc/ppp/ipv6-up
+// and ipv6-down, for IPv6: once the TUN has the link-local addresses
+// IPv6CP agreed, and when the call ends. Their fourth and fifth arguments
+// are the local and remote link-local addresses, written as pppd writes
+// them (fe80:: and the four groups of the interface identifier in full,
+// fe80::0000:0000:0000:0001), and their environment has them as LLLOCAL
+// and LLREMOTE instead of IPLOCAL and IPREMOTE (DNS1 and DNS2 only if
+// IPCP gave them before). A call whose IPv6 never came up runs neither;
+// ip-down runs before ipv6-down.
+//
+// None blocks PPP: they run on a goroutine of their own, stdin from
 // /dev/null, their output logged, a non-zero exit logged as a warning,
 // and their process group killed after Timeout.
 //
 // DefaultRoute and ResolvConf are the LAC's: see Config.
 type Hooks struct {
-	IPUp, IPDown string // programs; "": none
-	IPParam      string // the sixth argument
-	Timeout      time.Duration
+	IPUp, IPDown     string // programs; "": none
+	IPv6Up, IPv6Down string // programs; "": none
+	IPParam          string // the sixth argument
+	Timeout          time.Duration
 	// DefaultRoute routes all of IPv4 through the TUN once IPCP is
 	// open: 0.0.0.0/0, or 0.0.0.0/1 and 128.0.0.0/1 when a default route
 	// exists already (it stays, less specific). A host route to the LNS
@@ -66,20 +78,28 @@ type Hooks struct {
 	ResolvConf string
 }
 
-func (h *Hooks) any() bool {
-	return h != nil && (h.IPUp != "" || h.IPDown != "" || h.DefaultRoute || h.ResolvConf != "")
-}
-
-// upInfo is what the hooks learn when IPv4 comes up.
+// upInfo is what the hooks learn when IPv4 or IPv6 comes up.
 type upInfo struct {
 	iface       string
-	local, peer netip.Addr
-	peerName    string // the authenticated peer (LNS)
+	local, peer netip.Addr // IPv6: the link-local addresses
+	peerName    string     // the authenticated peer (LNS)
 	dns         [2]netip.Addr
 }
 
-// hookRun runs a call's Hooks. up and down may be called once each, in
-// that order (down without up is fine), from the Call's goroutine.
+// hookStage is one address family's programs: ip-up and ip-down, or
+// ipv6-up and ipv6-down.
+type hookStage struct {
+	name      string // "ip" or "ipv6": the programs are name-up and name-down
+	up, down  string // their paths; "": none
+	localVar  string // the environment's names of the local and remote addresses
+	remoteVar string
+	done      chan struct{} // nil until up; closed when the up work has ended
+	info      upInfo        // set by the up goroutine, read by the down one after done
+}
+
+// hookRun runs a call's Hooks. up, up6 and down may be called once
+// each, up and up6 before down (down without them is fine), from the
+// Call's goroutine.
 type hookRun struct {
 	h        Hooks
 	log      *slog.Logger
@@ -87,9 +107,8 @@ type hookRun struct {
 	lns      netip.Addr // the LAC's peer, for DefaultRoute
 	start    time.Time
 	wg       sync.WaitGroup
-	upDone   chan struct{} // nil until up
-	// Set by the up goroutine, read by the down one after upDone.
-	info   upInfo
+	v4, v6   hookStage
+	// Set by v4's up goroutine, read by the down one after v4.done.
 	routes []route // added by us, deleted at the end in reverse
 	resolv *resolvBackup
 }
@@ -106,36 +125,66 @@ func newHookRun(cfg *Config, log *slog.Logger) *hookRun {
 	if r.h.Timeout <= 0 {
 		r.h.Timeout = DefaultHookTimeout
 	}
+	r.v4 = hookStage{name: "ip", up: r.h.IPUp, down: r.h.IPDown, localVar: "IPLOCAL", remoteVar: "IPREMOTE"}
+	r.v6 = hookStage{name: "ipv6", up: r.h.IPv6Up, down: r.h.IPv6Down, localVar: "LLLOCAL", remoteVar: "LLREMOTE"}
 	return r
 }
 
-// up runs the up hooks for IPv4 now configured on the TUN.
+// up runs the up hooks for IPv4 now configured on the TUN: the routes,
+// the resolv.conf, then ip-up.
 func (r *hookRun) up(info upInfo) {
-	if r == nil || !r.h.any() {
+	if r == nil {
 		return
 	}
-	r.upDone = make(chan struct{})
+	var first func()
+	if r.h.DefaultRoute || r.h.ResolvConf != "" {
+		first = func() {
+			if r.h.DefaultRoute {
+				r.addRoutes()
+			}
+			if r.h.ResolvConf != "" {
+				r.writeResolv()
+			}
+		}
+	}
+	r.begin(&r.v4, info, first)
+}
+
+// up6 runs ipv6-up for IPv6 now configured on the TUN.
+func (r *hookRun) up6(info upInfo) {
+	if r != nil {
+		r.begin(&r.v6, info, nil)
+	}
+}
+
+// begin runs first, if any, then s's up program, on a goroutine of
+// their own; s.done is closed when they have ended. With nothing to run
+// up or down for s, it does nothing.
+func (r *hookRun) begin(s *hookStage, info upInfo, first func()) {
+	if s.up == "" && s.down == "" && first == nil {
+		return
+	}
+	s.done = make(chan struct{})
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
-		defer close(r.upDone)
-		r.info = info
-		if r.h.DefaultRoute {
-			r.addRoutes()
+		defer close(s.done)
+		s.info = info
+		if first != nil {
+			first()
 		}
-		if r.h.ResolvConf != "" {
-			r.writeResolv()
-		}
-		if r.h.IPUp != "" {
-			r.run("ip-up", r.h.IPUp, nil)
+		if s.up != "" {
+			r.run(s, s.name+"-up", s.up, nil)
 		}
 	}()
 }
 
 // down runs the down hooks, then then (the TUN's removal), off the
 // caller's goroutine when there is anything to run; wait waits for it.
+// IPv4's come first: ip-down, the resolv.conf restored, the routes
+// deleted; then ipv6-down. Each family waits for its up work to end.
 func (r *hookRun) down(stats func() (sent, rcvd uint64), then func()) {
-	if r == nil || r.upDone == nil {
+	if r == nil || r.v4.done == nil && r.v6.done == nil {
 		then()
 		return
 	}
@@ -143,20 +192,32 @@ func (r *hookRun) down(stats func() (sent, rcvd uint64), then func()) {
 	go func() {
 		defer r.wg.Done()
 		defer then()
-		<-r.upDone
-		if r.h.IPDown != "" {
-			sent, rcvd := stats()
-			r.run("ip-down", r.h.IPDown, []string{
-				"CONNECT_TIME=" + strconv.FormatInt(int64(time.Since(r.start)/time.Second), 10),
-				"BYTES_SENT=" + strconv.FormatUint(sent, 10),
-				"BYTES_RCVD=" + strconv.FormatUint(rcvd, 10),
-			})
+		if r.v4.done != nil {
+			r.end(&r.v4, stats)
+			if r.resolv != nil {
+				r.restoreResolv()
+			}
+			r.delRoutes()
 		}
-		if r.resolv != nil {
-			r.restoreResolv()
+		if r.v6.done != nil {
+			r.end(&r.v6, stats)
 		}
-		r.delRoutes()
 	}()
+}
+
+// end waits for s's up work to end, then runs its down program with
+// the connection's statistics.
+func (r *hookRun) end(s *hookStage, stats func() (sent, rcvd uint64)) {
+	<-s.done
+	if s.down == "" {
+		return
+	}
+	sent, rcvd := stats()
+	r.run(s, s.name+"-down", s.down, []string{
+		"CONNECT_TIME=" + strconv.FormatInt(int64(time.Since(r.start)/time.Second), 10),
+		"BYTES_SENT=" + strconv.FormatUint(sent, 10),
+		"BYTES_RCVD=" + strconv.FormatUint(rcvd, 10),
+	})
 }
 
 // delRoutes deletes the routes addRoutes added, last first.
@@ -176,7 +237,7 @@ func (r *hookRun) wait() {
 }
 
 // hookInfo is what the hooks are told of the link, read on the Call's
-// goroutine when IPCP has opened.
+// goroutine when IPCP or IPv6CP has opened.
 func (c *Call) hookInfo(iface string, local, peer netip.Addr) upInfo {
 	i := upInfo{iface: iface, local: local, peer: peer}
 	if c.cfg.Server != nil {
@@ -187,7 +248,7 @@ func (c *Call) hookInfo(iface string, local, peer netip.Addr) upInfo {
 	return i
 }
 
-// sessionBytes is the call's data counters for ip-down.
+// sessionBytes is the call's data counters for ip-down and ipv6-down.
 func (c *Call) sessionBytes() (sent, rcvd uint64) {
 	if s := c.sess.Load(); s != nil {
 		st := s.Stats()
@@ -196,25 +257,37 @@ func (c *Call) sessionBytes() (sent, rcvd uint64) {
 	return 0, 0
 }
 
+// warn logs a failure of IPv4's up or down work.
 func (r *hookRun) warn(what string, err error) {
-	r.log.Warn("ppp "+what, "tunnel_id", r.tid, "session_id", r.sid, "interface", r.info.iface, "err", err)
+	r.log.Warn("ppp "+what, "tunnel_id", r.tid, "session_id", r.sid, "interface", r.v4.info.iface, "err", err)
 }
 
-// args and env are pppd's.
-func (r *hookRun) args() []string {
-	i := r.info
-	return []string{i.iface, "/dev/net/tun", "0", i.local.String(), i.peer.String(), r.h.IPParam}
+// hookAddr is an address as pppd gives it to its programs: IPv4 dotted,
+// a link-local IPv6 address as fe80:: and the interface identifier's
+// four groups in full (pppd's llv6_ntoa).
+func hookAddr(a netip.Addr) string {
+	b := a.As16()
+	if !a.Is6() || a.Zone() != "" || [8]byte(b[:8]) != [8]byte{0xfe, 0x80} {
+		return a.String()
+	}
+	return fmt.Sprintf("fe80::%02x%02x:%02x%02x:%02x%02x:%02x%02x", b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15])
 }
 
-func (r *hookRun) env(extra []string) []string {
-	i := r.info
+// args and env are pppd's for s's programs.
+func (r *hookRun) args(s *hookStage) []string {
+	i := s.info
+	return []string{i.iface, "/dev/net/tun", "0", hookAddr(i.local), hookAddr(i.peer), r.h.IPParam}
+}
+
+func (r *hookRun) env(s *hookStage, extra []string) []string {
+	i := s.info
 	env := []string{
 		"PATH=" + hookPath,
 		"IFNAME=" + i.iface,
 		"DEVICE=/dev/net/tun",
 		"SPEED=0",
-		"IPLOCAL=" + i.local.String(),
-		"IPREMOTE=" + i.peer.String(),
+		s.localVar + "=" + hookAddr(i.local),
+		s.remoteVar + "=" + hookAddr(i.peer),
 		"ORIG_UID=" + strconv.Itoa(os.Getuid()),
 		"PPPLOGNAME=" + logName(),
 		"UL2TP_TUNNEL_ID=" + strconv.FormatUint(uint64(r.tid), 10),
@@ -241,12 +314,13 @@ func logName() string {
 	return strconv.Itoa(os.Getuid())
 }
 
-// run runs one program to its end or its timeout, and logs the outcome.
-func (r *hookRun) run(what, path string, extra []string) {
+// run runs one of s's programs to its end or its timeout, and logs the
+// outcome.
+func (r *hookRun) run(s *hookStage, what, path string, extra []string) {
 	ctx, cancel := context.WithTimeout(context.Background(), r.h.Timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, path, r.args()...)
-	cmd.Env = r.env(extra)
+	cmd := exec.CommandContext(ctx, path, r.args(s)...)
+	cmd.Env = r.env(s, extra)
 	cmd.Dir = "/"
 	var out limitedBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -257,7 +331,7 @@ func (r *hookRun) run(what, path string, extra []string) {
 	cmd.WaitDelay = time.Second
 	began := time.Now()
 	err := cmd.Run()
-	attrs := []any{"tunnel_id", r.tid, "session_id", r.sid, "interface", r.info.iface, "program", path,
+	attrs := []any{"tunnel_id", r.tid, "session_id", r.sid, "interface", s.info.iface, "program", path,
 		"duration", time.Since(began).Round(time.Millisecond).String()}
 	if out.Len() > 0 {
 		attrs = append(attrs, "output", out.String())
@@ -309,7 +383,7 @@ func (l *limitedBuffer) String() string {
 
 // addRoutes routes IPv4 through the TUN, the LNS through its old path.
 func (r *hookRun) addRoutes() {
-	ifi, err := net.InterfaceByName(r.info.iface)
+	ifi, err := net.InterfaceByName(r.v4.info.iface)
 	if err != nil {
 		r.warn("default route", err)
 		return
@@ -321,7 +395,7 @@ func (r *hookRun) addRoutes() {
 			return
 		}
 		if via.Dev == ifi.Index {
-			r.warn("default route", fmt.Errorf("the LNS %s is reached through %s itself", r.lns, r.info.iface))
+			r.warn("default route", fmt.Errorf("the LNS %s is reached through %s itself", r.lns, r.v4.info.iface))
 			return
 		}
 		switch err := routeAdd(via); {
@@ -336,7 +410,7 @@ func (r *hookRun) addRoutes() {
 	err = routeAdd(def)
 	if err == nil {
 		r.routes = append(r.routes, def)
-		r.log.Info("ppp default route", "tunnel_id", r.tid, "session_id", r.sid, "interface", r.info.iface, "routes", "0.0.0.0/0")
+		r.log.Info("ppp default route", "tunnel_id", r.tid, "session_id", r.sid, "interface", r.v4.info.iface, "routes", "0.0.0.0/0")
 		return
 	}
 	if !errors.Is(err, unix.EEXIST) {
@@ -352,7 +426,7 @@ func (r *hookRun) addRoutes() {
 		}
 		r.routes = append(r.routes, h)
 	}
-	r.log.Info("ppp default route", "tunnel_id", r.tid, "session_id", r.sid, "interface", r.info.iface,
+	r.log.Info("ppp default route", "tunnel_id", r.tid, "session_id", r.sid, "interface", r.v4.info.iface,
 		"routes", "0.0.0.0/1 128.0.0.0/1")
 }
 
@@ -367,7 +441,7 @@ type resolvBackup struct {
 // writeResolv writes the DNS servers to ResolvConf.
 func (r *hookRun) writeResolv() {
 	var b bytes.Buffer
-	for _, d := range r.info.dns {
+	for _, d := range r.v4.info.dns {
 		if d.IsValid() {
 			fmt.Fprintf(&b, "nameserver %s\n", d)
 		}

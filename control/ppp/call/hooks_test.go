@@ -71,45 +71,45 @@ func readFields(t *testing.T, path string, sep string) []string {
 	return strings.Split(strings.TrimSuffix(string(b), sep), sep)
 }
 
-// TestHooksArgsEnv: ip-up and ip-down get pppd's six arguments and an
-// environment of pppd's variables only (plus PATH and ours), ip-down
-// with the connection's statistics; the LNS's hooks name the
-// authenticated peer, the LAC's the DNS servers.
+// TestHooksArgsEnv: ip-up and ip-down, ipv6-up and ipv6-down get
+// pppd's six arguments (IPv6's addresses the link-local ones, written as
+// pppd writes them) and an environment of pppd's variables only (plus
+// PATH and ours): IPLOCAL and IPREMOTE for IPv4, LLLOCAL and LLREMOTE
+// for IPv6; the down programs with the connection's statistics; the
+// LNS's hooks name the authenticated peer, the LAC's the DNS servers.
 func TestHooksArgsEnv(t *testing.T) {
 	dir := t.TempDir()
 	t.Setenv("UL2TP_TEST_LEAK", "1") // not passed on: pppd clears the environment
 	dump := `for a in "$@"; do printf '%s\n' "$a"; done > "$0.args"; env | sort > "$0.env"` + "\n"
 	for _, server := range []bool{true, false} {
 		up, down := script(t, dir, "ip-up", dump), script(t, dir, "ip-down", dump)
-		r, log := testRun(Hooks{IPUp: up, IPDown: down, IPParam: "office"}, server)
+		up6, down6 := script(t, dir, "ipv6-up", dump), script(t, dir, "ipv6-down", dump)
+		r, log := testRun(Hooks{IPUp: up, IPDown: down, IPv6Up: up6, IPv6Down: down6, IPParam: "office"}, server)
 		info := upInfo{iface: "ppp3", local: netip.MustParseAddr("10.99.0.1"), peer: netip.MustParseAddr("10.99.0.10")}
 		if server {
 			info.peerName = "alice"
 		} else {
 			info.dns = [2]netip.Addr{netip.MustParseAddr("10.99.0.53"), netip.MustParseAddr("10.99.0.54")}
 		}
+		info6 := info
+		info6.local, info6.peer = netip.MustParseAddr("fe80::c"), netip.MustParseAddr("fe80::1:a2:3b4:c5d6")
 		removed := false
 		r.up(info)
+		r.up6(info6)
 		r.down(func() (uint64, uint64) { return 1234, 5678 }, func() { removed = true })
 		r.wait()
 		if !removed {
 			t.Fatal("the TUN was not removed after the down hooks")
 		}
-		wantArgs := []string{"ppp3", "/dev/net/tun", "0", "10.99.0.1", "10.99.0.10", "office"}
-		for _, p := range []string{up, down} {
-			if got := readFields(t, p+".args", "\n"); !slices.Equal(got, wantArgs) {
-				t.Errorf("%s args %q, want %q", filepath.Base(p), got, wantArgs)
-			}
-		}
-		want := []string{
-			"DEVICE=/dev/net/tun", "IFNAME=ppp3", "IPLOCAL=10.99.0.1", "IPREMOTE=10.99.0.10",
+		common := []string{
+			"DEVICE=/dev/net/tun", "IFNAME=ppp3",
 			"ORIG_UID=" + strconv.Itoa(os.Getuid()), "PATH=" + hookPath, "PPPLOGNAME=" + logName(), "SPEED=0",
 			"UL2TP_SESSION_ID=9", "UL2TP_TUNNEL_ID=7",
 		}
 		if server {
-			want = append(want, "PEERNAME=alice")
+			common = append(common, "PEERNAME=alice")
 		} else {
-			want = append(want, "DNS1=10.99.0.53", "DNS2=10.99.0.54", "USEPEERDNS=1")
+			common = append(common, "DNS1=10.99.0.53", "DNS2=10.99.0.54", "USEPEERDNS=1")
 		}
 		envOf := func(p string) []string {
 			var got []string
@@ -120,50 +120,113 @@ func TestHooksArgsEnv(t *testing.T) {
 			}
 			return got
 		}
-		slices.Sort(want)
-		if got := envOf(up); !slices.Equal(got, want) {
-			t.Errorf("server %v: ip-up env\n%q\nwant\n%q", server, got, want)
+		for _, f := range []struct {
+			up, down    string
+			local, peer string // as the arguments give them
+			env         []string
+		}{
+			{up, down, "10.99.0.1", "10.99.0.10", []string{"IPLOCAL=10.99.0.1", "IPREMOTE=10.99.0.10"}},
+			{up6, down6, "fe80::0000:0000:0000:000c", "fe80::0001:00a2:03b4:c5d6",
+				[]string{"LLLOCAL=fe80::0000:0000:0000:000c", "LLREMOTE=fe80::0001:00a2:03b4:c5d6"}},
+		} {
+			wantArgs := []string{"ppp3", "/dev/net/tun", "0", f.local, f.peer, "office"}
+			for _, p := range []string{f.up, f.down} {
+				if got := readFields(t, p+".args", "\n"); !slices.Equal(got, wantArgs) {
+					t.Errorf("server %v: %s args %q, want %q", server, filepath.Base(p), got, wantArgs)
+				}
+			}
+			want := append(slices.Clone(common), f.env...)
+			slices.Sort(want)
+			if got := envOf(f.up); !slices.Equal(got, want) {
+				t.Errorf("server %v: %s env\n%q\nwant\n%q", server, filepath.Base(f.up), got, want)
+			}
+			wantDown := append(want, "BYTES_RCVD=5678", "BYTES_SENT=1234", "CONNECT_TIME=0")
+			slices.Sort(wantDown)
+			if got := envOf(f.down); !slices.Equal(got, wantDown) {
+				t.Errorf("server %v: %s env\n%q\nwant\n%q", server, filepath.Base(f.down), got, wantDown)
+			}
 		}
-		wantDown := append(slices.Clone(want), "BYTES_RCVD=5678", "BYTES_SENT=1234", "CONNECT_TIME=0")
-		slices.Sort(wantDown)
-		if got := envOf(down); !slices.Equal(got, wantDown) {
-			t.Errorf("server %v: ip-down env\n%q\nwant\n%q", server, got, wantDown)
+		l := log.String()
+		for _, m := range []string{"ppp ip-up", "ppp ip-down", "ppp ipv6-up", "ppp ipv6-down"} {
+			if !strings.Contains(l, "msg=\""+m+"\"") {
+				t.Errorf("no %q in the log:\n%s", m, l)
+			}
 		}
-		if l := log.String(); !strings.Contains(l, "ppp ip-up") || !strings.Contains(l, "ppp ip-down") || strings.Contains(l, "WARN") {
+		if strings.Contains(l, "WARN") {
 			t.Errorf("log:\n%s", l)
 		}
 	}
 }
 
-// TestHooksOrder: ip-down waits for a slow ip-up, and the TUN goes only
-// after ip-down; a failing program is logged as a warning with its
-// output.
+// TestHooksOrder: ip-down waits for a slow ip-up, ipv6-down for a slow
+// ipv6-up, and the TUN goes only after the down programs; a call whose
+// IPv6 never came up runs neither ipv6-up nor ipv6-down; a failing
+// program is logged as a warning with its output.
 func TestHooksOrder(t *testing.T) {
-	dir := t.TempDir()
-	trace := filepath.Join(dir, "trace")
-	up := script(t, dir, "ip-up", "sleep 0.3; echo up >> "+trace+"\n")
-	down := script(t, dir, "ip-down", "echo down >> "+trace+"; echo oops; exit 3\n")
-	r, log := testRun(Hooks{IPUp: up, IPDown: down}, true)
-	r.up(upInfo{iface: "ppp0", local: netip.MustParseAddr("10.0.0.1"), peer: netip.MustParseAddr("10.0.0.2")})
-	r.down(func() (uint64, uint64) { return 0, 0 }, func() {
-		f, err := os.OpenFile(trace, os.O_APPEND|os.O_WRONLY, 0)
-		if err == nil {
-			f.WriteString("tun removed\n")
-			f.Close()
-		}
-	})
-	r.wait()
-	if got := readFields(t, trace, "\n"); !slices.Equal(got, []string{"up", "down", "tun removed"}) {
-		t.Errorf("order %q", got)
-	}
-	if l := log.String(); !strings.Contains(l, "level=WARN msg=\"ppp ip-down failed\"") || !strings.Contains(l, "exit status 3") ||
-		!strings.Contains(l, `output="oops\n"`) {
-		t.Errorf("log:\n%s", l)
+	v4 := upInfo{iface: "ppp0", local: netip.MustParseAddr("10.0.0.1"), peer: netip.MustParseAddr("10.0.0.2")}
+	v6 := upInfo{iface: "ppp0", local: netip.MustParseAddr("fe80::1"), peer: netip.MustParseAddr("fe80::2")}
+	for _, tc := range []struct {
+		name       string
+		ip, ipv6   bool // which hooks are configured
+		up6        bool // IPv6 came up
+		want       []string
+		downFailed bool
+	}{
+		{"ipv4", true, false, true, []string{"up", "down", "tun removed"}, true},
+		{"ipv6", false, true, true, []string{"up6", "down6", "tun removed"}, false},
+		{"both", true, true, true, nil, true},
+		{"ipv6 never up", true, true, false, []string{"up", "down", "tun removed"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			trace := filepath.Join(dir, "trace")
+			var h Hooks
+			if tc.ip {
+				h.IPUp = script(t, dir, "ip-up", "sleep 0.3; echo up >> "+trace+"\n")
+				h.IPDown = script(t, dir, "ip-down", "echo down >> "+trace+"; echo oops; exit 3\n")
+			}
+			if tc.ipv6 {
+				h.IPv6Up = script(t, dir, "ipv6-up", "sleep 0.3; echo up6 >> "+trace+"\n")
+				h.IPv6Down = script(t, dir, "ipv6-down", "echo down6 >> "+trace+"\n")
+			}
+			r, log := testRun(h, true)
+			r.up(v4)
+			if tc.up6 {
+				r.up6(v6)
+			}
+			r.down(func() (uint64, uint64) { return 0, 0 }, func() {
+				f, err := os.OpenFile(trace, os.O_APPEND|os.O_WRONLY, 0)
+				if err == nil {
+					f.WriteString("tun removed\n")
+					f.Close()
+				}
+			})
+			r.wait()
+			got := readFields(t, trace, "\n")
+			if tc.want != nil && !slices.Equal(got, tc.want) {
+				t.Errorf("order %q, want %q", got, tc.want)
+			}
+			if tc.want == nil { // the two families' up programs run side by side
+				at := func(s string) int { return slices.Index(got, s) }
+				if len(got) != 5 || at("tun removed") != 4 || at("up") < 0 || at("up") > at("down") || at("up6") < 0 || at("up6") > at("down6") {
+					t.Errorf("order %q: want each up before its down, the TUN removed last", got)
+				}
+			}
+			l := log.String()
+			if tc.downFailed && (!strings.Contains(l, "level=WARN msg=\"ppp ip-down failed\"") || !strings.Contains(l, "exit status 3") ||
+				!strings.Contains(l, `output="oops\n"`)) {
+				t.Errorf("log:\n%s", l)
+			}
+			if !tc.up6 && strings.Contains(l, "ppp ipv6-") {
+				t.Errorf("IPv6 never came up, yet its hooks ran:\n%s", l)
+			}
+		})
 	}
 }
 
 // TestHooksNone: without hooks, down removes the TUN at once, on the
-// caller's goroutine, as before hooks existed; down without up too.
+// caller's goroutine, as before hooks existed; down without up too, and
+// with hooks for the other family only.
 func TestHooksNone(t *testing.T) {
 	r, _ := testRun(Hooks{}, false)
 	r.up(upInfo{iface: "ppp0"})
@@ -178,8 +241,25 @@ func TestHooksNone(t *testing.T) {
 	if !done {
 		t.Fatal("down without up: TUN not removed synchronously")
 	}
+	// IPv6 hooks only: IPv4 coming up starts nothing to wait for.
+	r3, _ := testRun(Hooks{IPv6Up: "/nonexistent", IPv6Down: "/nonexistent"}, true)
+	r3.up(upInfo{iface: "ppp0"})
+	done = false
+	r3.down(nil, func() { done = true })
+	if !done {
+		t.Fatal("IPv6 hooks, IPv6 never up: TUN not removed synchronously")
+	}
+	// IPv4 hooks only: IPv6 coming up neither.
+	r4, _ := testRun(Hooks{IPUp: "/nonexistent"}, true)
+	r4.up6(upInfo{iface: "ppp0"})
+	done = false
+	r4.down(nil, func() { done = true })
+	if !done {
+		t.Fatal("IPv4 hooks, IPv4 never up: TUN not removed synchronously")
+	}
 	var nilRun *hookRun
 	nilRun.up(upInfo{})
+	nilRun.up6(upInfo{})
 	nilRun.down(nil, func() {})
 	nilRun.wait()
 }
@@ -255,7 +335,7 @@ func TestResolvConf(t *testing.T) {
 			}
 			r, _ := testRun(Hooks{ResolvConf: path}, false)
 			r.up(upInfo{iface: "ppp0", dns: dns})
-			<-r.upDone
+			<-r.v4.done
 			b, err := os.ReadFile(path)
 			if err != nil || string(b) != want {
 				t.Fatalf("during the call: %q %v, want %q", b, err, want)
@@ -454,7 +534,7 @@ func defaultRouteInNetns() error {
 		}
 		var lb logBuffer
 		r := &hookRun{h: Hooks{DefaultRoute: true}, log: slog.New(slog.NewTextHandler(&lb, nil)), lns: lns,
-			info: upInfo{iface: d.Name(), local: local, peer: peer}}
+			v4: hookStage{info: upInfo{iface: d.Name(), local: local, peer: peer}}}
 		r.addRoutes()
 		want := 2 // the LNS's host route, 0.0.0.0/0
 		if existing {

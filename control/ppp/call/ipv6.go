@@ -84,7 +84,7 @@ func (c *Call) settle6(open6 bool) {
 }
 
 // openTUN6 gives the TUN the link-local addresses IPv6CP agreed (ours and
-// the peer's) and lets IPv6 data through. An interface that cannot carry
+// the peer's), lets IPv6 data through and starts ipv6-up. An interface that cannot carry
 // IPv6 (MTU below 1280, IPv6 off in the kernel) leaves the call to IPv4.
 func (c *Call) openTUN6(local, peer netip.Addr) {
 	c.mu.Lock()
@@ -110,6 +110,7 @@ func (c *Call) openTUN6(local, peer netip.Addr) {
 	c.st.Local6, c.st.Peer6 = local, peer
 	c.mu.Unlock()
 	c.ip6.Store(true)
+	c.hooks.up6(c.hookInfo(name, local, peer))
 	c.log.Info("ppp ipv6 up", "tunnel_id", c.cfg.TunnelID, "session_id", c.cfg.SessionID, "interface", name,
 		"user", c.link.User(), "local", local.String(), "peer", peer.String())
 }
