@@ -509,3 +509,131 @@ func BenchmarkV2Send(b *testing.B) {
 		}
 	}
 }
+
+// TestV2SendSegments: SendSegments sends each frame as Send would, in
+// order: its data header (Ns counting up under sequencing) then the
+// frame's header bytes and payload; equal frames may share a GSO send,
+// which the peer receives as separate datagrams; stats count frames.
+func TestV2SendSegments(t *testing.T) {
+	p, l := newLoopPlane(t)
+	peer, err := conn.Listen(conn.UDP, netip.MustParseAddrPort("127.0.0.1:0"), conn.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	s := addV2(t, p, l, peer.LocalAddr(), 10, 20, 30, 40, &PayloadRecorder{})
+	b := peer.NewBatch(1)
+	b.Msgs[0].Buf = make([]byte, 4096)
+	t.Logf("UDP GSO on the tunnel socket: %v", s.tunnel.sock.c.GSO())
+	recv := func() (encap.V2Header, []byte) {
+		t.Helper()
+		if _, err := peer.Recv(b); err != nil {
+			t.Fatal(err)
+		}
+		m := b.Msgs[0]
+		pkt := m.Buf[m.Off:m.N]
+		h, err := encap.ParseV2(pkt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h, pkt[h.PayloadOffset:]
+	}
+	const hlen = 24 // PPP and "IP" headers in each stride
+	const stride = encap.V2MaxDataHeaderLen + hlen
+	send := func(sizes []int, seqOn bool) {
+		t.Helper()
+		before := s.Stats()
+		hdrs := make([]byte, len(sizes)*stride)
+		payloads := make([][]byte, len(sizes))
+		var want [][]byte
+		total := 0
+		for i, n := range sizes {
+			h := hdrs[i*stride+encap.V2MaxDataHeaderLen : (i+1)*stride]
+			for j := range h {
+				h[j] = byte(i)
+			}
+			payloads[i] = bytes.Repeat([]byte{byte(i) + 0x80}, n)
+			want = append(want, append(append([]byte(nil), h...), payloads[i]...))
+			total += hlen + n
+		}
+		if err := s.SendSegments(hdrs, stride, payloads); err != nil {
+			t.Fatal(err)
+		}
+		for i, w := range want {
+			h, f := recv()
+			if h.TunnelID != 20 || h.SessionID != 40 || (h.Flags&encap.V2FlagS != 0) != seqOn {
+				t.Fatalf("frame %d: header %+v", i, h)
+			}
+			if seqOn && h.Ns != uint16(i) {
+				t.Fatalf("frame %d: Ns %d", i, h.Ns)
+			}
+			if !bytes.Equal(f, w) {
+				t.Fatalf("frame %d: %d bytes, want %d", i, len(f), len(w))
+			}
+		}
+		st := s.Stats()
+		if st.TxPackets-before.TxPackets != uint64(len(sizes)) || st.TxBytes-before.TxBytes != uint64(total) {
+			t.Fatalf("stats %+v after %+v: want %d frames, %d bytes more", st, before, len(sizes), total)
+		}
+	}
+	// Equal frames, a shorter last, then a longer one after a short one.
+	sizes := []int{1000, 1000, 1000, 999, 1000, 10, 1200, 1200}
+	send(sizes, false)
+	on := true
+	if err := p.ModifySession(10, 30, SessionModify{SendSeq: &on}); err != nil {
+		t.Fatal(err)
+	}
+	// More than one batch of messages: 130 frames of varying size.
+	many := make([]int, 130)
+	for i := range many {
+		many[i] = 100 + i%3
+	}
+	send(many, true)
+	if err := s.SendSegments(make([]byte, 10), stride, make([][]byte, 1)); err == nil {
+		t.Error("SendSegments took headers shorter than its frames")
+	}
+	if err := p.DelSession(10, 30); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SendSegments(make([]byte, stride), stride, [][]byte{{1}}); !errors.Is(err, ErrSessionClosed) {
+		t.Errorf("SendSegments after delete: %v", err)
+	}
+}
+
+func BenchmarkV2SendSegments(b *testing.B) {
+	p, l := newLoopPlane(b)
+	peer, err := conn.Listen(conn.UDP, netip.MustParseAddrPort("127.0.0.1:0"), conn.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer peer.Close()
+	go func() { // drain
+		rb := peer.NewBatch(32)
+		for i := range rb.Msgs {
+			rb.Msgs[i].Buf = make([]byte, 2048)
+		}
+		for {
+			if _, err := peer.Recv(rb); err != nil {
+				return
+			}
+		}
+	}()
+	s := addV2(b, p, l, peer.LocalAddr(), 1, 2, 3, 4, &countPayload{})
+	on := true
+	if err := p.ModifySession(1, 3, SessionModify{SendSeq: &on}); err != nil {
+		b.Fatal(err)
+	}
+	const segs, stride = 44, encap.V2MaxDataHeaderLen + 4 + 52
+	hdrs := make([]byte, segs*stride)
+	payloads := make([][]byte, segs)
+	for i := range payloads {
+		payloads[i] = make([]byte, 1388)
+	}
+	b.ReportAllocs()
+	b.SetBytes(segs * (stride - encap.V2MaxDataHeaderLen + 1388))
+	for i := 0; i < b.N; i++ {
+		if err := s.SendSegments(hdrs, stride, payloads); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
