@@ -173,6 +173,8 @@ type Session struct {
 	// payload takes an L2TPv2 session's received frames, and v2tx sends
 	// its frames (nil for L2TPv3 sessions).
 	payload Payload
+	// packets is payload as a PacketPayload, if it is one.
+	packets PacketPayload
 	v2tx    *v2Sender
 	life    lifecycle
 

@@ -27,6 +27,23 @@ type Payload interface {
 	Deliver(frame []byte)
 }
 
+// PacketPayload is a Payload whose IP packets go to a device with a
+// virtio_net_hdr (a TUN with offloads): the receive pump merges the TCP
+// segments of a flow among one batch's frames into super-packets for it,
+// as it does for a TAP's Ethernet frames, and hands them over itself;
+// Deliver gets every other frame. A session's frames reach the payload in
+// order either way.
+type PacketPayload interface {
+	Payload
+	// PacketOffset returns where the IP packet starts in frame when the
+	// frame carries one for the device, or -1 for a frame for Deliver.
+	// Like Deliver, it is called on the receive pump and must not block.
+	PacketOffset(frame []byte) int
+	// WritePacket writes one packet to the device: parts[0] is its
+	// virtio_net_hdr, the rest the packet's pieces in order.
+	WritePacket(parts [][]byte) error
+}
+
 // ErrSessionClosed is returned by Session.Send once the session is deleted.
 var ErrSessionClosed = errors.New("session closed")
 
@@ -79,6 +96,7 @@ func (p *Plane) addSessionV2(t *Tunnel, cfg SessionConfig) *Session {
 		payload: cfg.Payload,
 		v2tx:    &v2Sender{b: t.sock.c.NewBatch(1)},
 	}
+	s.packets, _ = cfg.Payload.(PacketPayload)
 	sc := seqConfig(&cfg)
 	sc.Max = reorder.MaxV2
 	s.seq = reorder.New[rxItem](sc)

@@ -318,6 +318,28 @@ func (c *Call) Deliver(frame []byte) {
 	}
 }
 
+// PacketOffset is datapath.PacketPayload's: for a TUN with offloads, the
+// receive pump coalesces the IPv4 and IPv6 packets of the call (of a
+// version whose NCP is open) and writes them with WritePacket; -1 sends
+// every other frame to Deliver.
+func (c *Call) PacketOffset(frame []byte) int {
+	if !c.dev.VnetHdr() {
+		return -1
+	}
+	proto, off, err := encap.ParsePPP(frame)
+	if err != nil || off == len(frame) {
+		return -1
+	}
+	if proto == encap.PPPIPv4 && c.ip4.Load() || proto == encap.PPPIPv6 && c.ip6.Load() {
+		return off
+	}
+	return -1
+}
+
+// WritePacket is datapath.PacketPayload's: it writes a packet, given as
+// its virtio_net_hdr and pieces, to the TUN.
+func (c *Call) WritePacket(parts [][]byte) error { return c.q.WriteParts(parts) }
+
 // writeTUN writes a received IP packet to the TUN, behind a virtio_net_hdr
 // saying nothing (no GSO, checksums to check) if the TUN has one.
 func (c *Call) writeTUN(pkt []byte) {

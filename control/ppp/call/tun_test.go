@@ -180,3 +180,38 @@ func BenchmarkSendVnet64K(b *testing.B) {
 		c.sendVnet(tb, buf)
 	}
 }
+
+// TestPacketOffset: with offloads, the receive pump takes the call's IPv4
+// and IPv6 packets (its NCP open) for coalescing; everything else, and
+// every frame of a TUN without offloads, goes to Deliver.
+func TestPacketOffset(t *testing.T) {
+	c := newRigOffload(t, true).c
+	plain := newRig(t).c
+	v4, v6 := append([]byte{0xff, 0x03, 0x00, 0x21}, ipv4Packet(100)...), append([]byte{0x57}, ipv6Packet(100, ll1, ll2, 9)...)
+	lcp := []byte{0xc0, 0x21, 9, 1, 0, 4}
+	for _, tc := range []struct {
+		name  string
+		c     *Call
+		frame []byte
+		want  int
+	}{
+		{"v4", c, v4, 4},
+		{"v6", c, v6, 1},
+		{"LCP", c, lcp, -1},
+		{"no packet", c, []byte{0x21}, -1},
+		{"v4 without offloads", plain, v4, -1},
+	} {
+		if got := tc.c.PacketOffset(tc.frame); got != tc.want {
+			t.Errorf("%s: %d, want %d", tc.name, got, tc.want)
+		}
+	}
+	c.ip6.Store(false)
+	if got := c.PacketOffset(v6); got != -1 {
+		t.Errorf("v6 with IPv6CP closed: %d, want -1", got)
+	}
+	// The written packet (to 10.99.0.1, no such address in the rig's
+	// namespace) is accepted by the TUN behind its header.
+	if err := c.WritePacket([][]byte{c.noVnet[:], ipv4Packet(100)}); err != nil {
+		t.Errorf("WritePacket: %v", err)
+	}
+}
