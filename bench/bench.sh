@@ -323,9 +323,11 @@ mru = $PPP_MTU"
 		password = "bench pass"
 		$mtu
 	EOF
+	# shellcheck disable=SC2086 # PPP_ARGS is words
 	bg ul2tpd-$B ip netns exec $B "$BIN/ul2tpd" --socket "$RUN/$B.sock" --config "$RUN/lns.toml" ${PPP_ARGS:-}
 	tunpids+=("$LASTPID")
 	for i in $(seq 50); do [ -S "$RUN/$B.sock" ] && break; sleep 0.1; done
+	# shellcheck disable=SC2086 # PPP_ARGS is words
 	bg ul2tpd-$A ip netns exec $A "$BIN/ul2tpd" --socket "$RUN/$A.sock" --config "$RUN/lac.toml" ${PPP_ARGS:-}
 	tunpids=("$LASTPID" "${tunpids[@]}") # a first, as in the other ul2tp rows
 	wait_link $A ul2tpb-ppp0
