@@ -19,6 +19,17 @@
 //     version nibble, go out behind the negotiated PPP header with
 //     Session.Send, without allocation.
 //
+// The TUN has offloads unless Config.NoOffload says no (ul2tpd
+// --no-offload) or the kernel refuses them: it carries a virtio_net_hdr
+// and TSO and checksum offload are on, so the kernel hands the reader TCP
+// super-packets of up to 64 KiB and leaves checksums partial. The reader
+// completes partial checksums and cuts super-packets into MSS-sized IP
+// packets (package offload), each behind its PPP header, sent together
+// with Session.SendSegments (one sendmmsg, UDP GSO where it can). In the
+// other direction the Call is a datapath.PacketPayload: the receive pump
+// merges the TCP segments of a flow in one receive batch into a GSO
+// super-packet for the TUN, as GRO would.
+//
 // A goroutine per call rather than the engine's own: the Link is pure
 // protocol, but authentication (MS-CHAPv2's hashes), the TUN's ioctls and
 // a slow peer's retransmissions would otherwise sit on the goroutine that
