@@ -25,6 +25,9 @@
 #                  header, no seq) - 4 (the longest PPP header), the most
 #                  that is not fragmented; 0 keeps the daemon's default
 #                  (1400, room for IPsec too)
+#   PPP_ARGS=      more flags for both of the PPP row's daemons: say
+#                  --no-offload, to measure the calls' TUNs without
+#                  offloads
 #   STEPS=1        include the step rows (STEPS=0 leaves them out): the UDP
 #                  row without offloads and without UDP checksums (step 0),
 #                  with TAP offloads but no UDP GSO (step 1), and the
@@ -320,10 +323,12 @@ mru = $PPP_MTU"
 		password = "bench pass"
 		$mtu
 	EOF
-	bg ul2tpd-$B ip netns exec $B "$BIN/ul2tpd" --socket "$RUN/$B.sock" --config "$RUN/lns.toml"
+	# shellcheck disable=SC2086 # PPP_ARGS is words
+	bg ul2tpd-$B ip netns exec $B "$BIN/ul2tpd" --socket "$RUN/$B.sock" --config "$RUN/lns.toml" ${PPP_ARGS:-}
 	tunpids+=("$LASTPID")
 	for i in $(seq 50); do [ -S "$RUN/$B.sock" ] && break; sleep 0.1; done
-	bg ul2tpd-$A ip netns exec $A "$BIN/ul2tpd" --socket "$RUN/$A.sock" --config "$RUN/lac.toml"
+	# shellcheck disable=SC2086 # PPP_ARGS is words
+	bg ul2tpd-$A ip netns exec $A "$BIN/ul2tpd" --socket "$RUN/$A.sock" --config "$RUN/lac.toml" ${PPP_ARGS:-}
 	tunpids=("$LASTPID" "${tunpids[@]}") # a first, as in the other ul2tp rows
 	wait_link $A ul2tpb-ppp0
 	wait_link $B ul2tpb-ppp0

@@ -105,6 +105,10 @@ func New(log *slog.Logger, o Options) *Plane {
 	}
 }
 
+// Offload reports whether the plane uses offloads: TAP TSO/checksum
+// offload and UDP GSO/GRO (Options.NoOffload not set).
+func (p *Plane) Offload() bool { return p.offload }
+
 // socketBuffer turns Options.SocketBuffer into the SO_RCVBUF/SO_SNDBUF to
 // set, 0 for none.
 func socketBuffer(o int) int {
@@ -169,6 +173,8 @@ type Session struct {
 	// payload takes an L2TPv2 session's received frames, and v2tx sends
 	// its frames (nil for L2TPv3 sessions).
 	payload Payload
+	// packets is payload as a PacketPayload, if it is one.
+	packets PacketPayload
 	v2tx    *v2Sender
 	life    lifecycle
 

@@ -157,7 +157,9 @@ func (s *socket) receive() {
 type receiver struct {
 	sock *socket
 	co   *offload.Coalescer[*Session]
-	sh   seqHandler
+	// pco merges the IP packets of L2TPv2 sessions with a PacketPayload.
+	pco *offload.Coalescer[*Session]
+	sh  seqHandler
 	// covered is set while the segments of a UDP GRO batch are delivered:
 	// the kernel merges only datagrams whose UDP checksum it verified (or
 	// local GSO sends, which always carry one), so their bytes need no
@@ -218,6 +220,7 @@ func (r *receiver) flushCount() {
 func newReceiver(s *socket) *receiver {
 	r := &receiver{sock: s}
 	r.co = offload.NewCoalescer[*Session](coalesceSlots, r)
+	r.pco = offload.NewPacketCoalescer[*Session](coalesceSlots, packetWriter{})
 	r.sh.r = r
 	return r
 }
@@ -243,7 +246,23 @@ func (r *receiver) batch(d *demux, msgs []conn.Msg) {
 		r.covered = false
 	}
 	r.co.Flush()
+	r.pco.Flush()
 	r.flushCount()
+}
+
+// packetWriter writes a (possibly coalesced) IP packet to an L2TPv2
+// session's PacketPayload.
+type packetWriter struct{}
+
+// WriteParts writes the packet and counts a coalesced one.
+func (packetWriter) WriteParts(s *Session, parts [][]byte) error {
+	err := s.packets.WritePacket(parts)
+	s.tapWriteError(err)
+	if len(parts) > 3 { // the vnet header, the headers, two payloads or more
+		s.stats.rxCoalescedFrames.Add(1)
+		s.stats.rxCoalescedSegments.Add(uint64(len(parts) - 2))
+	}
+	return err
 }
 
 // WriteParts writes a (possibly coalesced) frame to a session's TAP.
@@ -360,6 +379,17 @@ func (r *receiver) session(pd *peerDemux, sid uint32) *Session {
 func (r *receiver) toTAP(s *Session, frame []byte, owned bool) {
 	r.addCount(s, len(frame))
 	switch {
+	case s.packets != nil: // L2TPv2 to a device with offloads
+		off := s.packets.PacketOffset(frame)
+		switch {
+		case off < 0:
+			r.pco.FlushOwner(s) // the session's frames stay in order
+			s.payload.Deliver(frame)
+		case owned:
+			r.pco.Bypass(s, frame[off:])
+		default:
+			r.pco.Add(s, frame[off:], r.covered)
+		}
 	case s.payload != nil: // L2TPv2: no TAP
 		s.payload.Deliver(frame)
 	case s.vnet && owned:

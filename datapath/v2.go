@@ -27,6 +27,23 @@ type Payload interface {
 	Deliver(frame []byte)
 }
 
+// PacketPayload is a Payload whose IP packets go to a device with a
+// virtio_net_hdr (a TUN with offloads): the receive pump merges the TCP
+// segments of a flow among one batch's frames into super-packets for it,
+// as it does for a TAP's Ethernet frames, and hands them over itself;
+// Deliver gets every other frame. A session's frames reach the payload in
+// order either way.
+type PacketPayload interface {
+	Payload
+	// PacketOffset returns where the IP packet starts in frame when the
+	// frame carries one for the device, or -1 for a frame for Deliver.
+	// Like Deliver, it is called on the receive pump and must not block.
+	PacketOffset(frame []byte) int
+	// WritePacket writes one packet to the device: parts[0] is its
+	// virtio_net_hdr, the rest the packet's pieces in order.
+	WritePacket(parts [][]byte) error
+}
+
 // ErrSessionClosed is returned by Session.Send once the session is deleted.
 var ErrSessionClosed = errors.New("session closed")
 
@@ -56,7 +73,18 @@ type v2Sender struct {
 	b      *conn.Batch
 	hdr    [encap.V2MaxDataHeaderLen]byte
 	parts  [2][]byte
+
+	// For SendSegments, made on its first call: a batch of
+	// segBatchLen messages, their parts, and each message's segments and
+	// bytes.
+	sb       *conn.Batch
+	segParts [][]byte
+	segs     [segBatchLen]int
+	segBytes [segBatchLen]uint64
 }
+
+// segBatchLen is the most messages one SendSegments system call sends.
+const segBatchLen = 64
 
 // addSessionV2 adds an L2TPv2 session to t. Called with p.mu held, cfg
 // checked.
@@ -68,6 +96,7 @@ func (p *Plane) addSessionV2(t *Tunnel, cfg SessionConfig) *Session {
 		payload: cfg.Payload,
 		v2tx:    &v2Sender{b: t.sock.c.NewBatch(1)},
 	}
+	s.packets, _ = cfg.Payload.(PacketPayload)
 	sc := seqConfig(&cfg)
 	sc.Max = reorder.MaxV2
 	s.seq = reorder.New[rxItem](sc)
@@ -120,6 +149,142 @@ func (s *Session) Send(frame []byte) error {
 	t.stats.txPackets.Add(1)
 	t.stats.txBytes.Add(uint64(len(frame)))
 	return nil
+}
+
+// SendSegments sends len(payloads) frames of an L2TPv2 session, in order,
+// as Send would one by one, but in one sendmmsg per 64 datagrams, joined
+// into UDP GSO sends where the socket and the path take them: the
+// segments of a TCP super-packet a TUN handed over. Frame i is
+// hdrs[i*stride+encap.V2MaxDataHeaderLen:(i+1)*stride] followed by
+// payloads[i]; the first encap.V2MaxDataHeaderLen bytes of each stride are
+// room for its data header, which SendSegments writes there (ending where
+// the frame starts; with consecutive Ns when the session sends sequence
+// numbers). Frames of one length in a row, the last of a run possibly
+// shorter, go as one GSO send. It may be called from any goroutine;
+// nothing is kept. The error is the first send's, or ErrSessionClosed.
+func (s *Session) SendSegments(hdrs []byte, stride int, payloads [][]byte) error {
+	x := s.v2tx
+	if x == nil {
+		return fmt.Errorf("session %d in tunnel %d: SendSegments is for L2TPv2 sessions", s.cfg.ID, s.cfg.TunnelID)
+	}
+	if stride < encap.V2MaxDataHeaderLen || len(hdrs) < len(payloads)*stride {
+		return fmt.Errorf("session %d in tunnel %d: SendSegments: %d frames of stride %d in %d header bytes",
+			s.cfg.ID, s.cfg.TunnelID, len(payloads), stride, len(hdrs))
+	}
+	t := s.tunnel
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.closed {
+		return fmt.Errorf("session %d in tunnel %d: %w", s.cfg.ID, s.cfg.TunnelID, ErrSessionClosed)
+	}
+	if x.sb == nil {
+		x.sb = t.sock.c.NewBatch(segBatchLen)
+	}
+	limit := 0 // the longest datagram of a GSO send; 0: none
+	if t.sock.c.GSO() {
+		limit = s.gsoLimit()
+	}
+	seq := s.seq.SendSeq()
+	var first error
+	for len(payloads) > 0 {
+		k, used := x.fillSegments(s, hdrs, stride, payloads, seq, limit)
+		sent, err := t.sock.c.Send(x.sb, k)
+		if err != nil {
+			// Declared here: errors.As makes it escape, and the
+			// allocation must stay off the path without errors.
+			var refused *conn.ErrGSORefused
+			if errors.As(err, &refused) {
+				// Sent after all, one datagram per segment.
+				t.sock.log.Warn("kernel refused UDP GSO on the tunnel socket; sending one datagram per segment",
+					"local", t.sock.key.local.String(), "err", refused.Err)
+			} else if first == nil {
+				first = err
+			}
+		}
+		// The messages not sent: those with Err, and as many more at the
+		// end when Send stopped early (the socket closed).
+		unsent := k - sent
+		for i := range k {
+			if x.sb.Msgs[i].Err != nil {
+				unsent--
+			}
+		}
+		for i := k - 1; i >= 0; i-- {
+			m := &x.sb.Msgs[i]
+			if m.Err != nil || unsent > 0 {
+				if m.Err == nil {
+					unsent--
+				}
+				s.stats.txErrors.Add(uint64(x.segs[i]))
+				t.stats.txErrors.Add(uint64(x.segs[i]))
+			} else {
+				s.stats.txPackets.Add(uint64(x.segs[i]))
+				s.stats.txBytes.Add(x.segBytes[i])
+				t.stats.txPackets.Add(uint64(x.segs[i]))
+				t.stats.txBytes.Add(x.segBytes[i])
+			}
+			m.Parts, m.Err = nil, nil // the caller's frames are not kept
+		}
+		clear(x.segParts)
+		hdrs, payloads = hdrs[used*stride:], payloads[used:]
+	}
+	if first != nil {
+		s.note(event.Drop, event.TxError, "the tunnel socket refused it", first)
+		return fmt.Errorf("session %d in tunnel %d: send: %w", s.cfg.ID, s.cfg.TunnelID, first)
+	}
+	return nil
+}
+
+// fillSegments writes the data headers of the frames SendSegments sends
+// and fills x.sb with up to segBatchLen messages of them: with limit,
+// runs of equal frames (at most maxGSOSegs and maxGSOBytes, each frame at
+// most limit) as one GSO message each. It returns the messages and the
+// frames they take. Called with x.mu held.
+func (x *v2Sender) fillSegments(s *Session, hdrs []byte, stride int, payloads [][]byte, seq bool, limit int) (msgs, used int) {
+	t := s.tunnel
+	if need := 2 * min(len(payloads), segBatchLen*maxGSOSegs); cap(x.segParts) < need {
+		x.segParts = make([][]byte, 0, need)
+	}
+	x.segParts = x.segParts[:0]
+	const room = encap.V2MaxDataHeaderLen
+	hl := encap.V2DataHeaderLen(seq)
+	for used < len(payloads) && msgs < segBatchLen {
+		start := len(x.segParts)
+		size, n, bytes := 0, 0, 0
+		x.segBytes[msgs] = 0
+		for used < len(payloads) && n < maxGSOSegs && len(x.segParts)+2 <= cap(x.segParts) {
+			flen := stride - room + len(payloads[used])
+			l := hl + flen
+			if n > 0 && (limit == 0 || l > size || l > limit || bytes+l > maxGSOBytes) {
+				break
+			}
+			ns := uint32(0)
+			if seq {
+				ns = s.seq.NextNs()
+			}
+			h := hdrs[used*stride+room-hl : (used+1)*stride]
+			encap.EncodeV2Data(h, uint16(t.cfg.PeerID), uint16(s.cfg.PeerID), uint16(ns), seq)
+			x.segParts = append(x.segParts, h, payloads[used])
+			if n == 0 {
+				size = l
+			}
+			n++
+			used++
+			bytes += l
+			x.segBytes[msgs] += uint64(flen)
+			if l < size {
+				break // a shorter datagram ends a GSO run
+			}
+		}
+		m := &x.sb.Msgs[msgs]
+		m.Buf, m.Parts, m.Addr, m.GSOSize = nil, x.segParts[start:len(x.segParts):len(x.segParts)], t.remote, 0
+		if n > 1 {
+			m.GSOSize = size
+		}
+		x.segs[msgs] = n
+		msgs++
+	}
+	return msgs, used
 }
 
 // closeV2 makes Send refuse from now on.

@@ -2,7 +2,9 @@ package datapath
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ul2tp/ul2tp/datapath/conn"
+	"github.com/ul2tp/ul2tp/datapath/offload"
 	"github.com/ul2tp/ul2tp/encap"
 	"github.com/ul2tp/ul2tp/reorder"
 )
@@ -32,6 +35,7 @@ func testV2Session(t testing.TB, pl Payload) (*socket, *Session) {
 	}
 	s := &Session{cfg: cfg, tunnel: tun, payload: pl,
 		seq: reorder.New[rxItem](reorder.Config{Max: reorder.MaxV2})}
+	s.packets, _ = pl.(PacketPayload)
 	s.maxFrame.Store(1500)
 	tun.sessions[101] = s
 	sock := &socket{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
@@ -507,5 +511,263 @@ func BenchmarkV2Send(b *testing.B) {
 		if err := s.Send(frame); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestV2SendSegments: SendSegments sends each frame as Send would, in
+// order: its data header (Ns counting up under sequencing) then the
+// frame's header bytes and payload; equal frames may share a GSO send,
+// which the peer receives as separate datagrams; stats count frames.
+func TestV2SendSegments(t *testing.T) {
+	p, l := newLoopPlane(t)
+	peer, err := conn.Listen(conn.UDP, netip.MustParseAddrPort("127.0.0.1:0"), conn.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	s := addV2(t, p, l, peer.LocalAddr(), 10, 20, 30, 40, &PayloadRecorder{})
+	b := peer.NewBatch(1)
+	b.Msgs[0].Buf = make([]byte, 4096)
+	t.Logf("UDP GSO on the tunnel socket: %v", s.tunnel.sock.c.GSO())
+	recv := func() (encap.V2Header, []byte) {
+		t.Helper()
+		if _, err := peer.Recv(b); err != nil {
+			t.Fatal(err)
+		}
+		m := b.Msgs[0]
+		pkt := m.Buf[m.Off:m.N]
+		h, err := encap.ParseV2(pkt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h, pkt[h.PayloadOffset:]
+	}
+	const hlen = 24 // PPP and "IP" headers in each stride
+	const stride = encap.V2MaxDataHeaderLen + hlen
+	send := func(sizes []int, seqOn bool) {
+		t.Helper()
+		before := s.Stats()
+		hdrs := make([]byte, len(sizes)*stride)
+		payloads := make([][]byte, len(sizes))
+		var want [][]byte
+		total := 0
+		for i, n := range sizes {
+			h := hdrs[i*stride+encap.V2MaxDataHeaderLen : (i+1)*stride]
+			for j := range h {
+				h[j] = byte(i)
+			}
+			payloads[i] = bytes.Repeat([]byte{byte(i) + 0x80}, n)
+			want = append(want, append(append([]byte(nil), h...), payloads[i]...))
+			total += hlen + n
+		}
+		if err := s.SendSegments(hdrs, stride, payloads); err != nil {
+			t.Fatal(err)
+		}
+		for i, w := range want {
+			h, f := recv()
+			if h.TunnelID != 20 || h.SessionID != 40 || (h.Flags&encap.V2FlagS != 0) != seqOn {
+				t.Fatalf("frame %d: header %+v", i, h)
+			}
+			if seqOn && h.Ns != uint16(i) {
+				t.Fatalf("frame %d: Ns %d", i, h.Ns)
+			}
+			if !bytes.Equal(f, w) {
+				t.Fatalf("frame %d: %d bytes, want %d", i, len(f), len(w))
+			}
+		}
+		st := s.Stats()
+		if st.TxPackets-before.TxPackets != uint64(len(sizes)) || st.TxBytes-before.TxBytes != uint64(total) {
+			t.Fatalf("stats %+v after %+v: want %d frames, %d bytes more", st, before, len(sizes), total)
+		}
+	}
+	// Equal frames, a shorter last, then a longer one after a short one.
+	sizes := []int{1000, 1000, 1000, 999, 1000, 10, 1200, 1200}
+	send(sizes, false)
+	on := true
+	if err := p.ModifySession(10, 30, SessionModify{SendSeq: &on}); err != nil {
+		t.Fatal(err)
+	}
+	// More than one batch of messages: 130 frames of varying size.
+	many := make([]int, 130)
+	for i := range many {
+		many[i] = 100 + i%3
+	}
+	send(many, true)
+	if err := s.SendSegments(make([]byte, 10), stride, make([][]byte, 1)); err == nil {
+		t.Error("SendSegments took headers shorter than its frames")
+	}
+	if err := p.DelSession(10, 30); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SendSegments(make([]byte, stride), stride, [][]byte{{1}}); !errors.Is(err, ErrSessionClosed) {
+		t.Errorf("SendSegments after delete: %v", err)
+	}
+}
+
+func BenchmarkV2SendSegments(b *testing.B) {
+	p, l := newLoopPlane(b)
+	peer, err := conn.Listen(conn.UDP, netip.MustParseAddrPort("127.0.0.1:0"), conn.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer peer.Close()
+	go func() { // drain
+		rb := peer.NewBatch(32)
+		for i := range rb.Msgs {
+			rb.Msgs[i].Buf = make([]byte, 2048)
+		}
+		for {
+			if _, err := peer.Recv(rb); err != nil {
+				return
+			}
+		}
+	}()
+	s := addV2(b, p, l, peer.LocalAddr(), 1, 2, 3, 4, &countPayload{})
+	on := true
+	if err := p.ModifySession(1, 3, SessionModify{SendSeq: &on}); err != nil {
+		b.Fatal(err)
+	}
+	const segs, stride = 44, encap.V2MaxDataHeaderLen + 4 + 52
+	hdrs := make([]byte, segs*stride)
+	payloads := make([][]byte, segs)
+	for i := range payloads {
+		payloads[i] = make([]byte, 1388)
+	}
+	b.ReportAllocs()
+	b.SetBytes(segs * (stride - encap.V2MaxDataHeaderLen + 1388))
+	for i := 0; i < b.N; i++ {
+		if err := s.SendSegments(hdrs, stride, payloads); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// packetRecorder is a PacketPayload that records, in order, the frames
+// delivered and the packets written (joined, behind their vnet header).
+type packetRecorder struct {
+	events []string
+	writes [][]byte
+}
+
+func (p *packetRecorder) Deliver(f []byte) {
+	p.events = append(p.events, fmt.Sprintf("deliver %x", f[:2]))
+}
+
+func (p *packetRecorder) PacketOffset(f []byte) int {
+	proto, off, err := encap.ParsePPP(f)
+	if err != nil || proto != encap.PPPIPv4 && proto != encap.PPPIPv6 {
+		return -1
+	}
+	return off
+}
+
+func (p *packetRecorder) WritePacket(parts [][]byte) error {
+	var b []byte
+	for _, x := range parts {
+		b = append(b, x...)
+	}
+	p.writes = append(p.writes, b)
+	p.events = append(p.events, fmt.Sprintf("write %d", len(parts)-2))
+	return nil
+}
+
+// tcpSegment is an IPv4 TCP segment (ACK) with seq and payload, checksums
+// right, behind the PPP protocol field 0x21.
+func tcpSegment(seq uint32, payload []byte) []byte {
+	p := make([]byte, 1+40+len(payload))
+	p[0] = 0x21
+	ip := p[1:21]
+	ip[0] = 0x45
+	binary.BigEndian.PutUint16(ip[2:], uint16(40+len(payload)))
+	ip[6], ip[8], ip[9] = 0x40, 64, 6
+	copy(ip[12:], []byte{10, 99, 0, 1, 10, 99, 0, 2})
+	binary.BigEndian.PutUint16(ip[10:], offload.Checksum(ip, 0))
+	tcp := p[21:]
+	binary.BigEndian.PutUint16(tcp[0:], 40000)
+	binary.BigEndian.PutUint16(tcp[2:], 5201)
+	binary.BigEndian.PutUint32(tcp[4:], seq)
+	tcp[12], tcp[13] = 5<<4, 0x10
+	copy(tcp[20:], payload)
+	binary.BigEndian.PutUint16(tcp[16:], offload.Checksum(tcp, offload.Sum(ip[12:20], 0)+6+uint64(len(tcp))))
+	return p
+}
+
+// TestV2CoalescePackets: the TCP segments of one flow in a receive batch
+// reach a PacketPayload merged into one super-packet with a GSO header;
+// other frames go to Deliver or pass through after the session's pending
+// super-packet, so the session's frames keep their order.
+func TestV2CoalescePackets(t *testing.T) {
+	pl := &packetRecorder{}
+	sock, s := testV2Session(t, pl)
+	d := sock.demux.Load()
+	r := newReceiver(sock)
+	udp := append([]byte(nil), tcpSegment(0, make([]byte, 8))...)
+	udp[1+9] = 17 // not TCP: passes through
+	frames := [][]byte{
+		tcpSegment(1000, bytes.Repeat([]byte{1}, 1000)),
+		tcpSegment(2000, bytes.Repeat([]byte{2}, 1000)),
+		tcpSegment(3000, bytes.Repeat([]byte{3}, 1000)),
+		{0xc0, 0x21, 9, 1, 0, 4}, // LCP: to Deliver, after the above
+		tcpSegment(4000, bytes.Repeat([]byte{4}, 1000)),
+		udp,
+	}
+	var msgs []conn.Msg
+	for _, f := range frames {
+		pkt := v2Packet(t, encap.V2Header{TunnelID: 1, SessionID: 101}, f)
+		msgs = append(msgs, conn.Msg{Buf: pkt, N: len(pkt), Addr: v2Peer})
+	}
+	r.batch(d, msgs)
+	want := []string{"write 3", "deliver c021", "write 1", "write 0"} // parts less the vnet header and IP/TCP headers
+	if fmt.Sprint(pl.events) != fmt.Sprint(want) {
+		t.Fatalf("events %v, want %v", pl.events, want)
+	}
+	h, err := offload.DecodeVnetHdr(pl.writes[0])
+	if err != nil || h.GSOType != offload.GSOTCPv4 || h.GSOSize != 1000 || h.CsumStart != 20 {
+		t.Fatalf("super-packet's vnet header %v (%v)", h, err)
+	}
+	if p := pl.writes[0][offload.VnetHdrLen:]; len(p) != 40+3000 || binary.BigEndian.Uint16(p[2:]) != 3040 {
+		t.Fatalf("super-packet of %d bytes", len(p))
+	}
+	if !bytes.Equal(pl.writes[2][offload.VnetHdrLen:], udp[1:]) {
+		t.Fatal("the UDP packet changed on its way")
+	}
+	if st := s.Stats(); st.RxPackets != 6 || st.RxCoalescedFrames != 1 || st.RxCoalescedSegments != 3 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+// countPackets is a PacketPayload that counts, for benchmarks.
+type countPackets struct{ frames, writes int }
+
+func (p *countPackets) Deliver([]byte) { p.frames++ }
+
+func (p *countPackets) PacketOffset(f []byte) int {
+	if len(f) > 1 && f[0] == 0x21 {
+		return 1
+	}
+	return -1
+}
+
+func (p *countPackets) WritePacket([][]byte) error { p.writes++; return nil }
+
+// BenchmarkV2CoalescePackets receives a batch of 32 TCP segments of one
+// flow for a PacketPayload, which get merged into one super-packet.
+func BenchmarkV2CoalescePackets(b *testing.B) {
+	pl := &countPackets{}
+	sock, _ := testV2Session(b, pl)
+	d := sock.demux.Load()
+	r := newReceiver(sock)
+	var msgs []conn.Msg
+	for i := range 32 {
+		pkt := v2Packet(b, encap.V2Header{TunnelID: 1, SessionID: 101}, tcpSegment(uint32(1000+i*1400), make([]byte, 1400)))
+		msgs = append(msgs, conn.Msg{Buf: pkt, N: len(pkt), Addr: v2Peer})
+	}
+	b.ReportAllocs()
+	b.SetBytes(32 * 1400)
+	for b.Loop() {
+		r.batch(d, msgs)
+	}
+	if pl.writes == 0 || pl.frames != 0 {
+		b.Fatalf("%d writes, %d frames delivered", pl.writes, pl.frames)
 	}
 }

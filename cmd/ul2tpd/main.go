@@ -47,7 +47,7 @@ func run() error {
 	jsonLog := flag.Bool("log-json", false, "log as JSON lines")
 	debugAddr := flag.String("debug-addr", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); off by default")
 	queues := flag.Int("queues", 1, "queues per TAP device, each with its own transmit goroutine (IFF_MULTI_QUEUE)")
-	noOffload := flag.Bool("no-offload", false, "turn off TAP TSO/checksum offload and UDP GSO/GRO (the fallback path)")
+	noOffload := flag.Bool("no-offload", false, "turn off TAP and PPP TUN TSO/checksum offload and UDP GSO/GRO (the fallback path)")
 	sockBuf := flag.Int("sockbuf", datapath.DefaultSocketBuffer, "SO_RCVBUF and SO_SNDBUF of each tunnel socket, bytes; 0 leaves the kernel's defaults")
 	metricsAddr := flag.String("metrics-listen", "", "serve Prometheus metrics at /metrics on this address (e.g. 127.0.0.1:9701); off by default")
 	maxConns := flag.Int("max-conns", apiserver.DefaultMaxConns, "control connections served at once; one more is answered \"too many connections\" and closed")

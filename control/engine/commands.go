@@ -413,6 +413,8 @@ func (e *Engine) newPPP(tn *tun, c *call, sid uint32) *pppcall.Call {
 	cfg.OnEvent = func(ev pppcall.Event) { e.pppEvent(tid, sid, ev) }
 	cfg.Dropped = &e.ppp.dropped
 	cfg.CloseSlots = e.pppClosing
+	cfg.Buffers = &e.pppBufs
+	cfg.NoOffload = e.plane != nil && !e.plane.Offload()
 	cfg.OnEnd = func(err error) {
 		// On the call's goroutine: the engine's goroutine may be busy.
 		r := control.Result{Code: control.CDNResultGeneralError, HasError: true, Message: "ppp: " + err.Error()}

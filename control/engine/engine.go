@@ -112,6 +112,8 @@ type Engine struct {
 	pppEnding sync.WaitGroup
 	// pppClosing bounds the PPP calls' TUN closes in progress.
 	pppClosing chan struct{}
+	// pppBufs lends the PPP calls' TUN readers their buffers.
+	pppBufs pppcall.TUNBuffers
 	// sent, if set (tests), sees each control packet after it is sent,
 	// on the engine's goroutine.
 	sent func(tn *tun, p []byte)

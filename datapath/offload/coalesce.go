@@ -34,6 +34,8 @@ type Coalescer[K comparable] struct {
 	valid  [VnetHdrLen]byte
 	parts  [][]byte
 	errors int
+	// packets: the frames are bare IP packets (a TUN's), not Ethernet.
+	packets bool
 }
 
 type slot[K comparable] struct {
@@ -64,6 +66,15 @@ func NewCoalescer[K comparable](n int, w Writer[K]) *Coalescer[K] {
 	return c
 }
 
+// NewPacketCoalescer makes a coalescer for bare IP packets, as a TUN
+// device with IFF_VNET_HDR takes them, rather than Ethernet frames: the
+// super-packets' virtio_net_hdr offsets count from the IP header.
+func NewPacketCoalescer[K comparable](n int, w Writer[K]) *Coalescer[K] {
+	c := NewCoalescer(n, w)
+	c.packets = true
+	return c
+}
+
 // Errors reports how many writes failed since the last call.
 func (c *Coalescer[K]) Errors() int {
 	n := c.errors
@@ -78,7 +89,13 @@ func (c *Coalescer[K]) Errors() int {
 // Frames that are not covered are checked here, so a corrupted segment
 // never hides inside a super-frame.
 func (c *Coalescer[K]) Add(k K, frame []byte, covered bool) {
-	t, ok := parseTCP(frame)
+	var t tcpFrame
+	var ok bool
+	if c.packets {
+		t, ok = parsePacketTCP(frame)
+	} else {
+		t, ok = parseTCP(frame)
+	}
 	if !ok || !mergeable(frame, &t, !covered) {
 		c.passThrough(k, frame)
 		return
@@ -212,14 +229,20 @@ func (c *Coalescer[K]) Bypass(k K, frame []byte) { c.passThrough(k, frame) }
 // passThrough writes a frame that is not merged, after the owner's pending
 // super-frames.
 func (c *Coalescer[K]) passThrough(k K, frame []byte) {
+	c.FlushOwner(k)
+	c.parts = append(c.parts[:0], c.plain[:], frame)
+	if c.w.WriteParts(k, c.parts) != nil {
+		c.errors++
+	}
+}
+
+// FlushOwner writes owner k's pending super-frames, before a frame of k
+// that goes to its device another way.
+func (c *Coalescer[K]) FlushOwner(k K) {
 	for i := range c.slots {
 		if c.slots[i].busy && c.slots[i].owner == k {
 			c.flushSlot(&c.slots[i])
 		}
-	}
-	c.parts = append(c.parts[:0], c.plain[:], frame)
-	if c.w.WriteParts(k, c.parts) != nil {
-		c.errors++
 	}
 }
 

@@ -43,30 +43,52 @@ func parseTCP(f []byte) (t tcpFrame, ok bool) {
 			off += 4
 			continue
 		}
-		off += 2
 		switch et {
 		case etherIPv4:
-			if len(f) < off+20 || f[off]>>4 != 4 {
-				return t, false
-			}
-			ihl := int(f[off]&0x0f) * 4
-			if ihl < 20 || len(f) < off+ihl || f[off+9] != protoTCP {
-				return t, false
-			}
-			// No fragments: MF clear and offset 0.
-			if binary.BigEndian.Uint16(f[off+6:])&0x3fff != 0 {
-				return t, false
-			}
-			t.l3, t.l4 = off, off+ihl
+			return parseIPTCP(f, off+2, false)
 		case etherIPv6:
-			if len(f) < off+ipv6HdrLen || f[off]>>4 != 6 || f[off+6] != protoTCP {
-				return t, false
-			}
-			t.l3, t.l4, t.v6 = off, off+ipv6HdrLen, true
-		default:
+			return parseIPTCP(f, off+2, true)
+		}
+		return t, false
+	}
+}
+
+// parsePacketTCP finds the TCP header of a bare IP packet (as a TUN
+// device carries it), IPv4 or IPv6 by its version nibble, with the same
+// rules as parseTCP.
+func parsePacketTCP(p []byte) (t tcpFrame, ok bool) {
+	if len(p) == 0 {
+		return t, false
+	}
+	switch p[0] >> 4 {
+	case 4:
+		return parseIPTCP(p, 0, false)
+	case 6:
+		return parseIPTCP(p, 0, true)
+	}
+	return t, false
+}
+
+// parseIPTCP finds the TCP header behind the IPv4 or IPv6 header at f[off:].
+func parseIPTCP(f []byte, off int, v6 bool) (t tcpFrame, ok bool) {
+	if !v6 {
+		if len(f) < off+20 || f[off]>>4 != 4 {
 			return t, false
 		}
-		break
+		ihl := int(f[off]&0x0f) * 4
+		if ihl < 20 || len(f) < off+ihl || f[off+9] != protoTCP {
+			return t, false
+		}
+		// No fragments: MF clear and offset 0.
+		if binary.BigEndian.Uint16(f[off+6:])&0x3fff != 0 {
+			return t, false
+		}
+		t.l3, t.l4 = off, off+ihl
+	} else {
+		if len(f) < off+ipv6HdrLen || f[off]>>4 != 6 || f[off+6] != protoTCP {
+			return t, false
+		}
+		t.l3, t.l4, t.v6 = off, off+ipv6HdrLen, true
 	}
 	if len(f) < t.l4+20 {
 		return t, false

@@ -25,8 +25,27 @@ func ParseTSO(frame []byte, h VnetHdr) (TSO, error) {
 		return TSO{}, ErrGSOType
 	}
 	t, ok := parseTCP(frame)
+	return newTSO(frame, t, ok, h)
+}
+
+// ParsePacketTSO checks a TCP super-packet with no Ethernet header, as a
+// TUN device with IFF_VNET_HDR hands it over (its h.CsumStart counts from
+// the IP header), against its virtio_net_hdr. Its segments are IP packets.
+func ParsePacketTSO(packet []byte, h VnetHdr) (TSO, error) {
+	if h.GSOType&^GSOECN != GSOTCPv4 && h.GSOType&^GSOECN != GSOTCPv6 {
+		return TSO{}, ErrGSOType
+	}
+	t, ok := parsePacketTCP(packet)
+	return newTSO(packet, t, ok, h)
+}
+
+// newTSO is the TSO of frame, whose headers parsing found (ok) at t.
+func newTSO(frame []byte, t tcpFrame, ok bool, h VnetHdr) (TSO, error) {
 	if !ok || t.l4 != int(h.CsumStart) || h.GSOSize == 0 {
 		return TSO{}, ErrShort
+	}
+	if t.v6 != (h.GSOType&^GSOECN == GSOTCPv6) {
+		return TSO{}, ErrGSOType
 	}
 	s := TSO{frame: frame, t: t, mss: int(h.GSOSize)}
 	s.segs = max(1, (len(frame)-t.hdrLen+s.mss-1)/s.mss)
@@ -43,7 +62,8 @@ func ParseTSO(frame []byte, h VnetHdr) (TSO, error) {
 // Segments is how many segments the super-frame makes.
 func (s *TSO) Segments() int { return s.segs }
 
-// HeaderLen is the length of each segment's headers: Ethernet, IP and TCP.
+// HeaderLen is the length of each segment's headers: Ethernet (unless
+// the super-frame is a bare IP packet), IP and TCP.
 func (s *TSO) HeaderLen() int { return s.t.hdrLen }
 
 // Segment writes segments first, first+1, ... as many as are left and

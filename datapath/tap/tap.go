@@ -44,7 +44,8 @@ type Config struct {
 	MAC net.HardwareAddr
 	// TUN makes a layer 3 device (IFF_TUN, "ppp%d"-like): reads and
 	// writes carry bare IP packets, with no Ethernet header and no packet
-	// information prefix. It takes neither Offload nor MAC.
+	// information prefix (with Offload, behind the virtio_net_hdr, whose
+	// offsets then count from the IP header). It takes no MAC.
 	TUN bool
 }
 
@@ -100,8 +101,8 @@ func Create(c Config) (*Device, error) {
 	if len(c.Name) >= unix.IFNAMSIZ {
 		return nil, fmt.Errorf("interface name %q: longer than %d bytes", c.Name, unix.IFNAMSIZ-1)
 	}
-	if c.TUN && (c.Offload || c.MAC != nil) {
-		return nil, fmt.Errorf("TUN %s: no offloads or MAC on a layer 3 device", c.Name)
+	if c.TUN && c.MAC != nil {
+		return nil, fmt.Errorf("TUN %s: no MAC on a layer 3 device", c.Name)
 	}
 	kind := "TAP"
 	flags := uint16(unix.IFF_TAP | unix.IFF_NO_PI)

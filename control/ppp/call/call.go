@@ -19,6 +19,17 @@
 //     version nibble, go out behind the negotiated PPP header with
 //     Session.Send, without allocation.
 //
+// The TUN has offloads unless Config.NoOffload says no (ul2tpd
+// --no-offload) or the kernel refuses them: it carries a virtio_net_hdr
+// and TSO and checksum offload are on, so the kernel hands the reader TCP
+// super-packets of up to 64 KiB and leaves checksums partial. The reader
+// completes partial checksums and cuts super-packets into MSS-sized IP
+// packets (package offload), each behind its PPP header, sent together
+// with Session.SendSegments (one sendmmsg, UDP GSO where it can). In the
+// other direction the Call is a datapath.PacketPayload: the receive pump
+// merges the TCP segments of a flow in one receive batch into a GSO
+// super-packet for the TUN, as GRO would.
+//
 // A goroutine per call rather than the engine's own: the Link is pure
 // protocol, but authentication (MS-CHAPv2's hashes), the TUN's ioctls and
 // a slow peer's retransmissions would otherwise sit on the goroutine that
@@ -38,6 +49,7 @@ import (
 	"github.com/ul2tp/ul2tp/control/ppp"
 	"github.com/ul2tp/ul2tp/control/ppp/auth"
 	"github.com/ul2tp/ul2tp/datapath"
+	"github.com/ul2tp/ul2tp/datapath/offload"
 	"github.com/ul2tp/ul2tp/datapath/tap"
 	"github.com/ul2tp/ul2tp/encap"
 )
@@ -115,6 +127,16 @@ type Config struct {
 	// unregisters the device, so ending many calls at once would start
 	// as many threads. nil: no bound.
 	CloseSlots chan struct{}
+	// NoOffload opens the TUN without a virtio_net_hdr and offloads:
+	// the kernel then hands over MTU-sized packets with full checksums
+	// (the fallback path, for comparison). With offloads, TCP
+	// super-packets are segmented here, and a TUN the kernel refuses
+	// them on is opened without.
+	NoOffload bool
+	// Buffers lends the TUN reader its buffers when the TUN has
+	// offloads (64 KiB and more); one may serve all of the owner's
+	// calls. nil: the Call has its own.
+	Buffers *TUNBuffers
 }
 
 // Status describes a Call.
@@ -140,6 +162,9 @@ type Call struct {
 	q    *tap.Queue
 	sess atomic.Pointer[datapath.Session]
 	link *ppp.Link
+	// noVnet is the virtio_net_hdr of packets written to a TUN with
+	// offloads: all zero, read only.
+	noVnet [offload.VnetHdrLen]byte
 
 	ctl      chan []byte
 	openWait time.Duration // before it opens LCP unprompted
@@ -185,7 +210,7 @@ func New(cfg Config) (*Call, error) {
 	if c.link, err = ppp.New(lc); err != nil {
 		return nil, fmt.Errorf("ppp call %d/%d: %w", cfg.TunnelID, cfg.SessionID, err)
 	}
-	if c.dev, err = tap.Create(tap.Config{Name: cfg.Name, TUN: true}); err != nil {
+	if c.dev, err = c.createTUN(); err != nil {
 		return nil, fmt.Errorf("ppp call %d/%d: %w", cfg.TunnelID, cfg.SessionID, err)
 	}
 	c.q = c.dev.Queues()[0]
@@ -193,6 +218,22 @@ func New(cfg Config) (*Call, error) {
 	c.st = Status{Phase: ppp.PhaseDead.String(), Interface: c.dev.Name()}
 	go c.run()
 	return c, nil
+}
+
+// createTUN makes the call's TUN, with offloads unless the Config says
+// no or the kernel refuses a TUN with a virtio_net_hdr.
+func (c *Call) createTUN() (*tap.Device, error) {
+	tc := tap.Config{Name: c.cfg.Name, TUN: true, Offload: !c.cfg.NoOffload}
+	d, err := tap.Create(tc)
+	if err == nil || !tc.Offload {
+		return d, err
+	}
+	tc.Offload = false
+	d, err2 := tap.Create(tc)
+	if err2 == nil {
+		c.log.Debug("ppp call: TUN without offloads", "tunnel_id", c.cfg.TunnelID, "session_id", c.cfg.SessionID, "err", err)
+	}
+	return d, err2
 }
 
 // openWait is how long a Call of cfg's role waits for the peer's first
@@ -268,13 +309,13 @@ func (c *Call) Deliver(frame []byte) {
 	}
 	if proto == encap.PPPIPv4 {
 		if c.ip4.Load() {
-			c.q.Write(frame[off:])
+			c.writeTUN(frame[off:])
 		}
 		return
 	}
 	if proto == encap.PPPIPv6 {
 		if c.ip6.Load() {
-			c.q.Write(frame[off:])
+			c.writeTUN(frame[off:])
 		}
 		return
 	}
@@ -286,6 +327,39 @@ func (c *Call) Deliver(frame []byte) {
 			d.Add(1)
 		}
 	}
+}
+
+// PacketOffset is datapath.PacketPayload's: for a TUN with offloads, the
+// receive pump coalesces the IPv4 and IPv6 packets of the call (of a
+// version whose NCP is open) and writes them with WritePacket; -1 sends
+// every other frame to Deliver.
+func (c *Call) PacketOffset(frame []byte) int {
+	if !c.dev.VnetHdr() {
+		return -1
+	}
+	proto, off, err := encap.ParsePPP(frame)
+	if err != nil || off == len(frame) {
+		return -1
+	}
+	if proto == encap.PPPIPv4 && c.ip4.Load() || proto == encap.PPPIPv6 && c.ip6.Load() {
+		return off
+	}
+	return -1
+}
+
+// WritePacket is datapath.PacketPayload's: it writes a packet, given as
+// its virtio_net_hdr and pieces, to the TUN.
+func (c *Call) WritePacket(parts [][]byte) error { return c.q.WriteParts(parts) }
+
+// writeTUN writes a received IP packet to the TUN, behind a virtio_net_hdr
+// saying nothing (no GSO, checksums to check) if the TUN has one.
+func (c *Call) writeTUN(pkt []byte) {
+	if !c.dev.VnetHdr() {
+		c.q.Write(pkt)
+		return
+	}
+	parts := [2][]byte{c.noVnet[:], pkt}
+	c.q.WriteParts(parts[:])
 }
 
 // send is the Link's Send: control frames to the peer.

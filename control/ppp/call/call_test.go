@@ -69,7 +69,11 @@ type rig struct {
 func benchCall(b testing.TB) *Call { return newRig(b).c }
 
 // newRig makes a rig. It skips without root.
-func newRig(b testing.TB) *rig {
+func newRig(b testing.TB) *rig { return newRigOffload(b, false) }
+
+// newRigOffload makes a rig whose TUN has offloads (a virtio_net_hdr and
+// TSO) if offload.
+func newRigOffload(b testing.TB, offload bool) *rig {
 	b.Helper()
 	if os.Geteuid() != 0 {
 		b.Skip("needs root for a TUN device")
@@ -83,7 +87,7 @@ func newRig(b testing.TB) *rig {
 			errc <- err
 			return
 		}
-		d, err := tap.Create(tap.Config{Name: "bppp%d", TUN: true})
+		d, err := tap.Create(tap.Config{Name: "bppp%d", TUN: true, Offload: offload})
 		if err == nil {
 			err = tap.SetNoLinkLocal(d.Name())
 		}
