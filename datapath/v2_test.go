@@ -481,13 +481,16 @@ func BenchmarkV2Receive(b *testing.B) {
 	}
 }
 
-func BenchmarkV2Send(b *testing.B) {
+// seqSessionToSink makes an L2TPv2 session with send_seq on whose peer is
+// a socket on loopback that drains what it gets, for the send benchmarks.
+func seqSessionToSink(b *testing.B) *Session {
+	b.Helper()
 	p, l := newLoopPlane(b)
 	peer, err := conn.Listen(conn.UDP, netip.MustParseAddrPort("127.0.0.1:0"), conn.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer peer.Close()
+	b.Cleanup(func() { peer.Close() })
 	go func() { // drain
 		rb := peer.NewBatch(32)
 		for i := range rb.Msgs {
@@ -504,6 +507,11 @@ func BenchmarkV2Send(b *testing.B) {
 	if err := p.ModifySession(1, 3, SessionModify{SendSeq: &on}); err != nil {
 		b.Fatal(err)
 	}
+	return s
+}
+
+func BenchmarkV2Send(b *testing.B) {
+	s := seqSessionToSink(b)
 	frame := bytes.Repeat([]byte{0x21}, 1400)
 	b.ReportAllocs()
 	b.SetBytes(int64(len(frame)))
@@ -605,28 +613,7 @@ func TestV2SendSegments(t *testing.T) {
 }
 
 func BenchmarkV2SendSegments(b *testing.B) {
-	p, l := newLoopPlane(b)
-	peer, err := conn.Listen(conn.UDP, netip.MustParseAddrPort("127.0.0.1:0"), conn.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer peer.Close()
-	go func() { // drain
-		rb := peer.NewBatch(32)
-		for i := range rb.Msgs {
-			rb.Msgs[i].Buf = make([]byte, 2048)
-		}
-		for {
-			if _, err := peer.Recv(rb); err != nil {
-				return
-			}
-		}
-	}()
-	s := addV2(b, p, l, peer.LocalAddr(), 1, 2, 3, 4, &countPayload{})
-	on := true
-	if err := p.ModifySession(1, 3, SessionModify{SendSeq: &on}); err != nil {
-		b.Fatal(err)
-	}
+	s := seqSessionToSink(b)
 	const segs, stride = 44, encap.V2MaxDataHeaderLen + 4 + 52
 	hdrs := make([]byte, segs*stride)
 	payloads := make([][]byte, segs)

@@ -267,30 +267,9 @@ func TestTUNPointToPoint(t *testing.T) {
 		}
 		defer d.Close()
 		local, peer := netip.MustParseAddr("10.99.0.1"), netip.MustParseAddr("10.99.0.2")
-		if err := SetPointToPoint4(d.Name(), local, peer); err != nil {
-			return err
-		}
-		if err := SetUp(d.Name()); err != nil {
-			return err
-		}
-		c, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: peer.AsSlice(), Port: 9})
+		p, err := helloThroughTUN(d, local, peer, 0)
 		if err != nil {
 			return err
-		}
-		defer c.Close()
-		if _, err := c.Write([]byte("hello")); err != nil {
-			return err
-		}
-		bufs, sizes := [][]byte{make([]byte, 2048)}, []int{0}
-		var p []byte
-		for range 10 { // skip the kernel's own IPv6 router solicitations
-			n, err := d.Queues()[0].Read(bufs, sizes, 4)
-			if err != nil || n != 1 {
-				return fmt.Errorf("read %d packets: %v", n, err)
-			}
-			if p = bufs[0][4 : 4+sizes[0]]; p[0]>>4 == 4 {
-				break
-			}
 		}
 		if p[0]>>4 != 4 || !bytes.Equal(p[12:16], local.AsSlice()) || !bytes.Equal(p[16:20], peer.AsSlice()) || !bytes.HasSuffix(p, []byte("hello")) {
 			return fmt.Errorf("packet % x: want IPv4 %s -> %s with the datagram", p, local, peer)
@@ -300,6 +279,39 @@ func TestTUNPointToPoint(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// helloThroughTUN gives TUN d the IPv4 point-to-point addresses local and
+// peer, brings it up, sends a "hello" datagram to peer and returns the
+// first IPv4 packet read from d (the kernel's own IPv6 packets skipped),
+// with the skip bytes before it (the virtio_net_hdr of a TUN with one).
+func helloThroughTUN(d *Device, local, peer netip.Addr, skip int) ([]byte, error) {
+	if err := SetPointToPoint4(d.Name(), local, peer); err != nil {
+		return nil, err
+	}
+	if err := SetUp(d.Name()); err != nil {
+		return nil, err
+	}
+	c, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: peer.AsSlice(), Port: 9})
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("hello")); err != nil {
+		return nil, err
+	}
+	bufs, sizes := [][]byte{make([]byte, 2048)}, []int{0}
+	var p []byte
+	for range 10 {
+		n, err := d.Queues()[0].Read(bufs, sizes, 4)
+		if err != nil || n != 1 {
+			return nil, fmt.Errorf("read %d packets: %v", n, err)
+		}
+		if p = bufs[0][4 : 4+sizes[0]]; len(p) > skip && p[skip]>>4 == 4 {
+			break
+		}
+	}
+	return p, nil
 }
 
 // TestTUNOffload makes a TUN device with a virtio_net_hdr and offloads: a
@@ -318,30 +330,9 @@ func TestTUNOffload(t *testing.T) {
 			return fmt.Errorf("vnet header %v, offloads %v: want both", d.VnetHdr(), d.Offloads())
 		}
 		local, peer := netip.MustParseAddr("10.99.0.1"), netip.MustParseAddr("10.99.0.2")
-		if err := SetPointToPoint4(d.Name(), local, peer); err != nil {
-			return err
-		}
-		if err := SetUp(d.Name()); err != nil {
-			return err
-		}
-		c, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: peer.AsSlice(), Port: 9})
+		b, err := helloThroughTUN(d, local, peer, 10)
 		if err != nil {
 			return err
-		}
-		defer c.Close()
-		if _, err := c.Write([]byte("hello")); err != nil {
-			return err
-		}
-		bufs, sizes := [][]byte{make([]byte, 2048)}, []int{0}
-		var b []byte
-		for range 10 { // skip the kernel's own IPv6 packets
-			n, err := d.Queues()[0].Read(bufs, sizes, 4)
-			if err != nil || n != 1 {
-				return fmt.Errorf("read %d packets: %v", n, err)
-			}
-			if b = bufs[0][4 : 4+sizes[0]]; len(b) > 10 && b[10]>>4 == 4 {
-				break
-			}
 		}
 		if len(b) < 10+28 {
 			return fmt.Errorf("read % x: too short", b)
